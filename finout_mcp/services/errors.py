@@ -1,0 +1,26 @@
+"""Errors a model can fix by changing its input.
+
+Services raise :class:`InputError` for bad arguments (unknown view, bad date, invalid
+filter). The MCP layer turns it into a tool error whose text is ``str(err)``: the
+message must say what was wrong *and* how to fix it, and must never contain a secret.
+"""
+
+from __future__ import annotations
+
+
+class InputError(Exception):
+    """Bad input from the caller; ``str()`` is the full, model-facing message."""
+
+    def __init__(self, message: str, *, hint: str | None = None, candidates: list[str] | None = None) -> None:
+        self.message = message
+        self.hint = hint
+        self.candidates = candidates or []
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        if self.candidates:
+            parts.append("Closest matches: " + ", ".join(self.candidates) + ".")
+        if self.hint:
+            parts.append(self.hint)
+        return " ".join(parts)
