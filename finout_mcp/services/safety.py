@@ -1,0 +1,433 @@
+"""Write-safety helpers: pure functions used before anything is written to Finout.
+
+- secrets: :func:`mask_secret_url`, :func:`mask_endpoint`, :func:`scrub_secrets`
+  (Slack webhook URLs are secrets; so is the Finout secret key);
+- input validation: :func:`validate_email`, :func:`validate_slack_webhook`,
+  :func:`validate_name`, :func:`validate_metadata_values` (raise :class:`InputError`);
+- metadata merge: :func:`merge_metadata`;
+- comparisons for dry-runs and idempotent creates: :func:`canonical_json`,
+  :func:`diff_rules`, :func:`diff_tag`, :func:`same_content`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Iterable
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, Field
+
+from finout_mcp.api.models import (
+    Endpoint,
+    TagReference,
+    ValueMetadata,
+    VirtualTag,
+    VirtualTagRule,
+    VirtualTagWrite,
+)
+from finout_mcp.services.errors import InputError
+from finout_mcp.services.fencing import fence, fence_all
+
+SECRET_MASK = "******"
+SLACK_HOSTS = frozenset({"hooks.slack.com", "hooks.slack-gov.com"})
+MAX_NAME_LENGTH = 200
+MAX_EMAIL_LENGTH = 254
+
+_SLACK_URL_RE = re.compile(r"https?://hooks\.slack(?:-gov)?\.com/services/[^\s\"'<>`]*", re.IGNORECASE)
+
+# ----------------------------------------------------------------------------- secrets
+
+
+def mask_secret_url(url: str) -> str:
+    """``https://hooks.slack.com/…XXXX``: scheme and host, then only the last four characters."""
+    url = url.strip()
+    tail = url[-4:] if len(url) >= 16 else ""
+    try:
+        parts = urlsplit(url)
+        scheme, host = parts.scheme, parts.hostname
+    except ValueError:
+        scheme, host = "", None
+    if scheme and host:
+        return f"{scheme}://{host}/…{tail}"
+    return f"…{tail}" if tail else SECRET_MASK
+
+
+def _looks_secret_url(value: str) -> bool:
+    return bool(_SLACK_URL_RE.search(value))
+
+
+def mask_endpoint(endpoint: Endpoint) -> Endpoint:
+    """A copy with a Slack ``to`` (or any webhook-looking ``to``) masked; e-mail shown as is."""
+    cfg = endpoint.configuration
+    if cfg is None or not cfg.to:
+        return endpoint
+    if endpoint.type.lower() == "slack" or _looks_secret_url(cfg.to):
+        new_cfg = cfg.model_copy(update={"to": mask_secret_url(cfg.to)})
+        return endpoint.model_copy(update={"configuration": new_cfg})
+    return endpoint
+
+
+def scrub_secrets(text: str, secrets: Iterable[str] = ()) -> str:
+    """Replace the given secret strings and every Slack webhook URL in ``text`` with a mask."""
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, SECRET_MASK)
+    return _SLACK_URL_RE.sub(lambda m: mask_secret_url(m.group(0)), text)
+
+
+def scrub_json(value: Any, secrets: Iterable[str] = ()) -> Any:
+    """:func:`scrub_secrets` applied to every string in a JSON value; Slack endpoint ``to`` masked."""
+    secret_list = list(secrets)
+    if isinstance(value, str):
+        return scrub_secrets(value, secret_list)
+    if isinstance(value, list):
+        return [scrub_json(v, secret_list) for v in value]
+    if isinstance(value, dict):
+        out = {k: scrub_json(v, secret_list) for k, v in value.items()}
+        cfg = out.get("configuration")
+        if str(out.get("type", "")).lower() == "slack" and isinstance(cfg, dict) and cfg.get("to"):
+            to = str(cfg["to"])
+            if not to.startswith(("https://hooks.slack.com/…", "https://hooks.slack-gov.com/…")):
+                out["configuration"] = {**cfg, "to": mask_secret_url(to)}
+        return out
+    return value
+
+
+# ----------------------------------------------------------------------------- validation
+
+_LOCAL_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
+_LABEL_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+_TLD_RE = re.compile(r"^(?:[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{1,59})$")
+_EMAIL_EXAMPLE = "Use an address such as finops@example.com (several: separate them with commas)."
+
+
+def _has_control(value: str) -> bool:
+    return any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in value)
+
+
+def _email_problem(addr: str) -> str | None:
+    if not addr:
+        return "it is empty"
+    if len(addr) > MAX_EMAIL_LENGTH:
+        return f"it is longer than {MAX_EMAIL_LENGTH} characters"
+    if _has_control(addr) or any(ch.isspace() for ch in addr):
+        return "it contains whitespace, a line break or a control character"
+    if not addr.isascii():
+        return "it contains non-ASCII characters (write an international domain in its xn-- form)"
+    if addr.count("@") != 1:
+        return "it must contain exactly one @"
+    local, domain = addr.split("@")
+    if not local or len(local) > 64 or not _LOCAL_RE.match(local):
+        return "the part before @ is not a valid mailbox name"
+    labels = domain.split(".")
+    if len(labels) < 2 or not all(_LABEL_RE.match(lbl) for lbl in labels) or not _TLD_RE.match(labels[-1]):
+        return "the part after @ is not a domain like example.com"
+    return None
+
+
+def validate_email(addr: str) -> str:
+    """One address or several separated by commas; returns them comma-joined, trimmed.
+
+    Raises :class:`InputError` naming the first bad address and what is wrong with it.
+    """
+    if not isinstance(addr, str) or not addr.strip():
+        raise InputError("The e-mail address is empty.", hint=_EMAIL_EXAMPLE)
+    if "\n" in addr or "\r" in addr:
+        raise InputError(f"The e-mail address {fence(addr)} contains a line break.", hint=_EMAIL_EXAMPLE)
+    parts = [p.strip() for p in addr.split(",")]
+    good: list[str] = []
+    for part in parts:
+        problem = _email_problem(part)
+        if problem:
+            raise InputError(f"{fence(part)} is not a valid e-mail address: {problem}.", hint=_EMAIL_EXAMPLE)
+        if part.lower() not in {g.lower() for g in good}:
+            good.append(part)
+    return ",".join(good)
+
+
+_WEBHOOK_HINT = (
+    "A Slack endpoint needs an incoming-webhook URL of the form "
+    "https://hooks.slack.com/services/T…/B…/… (or hooks.slack-gov.com), copied from Slack's "
+    "'Incoming Webhooks' settings."
+)
+
+
+def validate_slack_webhook(url: str) -> str:
+    """The trimmed URL if it is a Slack incoming webhook, else :class:`InputError`.
+
+    The message never repeats the URL (it may be a secret): only its masked form.
+    """
+    if not isinstance(url, str) or not url.strip():
+        raise InputError("The Slack webhook URL is empty.", hint=_WEBHOOK_HINT)
+    url = url.strip()
+    masked = mask_secret_url(url)
+
+    def bad(why: str) -> InputError:
+        return InputError(f"The Slack webhook URL ({masked}) is not accepted: {why}.", hint=_WEBHOOK_HINT)
+
+    if _has_control(url) or any(ch.isspace() for ch in url):
+        raise bad("it contains whitespace or control characters")
+    if "\\" in url or not url.isascii():
+        raise bad("it contains backslashes or non-ASCII characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise bad("it is not a well-formed URL") from None
+    if parts.scheme.lower() != "https":
+        raise bad("it must start with https://")
+    if "@" in parts.netloc:
+        raise bad("it must not contain a user name or password")
+    if port not in (None, 443):
+        raise bad("it must not name a port")
+    if (parts.hostname or "") not in SLACK_HOSTS or parts.netloc.split(":")[0].lower() not in SLACK_HOSTS:
+        raise bad("the host must be exactly hooks.slack.com (or hooks.slack-gov.com)")
+    segments = [s for s in parts.path.split("/") if s]
+    if not parts.path.startswith("/services/") or len(segments) < 2:
+        raise bad("the path must start with /services/")
+    if parts.fragment:
+        raise bad("it must not contain a #fragment")
+    return url
+
+
+def validate_name(name: str, what: str = "virtual tag name") -> str:
+    """Stripped name: non-empty, ≤ 200 characters, no line breaks or control characters."""
+    if not isinstance(name, str):
+        raise InputError(f"The {what} must be a string.")
+    stripped = name.strip()
+    if not stripped:
+        raise InputError(f"The {what} is empty.", hint=f"Give a short, human-readable {what}.")
+    if len(stripped) > MAX_NAME_LENGTH:
+        raise InputError(
+            f"The {what} is {len(stripped)} characters long; at most {MAX_NAME_LENGTH} are allowed.",
+            hint="Shorten it.",
+        )
+    if _has_control(stripped):
+        raise InputError(
+            f"The {what} {fence(stripped)} contains a line break or control character.",
+            hint="Use a single line of plain text.",
+        )
+    return stripped
+
+
+def validate_metadata_values(metadata: dict[str, ValueMetadata]) -> None:
+    """Finout metadata value names must be non-empty and cannot contain dots."""
+    empty = [k for k in metadata if not k.strip()]
+    dotted = [k for k in metadata if "." in k]
+    problems: list[str] = []
+    if empty:
+        problems.append("empty value names are not allowed")
+    if dotted:
+        suggestions = ", ".join(f"{fence(k)} → {fence(k.replace('.', '-'))}" for k in dotted)
+        problems.append(
+            f"value names cannot contain dots: {fence_all(dotted)}; replace each dot with '-' or '_' "
+            f"(e.g. {suggestions}) and use the same name in the tag's rules"
+        )
+    if problems:
+        raise InputError("Invalid virtual tag metadata: " + "; ".join(problems) + ".")
+
+
+def _union(a: list[str], b: list[str]) -> list[str]:
+    out: list[str] = []
+    for x in [*a, *b]:
+        if x not in out:
+            out.append(x)
+    return out
+
+
+def merge_metadata(
+    current: dict[str, ValueMetadata], incoming: dict[str, ValueMetadata]
+) -> dict[str, ValueMetadata]:
+    """Merge ``incoming`` into ``current``: lists unioned (order kept), customMetadata dict-merged.
+
+    Values absent from ``incoming`` are kept as they are; incoming wins per customMetadata key.
+    """
+    merged: dict[str, ValueMetadata] = {k: v.model_copy(deep=True) for k, v in current.items()}
+    for value, inc in incoming.items():
+        cur = merged.get(value)
+        if cur is None:
+            merged[value] = inc.model_copy(deep=True)
+            continue
+        merged[value] = cur.model_copy(
+            update={
+                "groups": _union(cur.groups, inc.groups),
+                "endpoints": _union(cur.endpoints, inc.endpoints),
+                "custom_metadata": {**cur.custom_metadata, **inc.custom_metadata},
+            }
+        )
+    return merged
+
+
+# ----------------------------------------------------------------------------- canonical comparison
+
+_SET_OPERATORS = frozenset({"oneOf", "notOneOf"})
+
+
+def strip_display_names(value: Any) -> Any:
+    """A copy of a filter (or any JSON) without ``displayName`` keys, which must never be sent back."""
+    if isinstance(value, dict):
+        return {k: strip_display_names(v) for k, v in value.items() if k != "displayName"}
+    if isinstance(value, list):
+        return [strip_display_names(v) for v in value]
+    return value
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def canonical_filter(flt: Any) -> Any:
+    """A filter in a canonical form: no displayName, AND/OR children sorted, oneOf values a sorted set."""
+    if isinstance(flt, list):
+        return sorted((canonical_filter(x) for x in flt), key=_dumps)
+    if not isinstance(flt, dict):
+        return flt
+    out: dict[str, Any] = {}
+    for k, v in flt.items():
+        if k == "displayName":
+            continue
+        if k in ("AND", "OR") and isinstance(v, list):
+            out[k] = sorted((canonical_filter(x) for x in v), key=_dumps)
+        elif k == "value" and flt.get("operator") in _SET_OPERATORS and isinstance(v, list):
+            out[k] = sorted({_dumps(x) if not isinstance(x, str) else x for x in v})
+        else:
+            out[k] = canonical_filter(v) if isinstance(v, dict) else v
+    return out
+
+
+def canonical_json(flt: Any) -> str:
+    """Canonical JSON text of a filter: equal for filters that differ only in irrelevant order."""
+    return _dumps(canonical_filter(flt))
+
+
+def _to_text(to: str | TagReference) -> str:
+    return to if isinstance(to, str) else f"value of virtual tag {to.key}"
+
+
+def _rule_obj(rule: VirtualTagRule | dict[str, Any]) -> VirtualTagRule:
+    return rule if isinstance(rule, VirtualTagRule) else VirtualTagRule.model_validate(rule)
+
+
+def canonical_rule(rule: VirtualTagRule | dict[str, Any]) -> str:
+    r = _rule_obj(rule)
+    to: Any = r.to if isinstance(r.to, str) else {"key": r.to.key, "costCenter": r.to.cost_center}
+    timeframe = r.timeframe.wire() if r.timeframe else None
+    return _dumps({"to": to, "filters": canonical_filter(r.filters), "timeframe": timeframe or None})
+
+
+ChangeKind = Literal["added", "removed", "changed", "unchanged", "moved"]
+
+
+class RuleDiff(BaseModel):
+    index: int = Field(description="Position in the new rules (in the old rules for a removed rule).")
+    change: ChangeKind
+    before_index: int | None = None
+    after_index: int | None = None
+    before_to: str | None = None
+    after_to: str | None = None
+    before_filters: dict[str, Any] | None = None
+    after_filters: dict[str, Any] | None = None
+
+
+class TagDiff(BaseModel):
+    name_changed: bool
+    before_name: str
+    after_name: str
+    default_changed: bool
+    before_default: str | None
+    after_default: str | None
+    rules: list[RuleDiff]
+    counts: dict[str, int]
+    summary: str
+
+
+def diff_rules(before: list[VirtualTagRule], after: list[VirtualTagRule]) -> list[RuleDiff]:
+    """Rule-by-rule diff: identical rules pair up (same place: unchanged, elsewhere: moved);
+    a new rule at the position of an unpaired old one is 'changed'; the rest added/removed."""
+    b_rules = [_rule_obj(r) for r in before]
+    a_rules = [_rule_obj(r) for r in after]
+    b_keys = [canonical_rule(r) for r in b_rules]
+    a_keys = [canonical_rule(r) for r in a_rules]
+    pair: dict[int, int] = {}  # after index -> before index
+    used: set[int] = set()
+    for j, key in enumerate(a_keys):  # same position first
+        if j < len(b_keys) and b_keys[j] == key:
+            pair[j] = j
+            used.add(j)
+    for j, key in enumerate(a_keys):
+        if j in pair:
+            continue
+        for i, bkey in enumerate(b_keys):
+            if i not in used and bkey == key:
+                pair[j] = i
+                used.add(i)
+                break
+
+    def make(change: ChangeKind, i: int | None, j: int | None) -> RuleDiff:
+        b = b_rules[i] if i is not None else None
+        a = a_rules[j] if j is not None else None
+        return RuleDiff(
+            index=j if j is not None else (i if i is not None else 0),
+            change=change,
+            before_index=i,
+            after_index=j,
+            before_to=_to_text(b.to) if b else None,
+            after_to=_to_text(a.to) if a else None,
+            before_filters=strip_display_names(b.filters) if b else None,
+            after_filters=strip_display_names(a.filters) if a else None,
+        )
+
+    out: list[RuleDiff] = []
+    for j in range(len(a_rules)):
+        if j in pair:
+            out.append(make("unchanged" if pair[j] == j else "moved", pair[j], j))
+        elif j < len(b_rules) and j not in used:
+            used.add(j)
+            out.append(make("changed", j, j))
+        else:
+            out.append(make("added", None, j))
+    out.extend(make("removed", i, None) for i in range(len(b_rules)) if i not in used)
+    return out
+
+
+def diff_tag(before: VirtualTag, after_body: VirtualTagWrite) -> TagDiff:
+    """What a PUT of ``after_body`` would change in ``before``: name, default value, rules."""
+    rules = diff_rules(before.rules, after_body.rules)
+    counts = {k: 0 for k in ("added", "removed", "changed", "moved", "unchanged")}
+    for r in rules:
+        counts[r.change] += 1
+    name_changed = before.name != after_body.name
+    default_changed = (before.default_value or None) != (after_body.default_value or None)
+    parts: list[str] = []
+    if name_changed:
+        parts.append(f"name {fence(before.name)} → {fence(after_body.name)}")
+    if default_changed:
+        parts.append(
+            f"default value {fence(before.default_value or '')} → {fence(after_body.default_value or '')}"
+        )
+    rule_bits = [f"{n} {k}" for k, n in counts.items() if n and k != "unchanged"]
+    parts.append(("rules: " + ", ".join(rule_bits)) if rule_bits else "rules unchanged")
+    if counts["unchanged"] and rule_bits:
+        parts[-1] += f" ({counts['unchanged']} unchanged)"
+    return TagDiff(
+        name_changed=name_changed,
+        before_name=before.name,
+        after_name=after_body.name,
+        default_changed=default_changed,
+        before_default=before.default_value,
+        after_default=after_body.default_value,
+        rules=rules,
+        counts=counts,
+        summary="; ".join(parts) + ".",
+    )
+
+
+def same_content(existing: VirtualTag, body: VirtualTagWrite) -> bool:
+    """True if creating ``body`` would produce ``existing`` again (displayName and child order ignored)."""
+    if existing.name.strip() != body.name.strip():
+        return False
+    if (existing.default_value or None) != (body.default_value or None):
+        return False
+    return [canonical_rule(r) for r in existing.rules] == [canonical_rule(r) for r in body.rules]
