@@ -1,0 +1,169 @@
+"""Command line: ``finout-mcp [--demo] [--read-only] [--transport ...]`` and ``finout-mcp sandbox``.
+
+Kept small and import-light: heavy modules load only once we know what to run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from finout_mcp import __version__
+
+TTY_HELP = """\
+finout-mcp {version} is an MCP server: it speaks JSON-RPC on stdin/stdout and is meant to be
+started by an MCP client, not typed at. To use it:
+  Claude Desktop: add it to claude_desktop_config.json (see claude_desktop_config.example.json)
+  Claude Code:    claude mcp add finout -- finout-mcp{demo_flag}
+  Inspector:      npx @modelcontextprotocol/inspector finout-mcp{demo_flag}
+  Over HTTP:      finout-mcp{demo_flag} --transport streamable-http --port 8000  (then http://127.0.0.1:8000/mcp)
+Waiting for a client on stdin; press Ctrl-C to quit.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="finout-mcp",
+        description="MCP server for the Finout cloud-cost API (stdio by default).",
+    )
+    p.add_argument("--version", action="version", version=f"finout-mcp {__version__}")
+    p.add_argument("--demo", action="store_true", help="serve the built-in sandbox account (no credentials)")
+    p.add_argument(
+        "--read-only",
+        action="store_true",
+        help="do not even list the write tools (or FINOUT_MCP_READ_ONLY=1)",
+    )
+    p.add_argument("--transport", choices=["stdio", "sse", "streamable-http"], default="stdio")
+    p.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
+    p.add_argument(
+        "--stateless",
+        action="store_true",
+        help="streamable HTTP without server-side sessions (for several replicas behind a load balancer)",
+    )
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="extra Host header to accept (e.g. the load balancer's name); repeatable",
+    )
+    p.add_argument(
+        "--toolsets",
+        default=None,
+        help="comma-separated domains to expose: views,megabill,composer,virtual_tags,metadata,"
+        "costguard,endpoints,changes (default all)",
+    )
+    p.add_argument(
+        "--log-level", default=None, help="DEBUG, INFO, WARNING (default), ERROR; logs go to stderr"
+    )
+    sub = p.add_subparsers(dest="command")
+    sb = sub.add_parser(
+        "sandbox", help="serve the sandbox Finout API over HTTP (for curl, tests, benchmarks)"
+    )
+    sb.add_argument("--host", default="127.0.0.1")
+    sb.add_argument("--port", type=int, default=8080)
+    sb.add_argument("--seed", type=int, default=7)
+    sb.add_argument("--scale", choices=["demo", "large"], default="demo")
+    sb.add_argument("--latency-ms", type=float, default=0.0)
+    return p
+
+
+def _setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper() if level.upper() in logging.getLevelNamesMapping() else "WARNING")
+
+
+def _fail(message: str) -> int:
+    sys.stderr.write(f"finout-mcp: {message}\n")
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.log_level or os.environ.get("FINOUT_MCP_LOG_LEVEL", "WARNING"))
+
+    if args.command == "sandbox":
+        import anyio
+
+        from finout_mcp.sandbox import serve
+
+        sys.stderr.write(f"finout-mcp: sandbox Finout API on http://{args.host}:{args.port}/v1\n")
+        try:
+            anyio.run(
+                lambda: serve(
+                    args.host, args.port, seed=args.seed, scale=args.scale, latency_ms=args.latency_ms
+                )
+            )
+        except KeyboardInterrupt:
+            pass
+        return 0
+
+    from finout_mcp.config import ConfigError, load_settings
+
+    overrides: dict[str, object] = {"demo": args.demo}
+    if args.read_only:
+        overrides["read_only"] = True
+    if args.log_level:
+        overrides["log_level"] = args.log_level
+    try:
+        settings = load_settings(**overrides)
+    except ConfigError as exc:
+        return _fail(str(exc))
+
+    token = settings.auth_token.get_secret_value() if settings.auth_token else None
+    if args.transport != "stdio":
+        from finout_mcp.server.http import is_loopback
+
+        if not is_loopback(args.host) and not token:
+            return _fail(
+                f"refusing to serve HTTP on {args.host}, which is not a loopback address, without a token. "
+                "Set FINOUT_MCP_AUTH_TOKEN to a long random secret (clients then send "
+                "'Authorization: Bearer <token>'), or bind --host 127.0.0.1."
+            )
+        if not 0 < args.port < 65536:
+            return _fail(f"--port {args.port} is not a TCP port; use 1-65535.")
+
+    from finout_mcp.server.app import build_server, parse_toolsets
+
+    try:
+        toolsets = parse_toolsets(args.toolsets)
+    except ValueError as exc:
+        return _fail(f"--toolsets: {exc}")
+    server = build_server(settings, toolsets=toolsets)
+
+    try:
+        if args.transport == "stdio":
+            if sys.stdin.isatty():
+                sys.stderr.write(
+                    TTY_HELP.format(version=__version__, demo_flag=" --demo" if args.demo else "")
+                )
+            server.run("stdio")
+        else:
+            import anyio
+
+            from finout_mcp.server.http import build_http_app, serve_http
+
+            app = build_http_app(
+                server,
+                args.transport,
+                host=args.host,
+                port=args.port,
+                token=token,
+                stateless=args.stateless,
+                extra_hosts=args.allowed_host,
+            )
+            path = "/sse" if args.transport == "sse" else "/mcp"
+            sys.stderr.write(
+                f"finout-mcp: serving {args.transport} on http://{args.host}:{args.port}{path}\n"
+            )
+            anyio.run(serve_http, app, args.host, args.port, settings.log_level)
+    except KeyboardInterrupt:
+        pass
+    return 0

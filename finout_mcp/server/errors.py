@@ -1,0 +1,94 @@
+"""One place for what leaves a tool: compact results and errors a model can act on.
+
+Tools are wrapped with :func:`tool_guard`:
+- a pydantic result becomes a ``CallToolResult`` whose structured content is the full model
+  and whose text is compact JSON (no indentation, no null fields): the SDK's default
+  pretty-printing roughly doubles what a model has to read;
+- Finout API errors become tool errors that name the HTTP status, what to do and Finout's
+  ``requestId``; input errors carry their own fix; anything unexpected is logged (stderr,
+  with traceback) and reported as an internal error without a traceback;
+- every outgoing string is scrubbed of secrets (the secret key, the HTTP token, Slack
+  webhook URLs), in results and errors alike.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
+
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, TextContent
+from pydantic import BaseModel, ValidationError
+
+from finout_mcp.api.errors import FinoutError
+from finout_mcp.services.errors import InputError
+from finout_mcp.services.safety import scrub_json, scrub_secrets
+
+log = logging.getLogger("finout_mcp.server")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def describe(exc: BaseException, secrets: list[str] | None = None) -> str:
+    """The model-facing text for an exception."""
+    if isinstance(exc, FinoutError):
+        text = str(exc)
+        retry = "This is temporary: retry in a moment." if exc.retryable else "Retrying as is will not help."
+        if retry not in text:
+            text = f"{text} {retry}"
+    elif isinstance(exc, InputError):
+        text = str(exc)
+    elif isinstance(exc, ValidationError):
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        text = f"Invalid input: {problems}. Fix these fields and call again."
+    else:
+        text = (
+            f"Internal error in finout-mcp ({type(exc).__name__}); it was logged on the server. "
+            "Retry once; if it persists, report it."
+        )
+    return scrub_secrets(text, secrets or [])
+
+
+def tool_guard(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Wrap a tool so no exception leaves it except a :class:`ToolError` with a useful message."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            result = await fn(*args, **kwargs)
+            if isinstance(result, BaseModel):
+                return compact_result(result, _secrets_from(kwargs))  # type: ignore[return-value]
+            return result
+        except ToolError:
+            raise
+        except (FinoutError, InputError, ValidationError) as exc:
+            log.info("tool %s refused: %s", fn.__name__, type(exc).__name__)
+            raise ToolError(describe(exc, _secrets_from(kwargs))) from None
+        except Exception as exc:
+            log.exception("tool %s failed unexpectedly", fn.__name__)
+            raise ToolError(describe(exc)) from None
+
+    return wrapper
+
+
+def compact_result(model: BaseModel, secrets: list[str]) -> CallToolResult:
+    """Structured content in full; text as compact JSON without nulls; both scrubbed."""
+    structured = scrub_json(model.model_dump(mode="json", by_alias=True), secrets)
+    text_data = scrub_json(model.model_dump(mode="json", by_alias=True, exclude_none=True), secrets)
+    text = json.dumps(text_data, ensure_ascii=False, separators=(",", ":"))
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured)
+
+
+def _secrets_from(kwargs: dict[str, Any]) -> list[str]:
+    ctx = kwargs.get("ctx")
+    try:
+        state = ctx.request_context.lifespan_context  # type: ignore[union-attr]
+        return list(state.secrets)
+    except Exception:
+        return []

@@ -1,0 +1,104 @@
+"""Prompts that lead an assistant through the right tools, in order."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from mcp.server import MCPServer
+from pydantic import Field
+
+from finout_mcp.services.fencing import fence
+
+
+def register(server: MCPServer) -> None:
+    @server.prompt(title="Monthly cost review")
+    def monthly_cost_review(
+        month: Annotated[
+            str | None, Field(description="Month to review, YYYY-MM; default: last full month.")
+        ] = None,
+        view: Annotated[str | None, Field(description="View id or name; default: the broadest view.")] = None,
+    ) -> str:
+        """Review one month's spend against the month before."""
+        when = f"start={month}-01 and end=the last day of {month}" if month else 'period="last_month"'
+        which = f"the view {fence(view)}" if view else "the broadest view (e.g. one grouped by service)"
+        return (
+            "Run a monthly cost review of our Finout account.\n"
+            f"1. Call list_views and pick {which}.\n"
+            f"2. Call query_view_costs with {when}, compare_previous=true.\n"
+            "3. Report the total, the top groups with their share, and the largest increases and "
+            "decreases versus the previous month (amounts and percent). State the cost type and "
+            "whether the range is partial.\n"
+            '4. For the biggest increase, call query_view_costs with granularity="day" to locate when it '
+            "started.\n5. End with three concrete follow-ups."
+        )
+
+    @server.prompt(title="Find savings")
+    def find_savings(
+        cost_center: Annotated[
+            str | None, Field(description="Only scans of this cost center, e.g. AWS, GCP, Kubernetes.")
+        ] = None,
+        min_yearly_savings: Annotated[
+            float, Field(description="Ignore recommendations saving less than this per year.")
+        ] = 0,
+    ) -> str:
+        """Turn CostGuard findings into a ranked savings plan."""
+        scope = f"cost_center={fence(cost_center)}" if cost_center else "no filter"
+        return (
+            "Find the biggest savings CostGuard has identified.\n"
+            f"1. Call list_costguard_scans ({scope}).\n"
+            "2. For each scan, call get_scan_recommendations (group_by an account or namespace key "
+            "if that helps ownership).\n"
+            f"3. Keep recommendations worth at least {min_yearly_savings:g} per year; rank by yearly "
+            "potential savings.\n"
+            "4. Present a table: scan, group, resource, reason, yearly savings; then the total, and who "
+            "should act (by group)."
+        )
+
+    @server.prompt(title="Allocate costs with a virtual tag")
+    def allocate_costs(
+        tag_name: Annotated[
+            str, Field(description="Name of the virtual tag to create or update, e.g. Team.")
+        ],
+        allocation: Annotated[
+            str,
+            Field(
+                description="In words: which costs go to which value, e.g. 'prod AWS accounts and the "
+                "checkout namespace to Checkout'."
+            ),
+        ],
+        default_value: Annotated[str, Field(description="Value for costs no rule matches.")] = "unallocated",
+    ) -> str:
+        """Build a virtual tag from a plain-language allocation, safely."""
+        return (
+            f"Allocate costs with the virtual tag {fence(tag_name)}: {fence(allocation)}; "
+            f"everything else to {fence(default_value)}.\n"
+            "1. Call list_virtual_tags: does the tag exist? If so, get_virtual_tag and plan an update.\n"
+            "2. For every dimension mentioned, find the key with list_megabill_keys and exact values "
+            "with list_key_values.\n"
+            "3. Write one rule per target value as an intent and check each with compose_filter; fix "
+            "every error.\n"
+            "4. Call lint_virtual_tag with the rules and default_value; fix shadowed or duplicate rules.\n"
+            "5. Call create_virtual_tag (or update_virtual_tag) with dry_run=true and show the user the "
+            "body and diff. Only after they agree, call it again with dry_run=false.\n"
+            "6. Report the change_id: undo_change(change_id) reverts it."
+        )
+
+    @server.prompt(title="Investigate a cost spike")
+    def investigate_spike(
+        view: Annotated[str, Field(description="View id or name where the spike shows.")],
+        day: Annotated[
+            str | None,
+            Field(description="Day of the spike, YYYY-MM-DD; default: find it in the last 30 days."),
+        ] = None,
+    ) -> str:
+        """Find when a spike started, which groups drove it, and what to check."""
+        around = f"the 14 days before and 7 after {day}" if day else 'period="last_30_days"'
+        return (
+            f"Investigate a cost spike in the view {fence(view)}.\n"
+            f'1. Call query_view_costs for {around} with granularity="day" and breakdown_series=true.\n'
+            "2. Find the day the total jumped and the groups whose daily cost rose most.\n"
+            "3. Call query_view_costs again with compare_previous=true over the spike window to size it.\n"
+            "4. Use list_megabill_keys / list_key_values to name the accounts, services or namespaces "
+            "involved; check get_scan_recommendations for related waste.\n"
+            "5. Summarise: when, how much, which groups, likely cause, next checks."
+        )

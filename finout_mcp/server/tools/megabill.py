@@ -1,0 +1,112 @@
+"""The MegaBill catalogue: ``list_megabill_keys`` and ``list_key_values``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+from pydantic import BaseModel, Field
+
+from finout_mcp.server.errors import tool_guard
+from finout_mcp.server.state import get_state
+from finout_mcp.server.tools.common import READ, Envelope, Refresh
+from finout_mcp.services.catalog import group_by_cost_center, resolve_key, search_keys, search_values
+
+
+class KeyEntry(BaseModel):
+    key: str = Field(description="What filters use.")
+    name: str | None = Field(default=None, description="Display name, when it differs from the key.")
+
+
+class KeysResult(Envelope):
+    cost_centers: dict[str, list[KeyEntry]] = Field(description="Matching keys grouped by cost center.")
+    total: int = Field(description="Keys matching the search (before the limit).")
+    shown: int
+    truncated: bool
+
+
+class ValuesResult(Envelope):
+    cost_center: str
+    key: str
+    display_name: str | None
+    values: list[str]
+    total: int = Field(description="Values matching the search (before the limit).")
+    truncated: bool
+
+
+async def list_megabill_keys(
+    ctx: Context,
+    search: Annotated[
+        str | None,
+        Field(description="Text to find in key, display name or cost center; exact, prefix, then fuzzy."),
+    ] = None,
+    cost_center: Annotated[
+        str | None, Field(description="Only this cost center, e.g. AWS, GCP, Kubernetes, Virtual Tags.")
+    ] = None,
+    limit: Annotated[int, Field(description="Maximum keys to return.", ge=1, le=1000)] = 50,
+    refresh: Refresh = False,
+) -> KeysResult:
+    """Find MegaBill keys (the dimensions costs can be filtered and grouped by), e.g. 'Account Name'
+    = aws_account_name, Kubernetes pod labels pl_<label>, enrichment keys f_<name>, and virtual
+    tags (cost center 'Virtual Tags'). Use before list_key_values, compose_filter or
+    create_virtual_tag to learn the exact key."""
+    state = get_state(ctx)
+    keys = await state.catalog.keys(refresh=refresh)
+    found = search_keys(keys, search, cost_center=cost_center, limit=limit)
+    grouped = {
+        cc: [
+            KeyEntry(key=k.key, name=k.display_name if k.display_name not in (None, k.key) else None)
+            for k in ks
+        ]
+        for cc, ks in group_by_cost_center(found.matches).items()
+    }
+    notes = []
+    if found.truncated:
+        notes.append(f"Showing {len(found.matches)} of {found.total}; narrow the search or raise limit.")
+    if not found.matches:
+        notes.append("No key matched; try a shorter search or drop cost_center.")
+    return KeysResult(
+        cost_centers=grouped,
+        total=found.total,
+        shown=len(found.matches),
+        truncated=found.truncated,
+        notes=notes,
+    )
+
+
+async def list_key_values(
+    ctx: Context,
+    key: Annotated[
+        str, Field(description="The key or its display name, e.g. aws_account_name or 'Account Name'.")
+    ],
+    cost_center: Annotated[
+        str | None, Field(description="The key's cost center; may be left out when the key is unambiguous.")
+    ] = None,
+    search: Annotated[str | None, Field(description="Text to find among the values.")] = None,
+    limit: Annotated[int, Field(description="Maximum values to return.", ge=1, le=5000)] = 100,
+    refresh: Refresh = False,
+) -> ValuesResult:
+    """The values a MegaBill key takes in this account (e.g. the account names under AWS 'Account
+    Name'). Use it to pick exact values for filters; call list_megabill_keys first if unsure of the key."""
+    state = get_state(ctx)
+    k = resolve_key(await state.catalog.keys(), key, cost_center)
+    values = await state.catalog.values(k.cost_center, k.key, refresh=refresh)
+    found = search_values(values, search, limit=limit)
+    notes = []
+    if found.truncated:
+        notes.append(f"Showing {len(found.matches)} of {found.total} values; use search to narrow.")
+    return ValuesResult(
+        cost_center=k.cost_center,
+        key=k.key,
+        display_name=k.display_name,
+        values=list(found.matches),
+        total=found.total,
+        truncated=found.truncated,
+        notes=notes,
+    )
+
+
+def register(server: MCPServer, *, read_only: bool) -> None:
+    server.add_tool(tool_guard(list_megabill_keys), annotations=READ, title="Find MegaBill keys")
+    server.add_tool(tool_guard(list_key_values), annotations=READ, title="List a key's values")

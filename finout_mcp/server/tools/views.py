@@ -1,0 +1,147 @@
+"""Views and their costs: ``list_views`` and ``query_view_costs``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import anyio
+from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+from pydantic import BaseModel, Field
+
+from finout_mcp.api.models import CostSeries
+from finout_mcp.server.errors import tool_guard
+from finout_mcp.server.state import get_state
+from finout_mcp.server.tools.common import READ, Envelope, Refresh, ViewRef
+from finout_mcp.services import costs
+from finout_mcp.services.catalog import search_values
+
+CostTypeArg = Literal["blendedCost", "unblendedCost", "netUnblendedCost", "amortizedCost", "netAmortizedCost"]
+PeriodArg = Literal[
+    "last_7_days",
+    "last_30_days",
+    "month_to_date",
+    "last_month",
+    "last_90_days",
+    "quarter_to_date",
+    "year_to_date",
+    "last_12_months",
+    "last_year",
+]
+
+
+class ViewItem(BaseModel):
+    id: str
+    name: str
+
+
+class ViewsResult(Envelope):
+    views: list[ViewItem]
+    total: int = Field(description="Views in the account (before the search filter).")
+    truncated: bool = False
+
+
+async def list_views(
+    ctx: Context,
+    search: Annotated[
+        str | None, Field(description="Optional text to match in view names (case-insensitive).")
+    ] = None,
+    limit: Annotated[int, Field(description="Maximum views to return.", ge=1, le=500)] = 100,
+    refresh: Refresh = False,
+) -> ViewsResult:
+    """List the account's saved views (id and name). Costs in Finout are queried per view:
+    call this first, then query_view_costs with a view's id or exact name."""
+    state = get_state(ctx)
+    views = await state.catalog.views(refresh=refresh)
+    chosen = list(views)
+    if search:
+        names = search_values([v.name for v in views], search, limit=len(views) or 1).matches
+        by_name = {v.name: v for v in views}
+        chosen = [by_name[n] for n in names if n in by_name]
+    items = [ViewItem(id=v.id, name=v.name) for v in chosen[:limit]]
+    notes = []
+    if search and not items:
+        notes.append(f"No view matches {search!r}; call list_views without search to see all {len(views)}.")
+    if len(chosen) > limit:
+        notes.append(f"Showing {limit} of {len(chosen)}; raise limit or narrow the search.")
+    return ViewsResult(views=items, total=len(views), truncated=len(chosen) > limit, notes=notes)
+
+
+async def query_view_costs(
+    ctx: Context,
+    view: ViewRef,
+    period: Annotated[
+        PeriodArg | None,
+        Field(description="A preset range (UTC). Give either period or start/end; default last_30_days."),
+    ] = None,
+    start: Annotated[
+        str | None, Field(description="First day, ISO date YYYY-MM-DD (UTC). Use with end instead of period.")
+    ] = None,
+    end: Annotated[
+        str | None, Field(description="Last day, ISO date YYYY-MM-DD, inclusive (UTC). Defaults to today.")
+    ] = None,
+    cost_type: Annotated[CostTypeArg, Field(description="Which cost to sum.")] = "unblendedCost",
+    top_n: Annotated[
+        int, Field(description="Series (groups of the view) to list before an 'Other' rollup.", ge=1, le=200)
+    ] = 10,
+    granularity: Annotated[
+        Literal["auto", "day", "week", "month", "total"],
+        Field(description="Time buckets of the timeline; auto keeps the answer small."),
+    ] = "auto",
+    compare_previous: Annotated[
+        bool, Field(description="true: also fetch the previous period of equal length and show changes.")
+    ] = False,
+    breakdown_series: Annotated[
+        bool, Field(description="true: per-series amounts in each time bucket (top series only; larger).")
+    ] = False,
+) -> costs.CostAnswer:
+    """Costs of a saved view over a date range: total, per-group totals with shares (the view's
+    own grouping, e.g. by service or team), and a timeline. Ranges longer than Finout's 90-day
+    limit are split and merged for you. Amounts are in the account currency, rounded for display;
+    dates are UTC days, end inclusive. Use list_views first to pick the view."""
+    state = get_state(ctx)
+    v = await state.catalog.resolve_view(view)
+    today = state.today()
+    span = costs.resolve_span(period=period, start=start, end=end, today=today)
+    prev_span = costs.previous_span(span) if compare_previous else None
+    windows = len(costs.split_windows(span)) + (len(costs.split_windows(prev_span)) if prev_span else 0)
+    done = 0
+
+    async def on_window(_d: int, _t: int) -> None:
+        nonlocal done
+        done += 1
+        await ctx.report_progress(done, windows, f"fetched {done} of {windows} date windows")
+
+    current: list[CostSeries] = []
+    previous: list[CostSeries] | None = None
+
+    async def fetch_current() -> None:
+        nonlocal current
+        current = await costs.fetch_costs(state.client, v.id, span, cost_type, on_window=on_window)
+
+    async def fetch_previous() -> None:
+        nonlocal previous
+        assert prev_span is not None
+        previous = await costs.fetch_costs(state.client, v.id, prev_span, cost_type, on_window=on_window)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(fetch_current)
+        if prev_span is not None:
+            tg.start_soon(fetch_previous)
+    return costs.shape_costs(
+        current,
+        span,
+        today=today,
+        view=v,
+        cost_type=cost_type,
+        top_n=top_n,
+        granularity=granularity,
+        breakdown_series=breakdown_series,
+        previous=previous,
+        previous_span=prev_span,
+    )
+
+
+def register(server: MCPServer, *, read_only: bool) -> None:
+    server.add_tool(tool_guard(list_views), annotations=READ, title="List saved views")
+    server.add_tool(tool_guard(query_view_costs), annotations=READ, title="Query a view's costs")

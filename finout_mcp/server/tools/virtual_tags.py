@@ -1,0 +1,271 @@
+"""Virtual tags: list, read, lint, and the safe writes (create, update, clone, delete)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+
+from finout_mcp.api.models import TagReference, Timeframe
+from finout_mcp.server.errors import tool_guard
+from finout_mcp.server.state import get_state
+from finout_mcp.server.tools.common import (
+    COMPUTE,
+    DESTRUCTIVE,
+    FILTER_DESCRIPTION,
+    READ,
+    WRITE_IDEMPOTENT,
+    DryRun,
+    Envelope,
+    FilterSpec,
+    Refresh,
+    TagRef,
+)
+from finout_mcp.services.catalog import search_values
+from finout_mcp.services.composer import readable
+from finout_mcp.services.errors import InputError
+from finout_mcp.services.fencing import fence
+from finout_mcp.services.lint import LintReport, RuleSpec, lint_rules, rules_from_tag
+from finout_mcp.services.writes import Writer, WriteResult
+
+
+class RuleInput(BaseModel):
+    """One rule: costs matching ``filter`` get the value ``to`` (first matching rule wins)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    to: str | TagReference = Field(
+        description="The tag value for matching costs, e.g. 'Checkout'; or {'key': '<virtual tag id>', "
+        "'costCenter': 'Virtual Tags'} to take another tag's value."
+    )
+    filter: FilterSpec = Field(
+        validation_alias=AliasChoices("filter", "filters"), description=FILTER_DESCRIPTION
+    )
+    timeframe: Timeframe | None = Field(
+        default=None,
+        description="Optional {'from': ms, 'to': ms} (epoch milliseconds) when the rule applies.",
+    )
+
+    def spec(self) -> RuleSpec:
+        return RuleSpec(to=self.to, filter=self.filter, timeframe=self.timeframe)
+
+
+Rules = Annotated[
+    list[RuleInput],
+    Field(description="Rules in priority order (first match wins), each {'to', 'filter'}.", max_length=1000),
+]
+
+
+class TagListItem(BaseModel):
+    id: str
+    name: str
+    rules: int
+    default_value: str | None = None
+    updated_at: str | None = None
+
+
+class TagList(Envelope):
+    tags: list[TagListItem]
+    total: int
+    truncated: bool = False
+
+
+class RuleView(BaseModel):
+    index: int = Field(description="1-based position; rules are evaluated in this order.")
+    to: str | TagReference
+    readable: str
+    timeframe: Timeframe | None = None
+    filter: dict[str, Any] | None = None
+
+
+class TagDetail(Envelope):
+    id: str
+    name: str
+    default_value: str | None
+    category: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    updated_by: str | None = None
+    rules: list[RuleView]
+
+
+async def list_virtual_tags(
+    ctx: Context,
+    search: Annotated[str | None, Field(description="Text to find in tag names.")] = None,
+    limit: Annotated[int, Field(description="Maximum tags to return.", ge=1, le=1000)] = 100,
+    refresh: Refresh = False,
+) -> TagList:
+    """List virtual tags (Finout's allocation rules): id, name, rule count, default value.
+    Call get_virtual_tag for the rules of one."""
+    tags = await get_state(ctx).catalog.virtual_tags(refresh=refresh)
+    chosen = list(tags)
+    if search:
+        names = set(search_values([t.name for t in tags], search, limit=len(tags) or 1).matches)
+        chosen = [t for t in tags if t.name in names]
+    items = [
+        TagListItem(
+            id=t.id, name=t.name, rules=len(t.rules), default_value=t.default_value, updated_at=t.updated_at
+        )
+        for t in chosen[:limit]
+    ]
+    return TagList(tags=items, total=len(chosen), truncated=len(chosen) > limit)
+
+
+async def get_virtual_tag(
+    ctx: Context,
+    tag: TagRef,
+    include_filters: Annotated[
+        bool, Field(description="true: also return each rule's raw Finout filter (larger answer).")
+    ] = False,
+) -> TagDetail:
+    """One virtual tag with each rule in a readable one-line form (display names), in evaluation
+    order, and its default value. Use before update_virtual_tag."""
+    state = get_state(ctx)
+    listed = await state.catalog.resolve_tag(tag)
+    t = await state.client.get_virtual_tag(listed.id)
+    keys = await state.catalog.keys()
+    names = {x.id: x.name for x in await state.catalog.virtual_tags()}
+    rules = []
+    for i, r in enumerate(t.rules, start=1):
+        text = readable(r.filters, keys) if r.filters else "(no filter)"
+        rules.append(
+            RuleView(
+                index=i,
+                to=r.to,
+                readable=text,
+                timeframe=r.timeframe,
+                filter=r.filters if include_filters else None,
+            )
+        )
+    notes = []
+    for r in t.rules:
+        if isinstance(r.to, TagReference):
+            notes.append(
+                f"A rule takes its value from tag {fence(names.get(r.to.key, r.to.key))} (id {r.to.key})."
+            )
+            break
+    return TagDetail(
+        id=t.id,
+        name=t.name,
+        default_value=t.default_value,
+        category=t.category,
+        created_at=t.created_at,
+        updated_at=t.updated_at,
+        updated_by=t.updated_by,
+        rules=rules,
+        notes=notes,
+    )
+
+
+async def lint_virtual_tag(
+    ctx: Context,
+    tag: Annotated[
+        str | None, Field(description="An existing tag's id or exact name to check. Give tag or rules.")
+    ] = None,
+    rules: Annotated[
+        list[RuleInput] | None, Field(description="Proposed rules to check (as for create_virtual_tag).")
+    ] = None,
+    default_value: Annotated[
+        str | None, Field(description="Default value of the proposed rules (ignored with tag).")
+    ] = None,
+) -> LintReport:
+    """Check a virtual tag's rules before writing: every filter finding (unknown keys with
+    did-you-mean, bad operators or values), rules that can never match because an earlier rule
+    takes all their costs, duplicates, references to missing tags, dotted values, no default."""
+    state = get_state(ctx)
+    if (tag is None) == (rules is None):
+        raise InputError("Give exactly one of tag (an existing tag's id or name) or rules (proposed rules).")
+    if tag is not None:
+        listed = await state.catalog.resolve_tag(tag)
+        t = await state.client.get_virtual_tag(listed.id)
+        return await lint_rules(rules_from_tag(t), t.default_value, state.catalog, tag_id=t.id)
+    assert rules is not None
+    return await lint_rules([r.spec() for r in rules], default_value, state.catalog)
+
+
+async def create_virtual_tag(
+    ctx: Context,
+    name: Annotated[str, Field(description="The new tag's name, e.g. 'Team'.", min_length=1, max_length=200)],
+    rules: Rules,
+    default_value: Annotated[
+        str | None, Field(description="Value for costs no rule matches, e.g. 'unallocated'.")
+    ] = None,
+    dry_run: DryRun = False,
+) -> WriteResult:
+    """Create a virtual tag. Rules take intents or raw filters; all are composed and linted first,
+    and nothing is written if any has an error. Call with dry_run=true first and show the body.
+    Idempotent by name: the same name and content returns the existing tag. Returns a change_id
+    for undo_change. Use list_megabill_keys / compose_filter first to get keys and values right."""
+    return await Writer(get_state(ctx).client, get_state(ctx).catalog, get_state(ctx).changelog).create_tag(
+        name, [r.spec() for r in rules], default_value, dry_run=dry_run
+    )
+
+
+async def update_virtual_tag(
+    ctx: Context,
+    tag: TagRef,
+    name: Annotated[str | None, Field(description="New name; omit to keep.")] = None,
+    rules: Annotated[
+        list[RuleInput] | None,
+        Field(
+            description="The complete new rule list (replaces all rules); omit to keep the rules.",
+            max_length=1000,
+        ),
+    ] = None,
+    default_value: Annotated[str | None, Field(description="New default value; omit to keep.")] = None,
+    dry_run: DryRun = False,
+) -> WriteResult:
+    """Change a virtual tag. Reads the live tag and sends a complete body (fields you omit keep
+    their values). dry_run=true returns the body and a rule-by-rule diff without sending. Returns
+    a change_id for undo_change."""
+    s = get_state(ctx)
+    return await Writer(s.client, s.catalog, s.changelog).update_tag(
+        tag,
+        name=name,
+        rules=[r.spec() for r in rules] if rules is not None else None,
+        default_value=default_value,
+        dry_run=dry_run,
+    )
+
+
+async def clone_virtual_tag(
+    ctx: Context,
+    tag: TagRef,
+    new_name: Annotated[str, Field(description="Name of the copy.", min_length=1, max_length=200)],
+    dry_run: DryRun = False,
+) -> WriteResult:
+    """Copy a virtual tag's rules and default value under a new name (metadata is not copied).
+    Returns a change_id for undo_change."""
+    s = get_state(ctx)
+    return await Writer(s.client, s.catalog, s.changelog).clone_tag(tag, new_name, dry_run=dry_run)
+
+
+async def delete_virtual_tag(
+    ctx: Context,
+    tag: TagRef,
+    confirm_name: Annotated[str, Field(description="Must equal the tag's current name exactly.")],
+    dry_run: DryRun = False,
+) -> WriteResult:
+    """Delete a virtual tag. Requires confirm_name equal to its current name; refused while other
+    tags take their value from it. The tag and its metadata are recorded first, so undo_change
+    can recreate them (with a new id)."""
+    s = get_state(ctx)
+    return await Writer(s.client, s.catalog, s.changelog).delete_tag(tag, confirm_name, dry_run=dry_run)
+
+
+def register(server: MCPServer, *, read_only: bool) -> None:
+    server.add_tool(tool_guard(list_virtual_tags), annotations=READ, title="List virtual tags")
+    server.add_tool(tool_guard(get_virtual_tag), annotations=READ, title="Read a virtual tag")
+    server.add_tool(tool_guard(lint_virtual_tag), annotations=COMPUTE, title="Check virtual tag rules")
+    if read_only:
+        return
+    server.add_tool(
+        tool_guard(create_virtual_tag), annotations=WRITE_IDEMPOTENT, title="Create a virtual tag"
+    )
+    server.add_tool(
+        tool_guard(update_virtual_tag), annotations=WRITE_IDEMPOTENT, title="Update a virtual tag"
+    )
+    server.add_tool(tool_guard(clone_virtual_tag), annotations=WRITE_IDEMPOTENT, title="Clone a virtual tag")
+    server.add_tool(tool_guard(delete_virtual_tag), annotations=DESTRUCTIVE, title="Delete a virtual tag")
