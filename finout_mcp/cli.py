@@ -6,6 +6,7 @@ Kept small and import-light: heavy modules load only once we know what to run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -57,13 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated domains to expose: views,megabill,composer,virtual_tags,metadata,"
         "costguard,endpoints,changes (default all)",
     )
-    p.add_argument(
-        "--log-level", default=None, help="DEBUG, INFO, WARNING (default), ERROR; logs go to stderr"
-    )
+    p.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default), ERROR; logs go to stderr")
     sub = p.add_subparsers(dest="command")
-    sb = sub.add_parser(
-        "sandbox", help="serve the sandbox Finout API over HTTP (for curl, tests, benchmarks)"
-    )
+    sb = sub.add_parser("sandbox", help="serve the sandbox Finout API over HTTP (for curl, tests, benchmarks)")
     sb.add_argument("--host", default="127.0.0.1")
     sb.add_argument("--port", type=int, default=8080)
     sb.add_argument("--seed", type=int, default=7)
@@ -95,14 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from finout_mcp.sandbox import serve
 
         sys.stderr.write(f"finout-mcp: sandbox Finout API on http://{args.host}:{args.port}/v1\n")
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             anyio.run(
-                lambda: serve(
-                    args.host, args.port, seed=args.seed, scale=args.scale, latency_ms=args.latency_ms
-                )
+                lambda: serve(args.host, args.port, seed=args.seed, scale=args.scale, latency_ms=args.latency_ms)
             )
-        except KeyboardInterrupt:
-            pass
         return 0
 
     from finout_mcp.config import ConfigError, load_settings
@@ -141,9 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.transport == "stdio":
             if sys.stdin.isatty():
-                sys.stderr.write(
-                    TTY_HELP.format(version=__version__, demo_flag=" --demo" if args.demo else "")
-                )
+                sys.stderr.write(TTY_HELP.format(version=__version__, demo_flag=" --demo" if args.demo else ""))
             server.run("stdio")
         else:
             import anyio
@@ -160,9 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 extra_hosts=args.allowed_host,
             )
             path = "/sse" if args.transport == "sse" else "/mcp"
-            sys.stderr.write(
-                f"finout-mcp: serving {args.transport} on http://{args.host}:{args.port}{path}\n"
-            )
+            sys.stderr.write(f"finout-mcp: serving {args.transport} on http://{args.host}:{args.port}{path}\n")
             anyio.run(serve_http, app, args.host, args.port, settings.log_level)
     except KeyboardInterrupt:
         pass

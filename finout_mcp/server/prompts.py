@@ -56,9 +56,7 @@ def register(server: MCPServer) -> None:
 
     @server.prompt(title="Allocate costs with a virtual tag")
     def allocate_costs(
-        tag_name: Annotated[
-            str, Field(description="Name of the virtual tag to create or update, e.g. Team.")
-        ],
+        tag_name: Annotated[str, Field(description="Name of the virtual tag to create or update, e.g. Team.")],
         allocation: Annotated[
             str,
             Field(

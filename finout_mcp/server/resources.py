@@ -102,10 +102,7 @@ def register(server: MCPServer, ref: StateRef) -> None:
     async def keys() -> str:
         ks = await _guarded(state(), state().catalog.keys())
         return _json(
-            {
-                cc: {k.key: k.display_name or k.key for k in items}
-                for cc, items in group_by_cost_center(ks).items()
-            }
+            {cc: {k.key: k.display_name or k.key for k in items} for cc, items in group_by_cost_center(ks).items()}
         )
 
     @server.resource(
@@ -176,11 +173,7 @@ def register(server: MCPServer, ref: StateRef) -> None:
             elif argument.name == "key":
                 cc = ((context.arguments or {}).get("cost_center") if context else None) or ""
                 names = sorted(
-                    {
-                        k.key
-                        for k in await state.catalog.keys()
-                        if not cc or k.cost_center.lower() == cc.lower()
-                    }
+                    {k.key for k in await state.catalog.keys() if not cc or k.cost_center.lower() == cc.lower()}
                 )
             elif argument.name == "tag_id":
                 names = [t.id for t in await state.catalog.virtual_tags()]

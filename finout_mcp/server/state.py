@@ -79,9 +79,7 @@ def build_lifespan(
             transport = httpx.ASGITransport(app=sb.app)
         async with FinoutClient(settings, transport=transport) as client:
             catalog = Catalog(client, ttl_s=settings.cache_ttl_s)
-            secrets = [
-                s.get_secret_value() for s in (settings.secret_key, settings.auth_token) if s is not None
-            ]
+            secrets = [s.get_secret_value() for s in (settings.secret_key, settings.auth_token) if s is not None]
             state = AppState(
                 settings=settings,
                 client=client,

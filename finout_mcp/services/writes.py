@@ -67,9 +67,7 @@ class WriteResult(BaseModel):
         default=None, description="Pass to undo_change to revert this write (None when nothing was written)."
     )
     tag: TagSummary | None = None
-    body: dict[str, Any] | None = Field(
-        default=None, description="Exactly the JSON body sent (or to be sent)."
-    )
+    body: dict[str, Any] | None = Field(default=None, description="Exactly the JSON body sent (or to be sent).")
     diff: TagDiff | None = None
     metadata: dict[str, ValueMetadata] | None = None
     endpoint: Endpoint | None = None
@@ -324,8 +322,7 @@ class Writer:
         dependants = [
             t.name
             for t in await self.catalog.virtual_tags(refresh=True)
-            if t.id != live.id
-            and any(isinstance(r.to, TagReference) and r.to.key == live.id for r in t.rules)
+            if t.id != live.id and any(isinstance(r.to, TagReference) and r.to.key == live.id for r in t.rules)
         ]
         if dependants:
             raise InputError(
@@ -451,9 +448,7 @@ class Writer:
                 f"A {type_} endpoint named {fence(name)} already exists (id {e.id}) with another target.",
                 hint="Pick another name; the API cannot edit endpoints.",
             )
-        masked_body = mask_endpoint(
-            Endpoint(id="(new)", type=type_, name=name, configuration=body.configuration)
-        )
+        masked_body = mask_endpoint(Endpoint(id="(new)", type=type_, name=name, configuration=body.configuration))
         if dry_run:
             return WriteResult(
                 status="dry_run",
@@ -507,9 +502,7 @@ class Writer:
             )
         steps_text = [f"{s.action} {s.tag_id or ''}".strip() for s in plan.steps]
         if dry_run:
-            first_body = next(
-                (s.tag_body or s.metadata for s in plan.steps if s.tag_body or s.metadata), None
-            )
+            first_body = next((s.tag_body or s.metadata for s in plan.steps if s.tag_body or s.metadata), None)
             return WriteResult(
                 status="dry_run",
                 body=first_body,

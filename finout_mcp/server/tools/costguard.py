@@ -54,9 +54,7 @@ async def get_scan_recommendations(
     ] = None,
     group_by: Annotated[
         str | None,
-        Field(
-            description="Optional key or display name to group resources by, e.g. 'Account Name' or 'region'."
-        ),
+        Field(description="Optional key or display name to group resources by, e.g. 'Account Name' or 'region'."),
     ] = None,
     group_by_cost_center: Annotated[
         str | None, Field(description="Cost center of group_by when the key is ambiguous.")
@@ -89,6 +87,4 @@ async def get_scan_recommendations(
 
 def register(server: MCPServer, *, read_only: bool) -> None:
     server.add_tool(tool_guard(list_costguard_scans), annotations=READ, title="List CostGuard scans")
-    server.add_tool(
-        tool_guard(get_scan_recommendations), annotations=READ, title="CostGuard savings of a scan"
-    )
+    server.add_tool(tool_guard(get_scan_recommendations), annotations=READ, title="CostGuard savings of a scan")

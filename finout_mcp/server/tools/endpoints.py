@@ -30,16 +30,12 @@ async def list_endpoints(
     masked. Use the ids in virtual tag metadata."""
     eps = (await get_state(ctx).client.list_endpoints()).endpoints
     chosen = [mask_endpoint(e) for e in eps if type is None or e.type == type]
-    return EndpointsResult(
-        endpoints=chosen, notes=["Slack webhook URLs are masked (host and last 4 characters)."]
-    )
+    return EndpointsResult(endpoints=chosen, notes=["Slack webhook URLs are masked (host and last 4 characters)."])
 
 
 async def create_endpoint(
     ctx: Context,
-    type: Annotated[
-        Literal["email", "slack"], Field(description="email or slack (MS Teams cannot be created).")
-    ],
+    type: Annotated[Literal["email", "slack"], Field(description="email or slack (MS Teams cannot be created).")],
     name: Annotated[str, Field(description="A name people will recognise.", min_length=1, max_length=200)],
     to: Annotated[
         str,

@@ -55,10 +55,7 @@ async def list_megabill_keys(
     keys = await state.catalog.keys(refresh=refresh)
     found = search_keys(keys, search, cost_center=cost_center, limit=limit)
     grouped = {
-        cc: [
-            KeyEntry(key=k.key, name=k.display_name if k.display_name not in (None, k.key) else None)
-            for k in ks
-        ]
+        cc: [KeyEntry(key=k.key, name=k.display_name if k.display_name not in (None, k.key) else None) for k in ks]
         for cc, ks in group_by_cost_center(found.matches).items()
     }
     notes = []

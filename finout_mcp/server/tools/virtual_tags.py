@@ -40,9 +40,7 @@ class RuleInput(BaseModel):
         description="The tag value for matching costs, e.g. 'Checkout'; or {'key': '<virtual tag id>', "
         "'costCenter': 'Virtual Tags'} to take another tag's value."
     )
-    filter: FilterSpec = Field(
-        validation_alias=AliasChoices("filter", "filters"), description=FILTER_DESCRIPTION
-    )
+    filter: FilterSpec = Field(validation_alias=AliasChoices("filter", "filters"), description=FILTER_DESCRIPTION)
     timeframe: Timeframe | None = Field(
         default=None,
         description="Optional {'from': ms, 'to': ms} (epoch milliseconds) when the rule applies.",
@@ -261,11 +259,7 @@ def register(server: MCPServer, *, read_only: bool) -> None:
     server.add_tool(tool_guard(lint_virtual_tag), annotations=COMPUTE, title="Check virtual tag rules")
     if read_only:
         return
-    server.add_tool(
-        tool_guard(create_virtual_tag), annotations=WRITE_IDEMPOTENT, title="Create a virtual tag"
-    )
-    server.add_tool(
-        tool_guard(update_virtual_tag), annotations=WRITE_IDEMPOTENT, title="Update a virtual tag"
-    )
+    server.add_tool(tool_guard(create_virtual_tag), annotations=WRITE_IDEMPOTENT, title="Create a virtual tag")
+    server.add_tool(tool_guard(update_virtual_tag), annotations=WRITE_IDEMPOTENT, title="Update a virtual tag")
     server.add_tool(tool_guard(clone_virtual_tag), annotations=WRITE_IDEMPOTENT, title="Clone a virtual tag")
     server.add_tool(tool_guard(delete_virtual_tag), annotations=DESTRUCTIVE, title="Delete a virtual tag")
