@@ -30,7 +30,17 @@ COST_TYPES: tuple[str, ...] = (
 
 # Fields that Finout owns: never sent back in a POST/PUT body.
 SERVER_OWNED_FIELDS = frozenset(
-    {"id", "accountId", "createdAt", "updatedAt", "createdBy", "updatedBy", "requestId", "category", "displayName"}
+    {
+        "id",
+        "accountId",
+        "createdAt",
+        "updatedAt",
+        "createdBy",
+        "updatedBy",
+        "requestId",
+        "category",
+        "displayName",
+    }
 )
 
 

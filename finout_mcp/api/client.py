@@ -1,0 +1,666 @@
+"""The async Finout API client: auth, the 5-in-flight cap, retries, typed errors.
+
+One :class:`FinoutClient` per server run. Every method maps to one documented endpoint
+(``finout-api.md``) and returns the models of :mod:`finout_mcp.api.models`.
+
+Guarantees
+----------
+- **Auth**: ``x-finout-client-id`` / ``x-finout-secret-key`` on every request; the secret is
+  read from its ``SecretStr`` only when a request is built, and is never logged, never put
+  in an error, never chained to one (httpx exceptions carry the request and its headers, so
+  errors are raised outside the ``except`` block with no ``__cause__``/``__context__``).
+- **Paths**: every path segment is percent-encoded with ``quote(seg, safe="")`` (spaces,
+  ``/`` and ``=`` in base64 keys, ``?``, ``#``, ``..``) so an id can never leave its segment.
+- **Concurrency**: at most ``settings.max_concurrency`` (≤ 5, Finout's per-key limit)
+  requests in flight per client; the slot is held for one attempt and released while
+  backing off.
+- **Retries** (exponential backoff, full jitter, base 0.5 s, cap 8 s; ``Retry-After`` —
+  seconds or an HTTP date — is honoured exactly; at most ``retry_max_attempts`` attempts and
+  never beyond ``retry_budget_s`` of total time; when the server's ``Retry-After`` is longer
+  than the budget left, the client gives up at once rather than wait in vain):
+
+  ====================================  ==========================  =========================
+  outcome                               idempotent (GET, PUT,       create (POST /virtual-tags,
+                                        DELETE, query-by-view,      POST /endpoints)
+                                        scans-recommendations)
+  ====================================  ==========================  =========================
+  429                                   retry                       retry (server refused it)
+  503 with ``Retry-After``              retry                       retry (server refused it)
+  503 without, 502, 504                 retry                       no; ``outcome_unknown``
+  500, other 5xx                        no                          no; ``outcome_unknown``
+  connect error / connect timeout       retry                       retry (never sent)
+  read/write timeout, dropped conn.     retry                       no; ``outcome_unknown``
+  4xx other than 429                    no                          no
+  ====================================  ==========================  =========================
+
+  A 500 is not retried: Finout answers 500 for queries that fail deterministically, and a
+  retry would only add latency. When a create's outcome is unknown the error says so in its
+  hint ("the tag may have been created; check list_virtual_tags before retrying") and has
+  ``retryable=False``, ``outcome_unknown=True``.
+- **Responses**: JSON parsed into the model; HTML, empty, truncated or wrongly shaped bodies
+  raise :class:`MalformedResponseError` with a short reason (never the body itself).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import anyio
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from finout_mcp import __version__
+from finout_mcp.api.errors import (
+    APITimeoutError,
+    FinoutError,
+    MalformedResponseError,
+    TransportError,
+    scrub,
+    status_error,
+)
+from finout_mcp.api.models import (
+    SERVER_OWNED_FIELDS,
+    CostQueryResponse,
+    Endpoint,
+    EndpointCreate,
+    EndpointCreated,
+    EndpointList,
+    KeyList,
+    RecommendationsRequest,
+    ScanList,
+    ScanRecommendations,
+    ValueList,
+    ValueMetadata,
+    ViewList,
+    VirtualTag,
+    VirtualTagList,
+    VirtualTagMetadata,
+    VirtualTagWrite,
+)
+from finout_mcp.config import MAX_CONCURRENCY, Settings
+
+log = logging.getLogger("finout_mcp.api")
+
+M = TypeVar("M", bound=BaseModel)
+
+BACKOFF_BASE_S = 0.5
+BACKOFF_CAP_S = 8.0
+USER_AGENT = f"finout-mcp/{__version__}"
+
+_IDEMPOTENT_RETRY_STATUSES = frozenset({429, 502, 503, 504})
+
+TAG_OUTCOME_HINT = (
+    "The virtual tag may have been created anyway; check list_virtual_tags before retrying, "
+    "so as not to create a duplicate."
+)
+ENDPOINT_OUTCOME_HINT = (
+    "The endpoint may have been created anyway; check list_endpoints before retrying, "
+    "so as not to create a duplicate."
+)
+
+
+@dataclass
+class ClientStats:
+    """Counters of one client (for tests, benchmarks and diagnostics)."""
+
+    requests_sent: int = 0  # attempts put on the wire (retries included)
+    retries: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
+    errors: int = 0  # calls that ended in a FinoutError
+
+
+def segment(value: str) -> str:
+    """One URL path segment, percent-encoded so that nothing in it can escape it."""
+    encoded = quote(value, safe="")
+    if encoded in (".", ".."):  # dot segments would be normalised away
+        encoded = encoded.replace(".", "%2E")
+    return encoded
+
+
+def strip_display_names(value: Any) -> Any:
+    """A copy of a filter without ``displayName`` at any depth (GET adds it; POST/PUT refuse it)."""
+    if isinstance(value, dict):
+        return {k: strip_display_names(v) for k, v in value.items() if k != "displayName"}
+    if isinstance(value, list):
+        return [strip_display_names(v) for v in value]
+    return value
+
+
+def virtual_tag_body(body: VirtualTagWrite) -> dict[str, Any]:
+    """The JSON sent for POST/PUT /virtual-tags: no server-owned fields, no ``displayName``."""
+    data = {k: v for k, v in body.wire().items() if k not in SERVER_OWNED_FIELDS}
+    rules = data.get("rules")
+    if isinstance(rules, list):
+        cleaned = []
+        for rule in rules:
+            if isinstance(rule, dict):
+                rule = dict(rule)
+                if "filters" in rule:
+                    rule["filters"] = strip_display_names(rule["filters"])
+                if isinstance(rule.get("to"), dict):
+                    rule["to"] = {k: v for k, v in rule["to"].items() if k != "displayName"}
+            cleaned.append(rule)
+        data["rules"] = cleaned
+    return data
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date), else ``None``."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):  # NaN / inf
+        return None
+    return max(0.0, seconds)
+
+
+def _content_type(response: httpx.Response) -> str:
+    return response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def _header_request_id(response: httpx.Response) -> str | None:
+    for name in ("x-request-id", "x-amzn-requestid", "request-id", "requestid"):
+        value = response.headers.get(name)
+        if value:
+            return value[:100]
+    return None
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "; ".join(_text(v) for v in value)
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return type(value).__name__
+
+
+def _non_json_reason(response: httpx.Response) -> str:
+    raw = response.content
+    ctype = _content_type(response)
+    if not raw.strip():
+        return "empty body"
+    if "json" in ctype or (not ctype and raw.lstrip()[:1] in (b"{", b"[")):
+        return f"truncated or invalid JSON body ({len(raw)} bytes)"
+    return f"non-JSON body ({ctype or 'no content type'})"
+
+
+def _decode(response: httpx.Response) -> tuple[Any, str | None]:
+    """``(data, None)`` for a JSON body, else ``(None, short reason)``."""
+    raw = response.content
+    if not raw.strip():
+        return None, "empty body"
+    ctype = _content_type(response)
+    if ctype and "json" not in ctype and raw.lstrip()[:1] not in (b"{", b"["):
+        return None, _non_json_reason(response)
+    try:
+        return json.loads(raw), None
+    except ValueError:
+        return None, _non_json_reason(response)
+
+
+def error_details(response: httpx.Response) -> tuple[str, str | None]:
+    """Finout's message and ``requestId`` from an error response; survives any body."""
+    request_id = _header_request_id(response)
+    data, reason = _decode(response)
+    if reason is not None:
+        return reason, request_id
+    if isinstance(data, dict):
+        rid = data.get("requestId") or data.get("request_id")
+        if isinstance(rid, str | int) and str(rid):
+            request_id = str(rid)[:100]
+        for field in ("message", "error", "errorMessage", "detail", "errors"):
+            value = data.get(field)
+            if value:
+                return _text(value), request_id
+        return "no error message in the body", request_id
+    if isinstance(data, str) and data:
+        return data, request_id
+    return "unexpected JSON body", request_id
+
+
+def _validation_summary(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_input=False, include_url=False)[:3]:
+        loc = ".".join(str(p) for p in err.get("loc", ())) or "body"
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+    more = exc.error_count() - len(parts)
+    return "unexpected response shape (" + "; ".join(parts) + (f"; +{more} more" if more > 0 else "") + ")"
+
+
+@dataclass(frozen=True)
+class _Call:
+    method: str
+    path: str  # API-relative, already encoded: "/virtual-tags/abc"
+    body: Any = None
+    idempotent: bool = True
+    outcome_hint: str | None = None  # for non-idempotent calls: what to do if the outcome is unknown
+
+
+class FinoutClient:
+    """Async client of the Finout v1 API. Use as ``async with FinoutClient(settings) as client``.
+
+    ``transport`` replaces the network (``httpx.MockTransport`` in tests, an
+    ``httpx.ASGITransport`` over the sandbox for ``--demo``); ``sleep`` replaces
+    ``anyio.sleep`` for backoff waits (tests record them instead of waiting).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._base = settings.api_url.rstrip("/")
+        self._sleep: Callable[[float], Awaitable[None]] = sleep or anyio.sleep
+        self._max_concurrency = max(1, min(settings.max_concurrency, MAX_CONCURRENCY))
+        self._limiter: anyio.Semaphore | None = None
+        self._random = random.Random()
+        self._secrets = settings.secrets()
+        self.stats = ClientStats()
+        self._http = httpx.AsyncClient(
+            transport=transport,
+            timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
+            headers={"user-agent": USER_AGENT, "accept": "application/json"},
+            follow_redirects=False,
+            trust_env=transport is None,
+        )
+
+    def __repr__(self) -> str:
+        return f"FinoutClient(api_url={self._base!r}, max_concurrency={self._max_concurrency})"
+
+    async def __aenter__(self) -> FinoutClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    @property
+    def max_concurrency(self) -> int:
+        return self._max_concurrency
+
+    # ------------------------------------------------------------------ views & costs
+
+    async def list_views(self) -> ViewList:
+        return await self._get(ViewList, "view")
+
+    async def query_costs(
+        self,
+        view_id: str,
+        *,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        cost_type: str | None = None,
+    ) -> CostQueryResponse:
+        """POST /cost/query-by-view. ``date`` is left out entirely when both bounds are ``None``
+        (the view's saved range); both or neither must be given."""
+        if (start_ms is None) != (end_ms is None):
+            raise ValueError("give both start_ms and end_ms, or neither (the view's saved range)")
+        body: dict[str, Any] = {"viewId": view_id}
+        if start_ms is not None and end_ms is not None:
+            body["date"] = {"unixTimeMillSecondsStart": int(start_ms), "unixTimeMillSecondsEnd": int(end_ms)}
+        if cost_type is not None:
+            body["costType"] = cost_type
+        call = _Call("POST", self._path("cost", "query-by-view"), body)
+        return self._parse(await self._send(call), CostQueryResponse, call)
+
+    # ------------------------------------------------------------------ megabill
+
+    async def list_keys(self) -> KeyList:
+        return await self._get(KeyList, "megabill", "query-language", "keys")
+
+    async def list_values(self, cost_center: str, key: str) -> ValueList:
+        return await self._get(ValueList, "megabill", "query-language", "values", cost_center, key)
+
+    # ------------------------------------------------------------------ virtual tags
+
+    async def list_virtual_tags(self) -> VirtualTagList:
+        return await self._get(VirtualTagList, "virtual-tags")
+
+    async def get_virtual_tag(self, tag_id: str) -> VirtualTag:
+        call = _Call("GET", self._path("virtual-tags", _id(tag_id, "tag_id")))
+        return self._parse(await self._send(call), VirtualTag, call, unwrap="virtualTag")
+
+    async def create_virtual_tag(self, body: VirtualTagWrite) -> VirtualTag:
+        """POST /virtual-tags. Never re-sent once it may have reached Finout (see module doc)."""
+        call = _Call(
+            "POST",
+            self._path("virtual-tags"),
+            virtual_tag_body(body),
+            idempotent=False,
+            outcome_hint=TAG_OUTCOME_HINT,
+        )
+        return self._parse(await self._send(call), VirtualTag, call, unwrap="virtualTag")
+
+    async def update_virtual_tag(self, tag_id: str, body: VirtualTagWrite) -> VirtualTag:
+        """PUT /virtual-tags/{id}: replaces the tag. If Finout answers without the tag, it is re-read."""
+        call = _Call("PUT", self._path("virtual-tags", _id(tag_id, "tag_id")), virtual_tag_body(body))
+        response = await self._send(call)
+        data = self._json(response, call)
+        if isinstance(data, dict) and isinstance(data.get("virtualTag"), dict):
+            data = data["virtualTag"]
+        if isinstance(data, dict) and "id" not in data and "name" not in data:
+            return await self.get_virtual_tag(tag_id)
+        return self._validate(data, VirtualTag, call, response)
+
+    async def delete_virtual_tag(self, tag_id: str) -> None:
+        """DELETE /virtual-tags/{id}. Any 2xx body (often empty) means success."""
+        await self._send(_Call("DELETE", self._path("virtual-tags", _id(tag_id, "tag_id"))))
+
+    async def get_virtual_tag_metadata(self, tag_id: str) -> VirtualTagMetadata:
+        return await self._get(VirtualTagMetadata, "virtual-tags", _id(tag_id, "tag_id"), "metadata")
+
+    async def set_virtual_tag_metadata(
+        self, tag_id: str, metadata: Mapping[str, ValueMetadata | Mapping[str, Any]]
+    ) -> VirtualTagMetadata:
+        """PUT /virtual-tags/{id}/metadata: **replaces** all metadata of the tag."""
+        values = {
+            name: (m if isinstance(m, ValueMetadata) else ValueMetadata.model_validate(m)).wire()
+            for name, m in metadata.items()
+        }
+        call = _Call("PUT", self._path("virtual-tags", _id(tag_id, "tag_id"), "metadata"), {"metadata": values})
+        response = await self._send(call)
+        data = self._json(response, call)
+        if isinstance(data, dict) and "metadata" not in data:  # an ack without the map: echo what was set
+            data = {"metadata": values, "requestId": data.get("requestId")}
+        return self._validate(data, VirtualTagMetadata, call, response)
+
+    # ------------------------------------------------------------------ cost guard
+
+    async def list_scans(self) -> ScanList:
+        return await self._get(ScanList, "cost-guard", "scans")
+
+    async def get_scan_recommendations(self, body: RecommendationsRequest) -> ScanRecommendations:
+        data = body.wire()
+        if "filters" in data:
+            data["filters"] = strip_display_names(data["filters"])
+        call = _Call("POST", self._path("cost-guard", "scans-recommendations"), data)
+        return self._parse(await self._send(call), ScanRecommendations, call)
+
+    # ------------------------------------------------------------------ endpoints
+
+    async def list_endpoints(self) -> EndpointList:
+        return await self._get(EndpointList, "endpoints")
+
+    async def create_endpoint(self, body: EndpointCreate) -> Endpoint:
+        """POST /endpoints. Never re-sent once it may have reached Finout (see module doc)."""
+        data = {k: v for k, v in body.wire().items() if k not in SERVER_OWNED_FIELDS}
+        call = _Call("POST", self._path("endpoints"), data, idempotent=False, outcome_hint=ENDPOINT_OUTCOME_HINT)
+        response = await self._send(call)
+        payload = self._json(response, call)
+        if isinstance(payload, dict) and "endpoint" in payload:
+            return self._validate(payload, EndpointCreated, call, response).endpoint
+        return self._validate(payload, Endpoint, call, response)
+
+    # ------------------------------------------------------------------ internals
+
+    def _path(self, *segments: str) -> str:
+        return "/" + "/".join(segment(s) for s in segments)
+
+    async def _get(self, model: type[M], *segments: str) -> M:
+        call = _Call("GET", self._path(*segments))
+        return self._parse(await self._send(call), model, call)
+
+    def _headers(self, call: _Call) -> dict[str, str]:
+        client_id, secret = self._settings.credentials()
+        if secret and secret not in self._secrets:
+            self._secrets.append(secret)
+        headers = {"x-finout-client-id": client_id, "x-finout-secret-key": secret}
+        if call.body is not None:
+            headers["content-type"] = "application/json"
+        return headers
+
+    def _scrub(self, text: str) -> str:
+        return scrub(text, self._secrets)
+
+    def _get_limiter(self) -> anyio.Semaphore:
+        if self._limiter is None:
+            self._limiter = anyio.Semaphore(self._max_concurrency)
+        return self._limiter
+
+    async def _attempt(
+        self, call: _Call, content: bytes | None
+    ) -> tuple[httpx.Response | None, FinoutError | None]:
+        """One attempt under the concurrency cap: a response, or a scrubbed transport error."""
+        headers = self._headers(call)
+        async with self._get_limiter():
+            self.stats.in_flight += 1
+            self.stats.max_in_flight = max(self.stats.max_in_flight, self.stats.in_flight)
+            self.stats.requests_sent += 1
+            try:
+                response = await self._http.request(
+                    call.method, self._base + call.path, content=content, headers=headers
+                )
+                return response, None
+            except httpx.TransportError as exc:
+                return None, self._transport_error(exc, call)
+            except (httpx.DecodingError, httpx.TooManyRedirects) as exc:
+                return None, MalformedResponseError(
+                    self._scrub(f"unreadable response ({type(exc).__name__})"),
+                    method=call.method,
+                    path=call.path,
+                    retryable=False,
+                )
+            finally:
+                self.stats.in_flight -= 1
+
+    def _transport_error(self, exc: httpx.TransportError, call: _Call) -> FinoutError:
+        """A typed error for an httpx transport failure: keeps only the class name and a short text."""
+        kind = type(exc).__name__
+        detail = self._scrub(str(exc).splitlines()[0] if str(exc) else "")[:120]
+        never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+        message = {
+            "ConnectTimeout": f"connecting timed out after {self._settings.connect_timeout:g} s",
+            "ReadTimeout": f"no answer within {self._settings.read_timeout:g} s",
+            "WriteTimeout": "sending the request timed out",
+            "PoolTimeout": "no free connection in time",
+        }.get(kind, "connection failed" if never_sent else "the connection broke")
+        message = f"{message} ({kind}{': ' + detail if detail and kind not in detail else ''})"
+        retryable = not isinstance(exc, httpx.UnsupportedProtocol | httpx.LocalProtocolError | httpx.ProxyError)
+        hint: str | None = None
+        outcome_unknown = False
+        if not call.idempotent and not never_sent:
+            retryable, outcome_unknown, hint = False, True, call.outcome_hint
+        cls = APITimeoutError if isinstance(exc, httpx.TimeoutException) else TransportError
+        return cls(
+            message,
+            method=call.method,
+            path=call.path,
+            hint=hint,
+            retryable=retryable,
+            outcome_unknown=outcome_unknown,
+        )
+
+    def _status_error(self, response: httpx.Response, call: _Call) -> FinoutError:
+        message, request_id = error_details(response)
+        request_id = self._scrub(request_id) if request_id else None
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        status = response.status_code
+        if 300 <= status < 400:
+            return MalformedResponseError(
+                f"unexpected redirect ({status}); FINOUT_API_URL may be wrong",
+                status=status,
+                request_id=request_id,
+                method=call.method,
+                path=call.path,
+                retryable=False,
+            )
+        retryable = self._may_retry_status(call, status, retry_after)
+        outcome_unknown = not call.idempotent and status >= 500 and not retryable
+        return status_error(
+            status,
+            self._scrub(message),
+            method=call.method,
+            path=call.path,
+            request_id=request_id,
+            retry_after=retry_after,
+            retryable=retryable,
+            outcome_unknown=outcome_unknown,
+            hint=call.outcome_hint if outcome_unknown else None,
+        )
+
+    @staticmethod
+    def _may_retry_status(call: _Call, status: int, retry_after: float | None) -> bool:
+        if call.idempotent:
+            return status in _IDEMPOTENT_RETRY_STATUSES
+        # A create is re-sent only when the server provably refused it.
+        return status == 429 or (status == 503 and retry_after is not None)
+
+    def _backoff(self, attempt: int) -> float:
+        """Full jitter: uniform in [0, min(cap, base * 2**(attempt-1))]."""
+        return self._random.uniform(0.0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (attempt - 1)))
+
+    async def _send(self, call: _Call) -> httpx.Response:
+        """Send ``call`` with retries; a 2xx response, or the last typed error raised."""
+        content = None if call.body is None else json.dumps(call.body, ensure_ascii=False).encode()
+        budget = self._settings.retry_budget_s
+        max_attempts = max(1, self._settings.retry_max_attempts)
+        spent = 0.0  # time of attempts + time slept (counts injected sleeps too)
+        attempt = 0
+        while True:
+            attempt += 1
+            started = time.monotonic()
+            response, error = await self._attempt(call, content)
+            elapsed = time.monotonic() - started
+            spent += elapsed
+            if response is not None:
+                log.debug(
+                    "%s %s -> %d in %.0f ms (attempt %d)",
+                    call.method,
+                    call.path,
+                    response.status_code,
+                    elapsed * 1000,
+                    attempt,
+                )
+                if 200 <= response.status_code < 300:
+                    return response
+                error = self._status_error(response, call)
+            else:
+                assert error is not None
+                log.debug(
+                    "%s %s -> %s in %.0f ms (attempt %d)",
+                    call.method,
+                    call.path,
+                    error.message,
+                    elapsed * 1000,
+                    attempt,
+                )
+            delay = self._retry_delay(error, attempt, max_attempts, budget - spent)
+            if delay is None:
+                self.stats.errors += 1
+                error.attempts = attempt
+                raise error
+            log.info(
+                "retrying %s %s in %.2f s after %s (attempt %d of %d)",
+                call.method,
+                call.path,
+                delay,
+                error.status or type(error).__name__,
+                attempt,
+                max_attempts,
+            )
+            self.stats.retries += 1
+            await self._sleep(delay)
+            spent += delay
+
+    def _retry_delay(self, error: FinoutError, attempt: int, max_attempts: int, remaining: float) -> float | None:
+        """Seconds to wait before the next attempt, or ``None`` to give up."""
+        if not error.retryable or attempt >= max_attempts or remaining <= 0:
+            return None
+        retry_after = error.retry_after
+        if retry_after is not None:
+            return None if retry_after > remaining else retry_after
+        return min(self._backoff(attempt), remaining)
+
+    def _json(self, response: httpx.Response, call: _Call) -> Any:
+        data, reason = _decode(response)
+        if reason is not None:
+            raise self._malformed(reason, response, call, None)
+        return data
+
+    def _parse(self, response: httpx.Response, model: type[M], call: _Call, *, unwrap: str | None = None) -> M:
+        data = self._json(response, call)
+        if unwrap and isinstance(data, dict) and isinstance(data.get(unwrap), dict):
+            data = data[unwrap]
+        return self._validate(data, model, call, response)
+
+    def _validate(self, data: Any, model: type[M], call: _Call, response: httpx.Response) -> M:
+        summary: str | None = None
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            summary = _validation_summary(exc)
+        assert summary is not None
+        request_id = data.get("requestId") if isinstance(data, dict) else None
+        raise self._malformed(summary, response, call, request_id if isinstance(request_id, str) else None)
+
+    def _malformed(
+        self, reason: str, response: httpx.Response, call: _Call, request_id: str | None
+    ) -> MalformedResponseError:
+        self.stats.errors += 1
+        unknown = not call.idempotent
+        request_id = request_id or _header_request_id(response)
+        return MalformedResponseError(
+            self._scrub(reason),
+            status=response.status_code,
+            request_id=self._scrub(request_id) if request_id else None,
+            method=call.method,
+            path=call.path,
+            retryable=not unknown,
+            outcome_unknown=unknown,
+            hint=call.outcome_hint if unknown else None,
+        )
+
+
+def _id(value: str, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be a non-empty string")
+    return value
+
+
+__all__ = [
+    "BACKOFF_BASE_S",
+    "BACKOFF_CAP_S",
+    "USER_AGENT",
+    "ClientStats",
+    "FinoutClient",
+    "error_details",
+    "parse_retry_after",
+    "segment",
+    "strip_display_names",
+    "virtual_tag_body",
+]

@@ -1,0 +1,258 @@
+"""Settings from the environment (and CLI flags), with one-paragraph errors.
+
+Every setting has one environment variable. Credentials and the API URL use Finout's
+names (``FINOUT_CLIENT_ID``, ``FINOUT_SECRET_KEY``, ``FINOUT_API_URL``); the server's own
+tunables are ``FINOUT_MCP_*``. ``demo`` is never read from the environment: only the
+CLI's ``--demo`` flag sets it.
+
+:func:`load_settings` is the entry point: it raises :class:`ConfigError`, whose ``str()``
+is a single paragraph naming the variable at fault and the fix (the CLI prints it to
+stderr and exits 2). No message ever contains a secret's value.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+DEFAULT_API_URL = "https://app.finout.io/v1"
+MAX_CONCURRENCY = 5  # Finout allows five concurrent requests per API key.
+
+# Credentials the built-in sandbox accepts in ``--demo`` mode (when none are configured).
+DEMO_CLIENT_ID = "demo-client"
+DEMO_SECRET_KEY = "demo-secret"
+
+# field name -> environment variable (the one place that mapping lives)
+ENV_VARS: dict[str, str] = {
+    "client_id": "FINOUT_CLIENT_ID",
+    "secret_key": "FINOUT_SECRET_KEY",
+    "api_url": "FINOUT_API_URL",
+    "read_only": "FINOUT_MCP_READ_ONLY",
+    "auth_token": "FINOUT_MCP_AUTH_TOKEN",
+    "state_dir": "FINOUT_MCP_STATE_DIR",
+    "connect_timeout": "FINOUT_MCP_CONNECT_TIMEOUT",
+    "read_timeout": "FINOUT_MCP_TIMEOUT",
+    "max_concurrency": "FINOUT_MCP_MAX_CONCURRENCY",
+    "retry_max_attempts": "FINOUT_MCP_RETRY_MAX_ATTEMPTS",
+    "retry_budget_s": "FINOUT_MCP_RETRY_BUDGET",
+    "cache_ttl_s": "FINOUT_MCP_CACHE_TTL",
+    "log_level": "FINOUT_MCP_LOG_LEVEL",
+}
+SECRET_FIELDS = frozenset({"secret_key", "auth_token"})
+_LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+
+# What a valid value looks like, per field (for error messages).
+_EXPECTED: dict[str, str] = {
+    "api_url": "an http:// or https:// URL such as https://app.finout.io/v1",
+    "read_only": "a boolean (true/false, 1/0, yes/no)",
+    "connect_timeout": "a positive number of seconds",
+    "read_timeout": "a positive number of seconds",
+    "max_concurrency": "a whole number from 1 to 5 (Finout allows 5 concurrent requests per API key)",
+    "retry_max_attempts": "a whole number from 1 to 10",
+    "retry_budget_s": "a number of seconds, 0 or more",
+    "cache_ttl_s": "a number of seconds, 0 or more",
+    "log_level": "one of " + ", ".join(_LOG_LEVELS),
+    "state_dir": "a directory path",
+}
+
+
+class ConfigError(Exception):
+    """Missing or bad configuration; ``str()`` is a one-paragraph, user-facing message."""
+
+
+class _FinoutEnv(PydanticBaseSettingsSource):
+    """Reads exactly the variables in :data:`ENV_VARS` (case-insensitively), nothing else.
+
+    pydantic-settings' own env source would also read a variable named after the field
+    (``CLIENT_ID``, ``DEMO``): too surprising for a server, so it is not used. Empty
+    values count as unset.
+    """
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        var = ENV_VARS.get(field_name)
+        if var is None:
+            return None, field_name, False
+        value = self._environ.get(var.lower())
+        return (value if value else None), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        self._environ = {k.lower(): v for k, v in os.environ.items()}
+        values: dict[str, Any] = {}
+        for field_name, field in self.settings_cls.model_fields.items():
+            value, key, _ = self.get_field_value(field, field_name)
+            if value is not None:
+                values[key] = value
+        return values
+
+
+class Settings(BaseSettings):
+    """All settings of a finout-mcp run. Build it with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        populate_by_name=True,
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    client_id: str | None = Field(default=None, validation_alias="FINOUT_CLIENT_ID")
+    secret_key: SecretStr | None = Field(default=None, validation_alias="FINOUT_SECRET_KEY")
+    api_url: str = Field(default=DEFAULT_API_URL, validation_alias="FINOUT_API_URL")
+    read_only: bool = Field(default=False, validation_alias="FINOUT_MCP_READ_ONLY")
+    auth_token: SecretStr | None = Field(default=None, validation_alias="FINOUT_MCP_AUTH_TOKEN")
+    state_dir: Path | None = Field(default=None, validation_alias="FINOUT_MCP_STATE_DIR")
+    demo: bool = False
+    connect_timeout: float = Field(default=5.0, gt=0, validation_alias="FINOUT_MCP_CONNECT_TIMEOUT")
+    read_timeout: float = Field(default=60.0, gt=0, validation_alias="FINOUT_MCP_TIMEOUT")
+    max_concurrency: int = Field(
+        default=MAX_CONCURRENCY, ge=1, le=MAX_CONCURRENCY, validation_alias="FINOUT_MCP_MAX_CONCURRENCY"
+    )
+    retry_max_attempts: int = Field(default=4, ge=1, le=10, validation_alias="FINOUT_MCP_RETRY_MAX_ATTEMPTS")
+    retry_budget_s: float = Field(default=30.0, ge=0, validation_alias="FINOUT_MCP_RETRY_BUDGET")
+    cache_ttl_s: float = Field(default=600.0, ge=0, validation_alias="FINOUT_MCP_CACHE_TTL")
+    log_level: str = Field(default="WARNING", validation_alias="FINOUT_MCP_LOG_LEVEL")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, _FinoutEnv(settings_cls))
+
+    @field_validator("client_id", "secret_key", "auth_token", "state_dir", mode="before")
+    @classmethod
+    def _blank_is_none(cls, v: Any) -> Any:
+        if isinstance(v, SecretStr):
+            v = v.get_secret_value()
+        if isinstance(v, str):
+            v = v.strip()
+            return v or None
+        return v
+
+    @field_validator("api_url", mode="before")
+    @classmethod
+    def _check_url(cls, v: Any) -> Any:
+        if not isinstance(v, str):
+            raise ValueError("must be a string")
+        url = v.strip()
+        parts = urlsplit(url)
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL")
+        if parts.query or parts.fragment:
+            raise ValueError("must not have a query string or fragment")
+        return url.rstrip("/")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _check_level(cls, v: Any) -> Any:
+        level = str(v).strip().upper()
+        if level == "WARN":
+            level = "WARNING"
+        if level not in _LOG_LEVELS:
+            raise ValueError("unknown log level")
+        return level
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.client_id) and self.secret_key is not None and bool(self.secret_key.get_secret_value())
+
+    def credentials(self) -> tuple[str, str]:
+        """``(client_id, secret_key)`` to send; the sandbox's demo pair in demo mode without any."""
+        if self.has_credentials:
+            assert self.client_id is not None and self.secret_key is not None
+            return self.client_id, self.secret_key.get_secret_value()
+        if self.demo:
+            return DEMO_CLIENT_ID, DEMO_SECRET_KEY
+        raise ConfigError(_MISSING_CREDENTIALS.format(names="FINOUT_CLIENT_ID and FINOUT_SECRET_KEY are"))
+
+    def secrets(self) -> list[str]:
+        """Secret values that must never appear in any output (for scrubbing)."""
+        return [s.get_secret_value() for s in (self.secret_key, self.auth_token) if s and s.get_secret_value()]
+
+    def resolved_state_dir(self) -> Path:
+        """Where the change log lives: FINOUT_MCP_STATE_DIR, else $XDG_STATE_HOME/finout-mcp,
+        else ~/.local/state/finout-mcp."""
+        if self.state_dir is not None:
+            return self.state_dir.expanduser()
+        xdg = os.environ.get("XDG_STATE_HOME", "").strip()
+        if xdg and Path(xdg).is_absolute():
+            return Path(xdg) / "finout-mcp"
+        return Path.home() / ".local" / "state" / "finout-mcp"
+
+
+_MISSING_CREDENTIALS = (
+    "{names} not set. finout-mcp needs a Finout API token to read your account: create one in the "
+    "Finout Admin Portal under Admin → API Tokens, then set FINOUT_CLIENT_ID to its client id and "
+    'FINOUT_SECRET_KEY to its secret key (for Claude Desktop, in the "env" block of the server\'s entry '
+    "in claude_desktop_config.json). To try finout-mcp without an account, run `finout-mcp --demo`."
+)
+
+
+def _describe_validation_error(exc: ValidationError) -> str:
+    problems: list[str] = []
+    for err in exc.errors(include_input=False, include_url=False):
+        loc = err.get("loc") or ("?",)
+        name = str(loc[0])
+        field = name if name in ENV_VARS or name == "demo" else _field_for_env(name)
+        var = ENV_VARS.get(field, name)
+        expected = _EXPECTED.get(field)
+        if field in SECRET_FIELDS:
+            problems.append(f"{var} is invalid (it must be a non-empty string)")
+        elif expected:
+            problems.append(f"{var} must be {expected}")
+        else:
+            problems.append(f"{var} is invalid ({err.get('msg', 'bad value')})")
+    unique = list(dict.fromkeys(problems))
+    return (
+        "Invalid finout-mcp configuration: "
+        + "; ".join(unique)
+        + ". Fix the environment variable (or the matching command-line option) and start finout-mcp again; "
+        "unset a FINOUT_MCP_* variable to use its default."
+    )
+
+
+def _field_for_env(name: str) -> str:
+    for field, var in ENV_VARS.items():
+        if var.lower() == name.lower():
+            return field
+    return name
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, with ``overrides`` (field names, e.g. from CLI flags) on top.
+
+    ``None`` overrides are ignored (an unset CLI flag). Raises :class:`ConfigError`.
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        settings = Settings(**given)
+    except ValidationError as exc:
+        raise ConfigError(_describe_validation_error(exc)) from None
+    if not settings.demo and not settings.has_credentials:
+        missing = [
+            var
+            for var, ok in (
+                ("FINOUT_CLIENT_ID", bool(settings.client_id)),
+                ("FINOUT_SECRET_KEY", settings.secret_key is not None),
+            )
+            if not ok
+        ]
+        names = " and ".join(missing) + (" are" if len(missing) > 1 else " is")
+        raise ConfigError(_MISSING_CREDENTIALS.format(names=names))
+    logging.getLogger("finout_mcp.config").debug(
+        "settings loaded: api_url=%s read_only=%s demo=%s",
+        settings.api_url,
+        settings.read_only,
+        settings.demo,
+    )
+    return settings
