@@ -13,6 +13,7 @@ from finout_mcp import __version__
 from finout_mcp.config import Settings
 from finout_mcp.server.instructions import INSTRUCTIONS
 from finout_mcp.server.state import StateRef, build_lifespan
+from finout_mcp.server.tools.common import ToolCollector
 
 if TYPE_CHECKING:
     from finout_mcp.sandbox import Sandbox
@@ -54,17 +55,19 @@ def build_server(
 ) -> MCPServer[Any]:
     """The MCP server for these settings. Nothing touches the network until the lifespan runs."""
     ref = StateRef()
+    collector = ToolCollector()
+    for name in parse_toolsets(list(toolsets) if toolsets is not None else None):
+        module = importlib.import_module(f"finout_mcp.server.tools.{TOOLSETS[name]}")
+        module.register(collector, read_only=settings.read_only)
     server: MCPServer[Any] = MCPServer(
         "finout-mcp",
         title="Finout",
         version=__version__,
         instructions=INSTRUCTIONS,
+        tools=collector.tools,
         lifespan=build_lifespan(settings, sandbox=sandbox, today=today, ref=ref),
         log_level=settings.log_level.upper() if settings.log_level.upper() in _LEVELS else "WARNING",  # type: ignore[arg-type]
     )
-    for name in parse_toolsets(list(toolsets) if toolsets is not None else None):
-        module = importlib.import_module(f"finout_mcp.server.tools.{TOOLSETS[name]}")
-        module.register(server, read_only=settings.read_only)
     from finout_mcp.server import prompts, resources
 
     resources.register(server, ref)

@@ -68,11 +68,11 @@ async def _guarded(state: AppState, coro: Any) -> Any:
         raise ResourceError(describe(exc, state.secrets)) from None
 
 
-def register(server: MCPServer, ref: StateRef) -> None:
+def register(server: MCPServer, state_ref: StateRef) -> None:
     def state() -> AppState:
-        if ref.current is None:  # pragma: no cover - resources are read only while serving
+        if state_ref.current is None:  # pragma: no cover - resources are read only while serving
             raise ResourceError("The server is still starting; read the resource again.")
-        return ref.current
+        return state_ref.current
 
     @server.resource(
         "finout://guide/filters",
@@ -163,7 +163,7 @@ def register(server: MCPServer, ref: StateRef) -> None:
     async def complete(ref: Any, argument: Any, context: Any) -> Completion | None:
         if not isinstance(ref, ResourceTemplateReference):
             return None
-        state = ref.current
+        state = state_ref.current
         if state is None:
             return None
         partial = (argument.value or "").lower()

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from typing import Annotated, Any
 
+from mcp.server.mcpserver.tools import Tool
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
+from finout_mcp.server.errors import tool_guard
+
 # The Finout account is a closed world: the tools only touch the user's own account.
-READ = ToolAnnotations(readOnlyHint=True, destructiveHint=False, idempotentHint=True, openWorldHint=False)
+# destructiveHint and idempotentHint mean something only when readOnlyHint is false (MCP spec),
+# so read tools leave them out.
+READ = ToolAnnotations(readOnlyHint=True, openWorldHint=False)
 COMPUTE = READ  # pure computation over cached reads (compose_filter, lint_virtual_tag)
 WRITE = ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=False, openWorldHint=False)
 WRITE_IDEMPOTENT = ToolAnnotations(
@@ -35,12 +42,89 @@ FILTER_DESCRIPTION = (
     "Keys and values are checked against the account."
 )
 
-ViewRef = Annotated[str, Field(description="The view's id or exact name (see list_views).", min_length=1)]
-TagRef = Annotated[
-    str, Field(description="The virtual tag's id or exact name (see list_virtual_tags).", min_length=1)
-]
+FILTER_REF = "Intent or raw Finout filter, as for compose_filter."
+
+ViewRef = Annotated[str, Field(description="View id or exact name.", min_length=1)]
+TagRef = Annotated[str, Field(description="Tag id or exact name.", min_length=1)]
 DryRun = Annotated[
     bool,
-    Field(description="true: validate and return exactly what would be sent, without changing anything."),
+    Field(description="true: validate and return the exact body; send nothing."),
 ]
-Refresh = Annotated[bool, Field(description="true: bypass the 10-minute cache and re-read from Finout.")]
+Refresh = Annotated[bool, Field(description="true: bypass the cache.")]
+
+
+# ----------------------------------------------------------------------------- registration
+
+_NAMED = frozenset({"properties", "$defs", "definitions", "patternProperties"})
+
+
+def slim_schema(schema: Any, *, output: bool = False) -> Any:
+    """The same schema with fewer bytes for the model to read.
+
+    Drops pydantic's auto-generated ``title`` keywords and ``default: null``, and writes an
+    optional scalar ``anyOf: [{type: T}, {type: null}]`` as ``type: [T, "null"]``. For output
+    schemas it also drops defaults and descriptions and inlines nested models as
+    ``{"type": "object"}``: results validate against the (full) pydantic model on our side,
+    and the published schema stays a correct, shallower description of them.
+    """
+    if isinstance(schema, list):
+        return [slim_schema(x, output=output) for x in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if output and "$ref" in schema:
+        return {"type": "object"}
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "title" and isinstance(value, str):
+            continue
+        if key == "default" and (value is None or output):
+            continue
+        if output and key in ("description", "$defs", "required"):
+            continue
+        if key == "additionalProperties" and value is True:
+            continue
+        if key == "$defs" and isinstance(value, dict):  # model docstrings: the fields say enough
+            out[key] = {
+                name: {k: v for k, v in slim_schema(sub, output=output).items() if k != "description"}
+                for name, sub in value.items()
+            }
+        elif key in _NAMED and isinstance(value, dict):
+            out[key] = {name: slim_schema(sub, output=output) for name, sub in value.items()}
+        else:
+            out[key] = slim_schema(value, output=output)
+    if output and out.get("type") == "array" and isinstance(out.get("items"), dict) and "enum" not in out["items"]:
+        del out["items"]
+    alts = out.get("anyOf")
+    if isinstance(alts, list) and len(alts) == 2 and {"type": "null"} in alts:
+        other = alts[0] if alts[1] == {"type": "null"} else alts[1]
+        if set(other) <= {"type", "enum"} and isinstance(other.get("type"), str):
+            del out["anyOf"]
+            out["type"] = [other["type"], "null"]
+            if "enum" in other:
+                out["enum"] = [*other["enum"], None]
+        elif output and isinstance(other.get("type"), str):
+            del out["anyOf"]
+            out["type"] = [other["type"], "null"]
+    return out
+
+
+def make_tool(fn: Callable[..., Any], *, annotations: ToolAnnotations, title: str) -> Tool:
+    """A guarded tool with a one-paragraph description and slim schemas."""
+    doc = " ".join(inspect.cleandoc(fn.__doc__ or "").split())
+    tool = Tool.from_function(
+        tool_guard(fn), name=fn.__name__, title=title, description=doc, annotations=annotations
+    )
+    tool.parameters = slim_schema(tool.parameters)
+    if tool.fn_metadata.output_schema is not None:
+        tool.fn_metadata.output_schema = slim_schema(tool.fn_metadata.output_schema, output=True)
+    return tool
+
+
+class ToolCollector:
+    """What each tools module registers into; the server is built from ``tools``."""
+
+    def __init__(self) -> None:
+        self.tools: list[Tool] = []
+
+    def add_tool(self, fn: Callable[..., Any], *, annotations: ToolAnnotations, title: str) -> None:
+        self.tools.append(make_tool(fn, annotations=annotations, title=title))

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from finout_mcp.api.models import GroupBy, RecommendationsRequest
-from finout_mcp.server.errors import tool_guard
 from finout_mcp.server.state import get_state
-from finout_mcp.server.tools.common import FILTER_DESCRIPTION, READ, Envelope, FilterSpec, Refresh
+from finout_mcp.server.tools.common import FILTER_REF, READ, Envelope, FilterSpec, Refresh, ToolCollector
 from finout_mcp.services.catalog import resolve_key
 from finout_mcp.services.composer import compose
 from finout_mcp.services.costguard import (
@@ -36,8 +34,8 @@ async def list_costguard_scans(
     ] = None,
     refresh: Refresh = False,
 ) -> ScansResult:
-    """CostGuard scans (waste and rightsizing detectors): id, name, type, cost center, days
-    analysed, last run date. Then call get_scan_recommendations for one."""
+    """CostGuard scans (idle and rightsizing detectors): id, name, type, cost center, days analysed, last
+    run."""
     scans = await get_state(ctx).catalog.scans(refresh=refresh)
     chosen = summarize_scans(scans, cost_center=cost_center, type=type)
     notes = [] if chosen else ["No scan matches; drop the filters to see all."]
@@ -50,7 +48,7 @@ async def get_scan_recommendations(
         str, Field(description="The scan's id or exact name (see list_costguard_scans).", min_length=1)
     ],
     filter: Annotated[
-        FilterSpec | None, Field(description="Optional: only matching resources. " + FILTER_DESCRIPTION)
+        FilterSpec | None, Field(description="Optional: only matching resources. " + FILTER_REF)
     ] = None,
     group_by: Annotated[
         str | None,
@@ -63,9 +61,8 @@ async def get_scan_recommendations(
         int, Field(description="Resources listed per group (totals still cover all).", ge=1, le=100)
     ] = 5,
 ) -> RecommendationsAnswer:
-    """Savings a CostGuard scan found: scan totals (cost, waste, yearly potential savings), groups
-    sorted by savings, and the top resources per group with a one-line reason (e.g. 'EC2 m5.large,
-    max CPU 1.9% over 14 days → t3.medium')."""
+    """Savings a CostGuard scan found: totals (cost, waste, yearly savings), groups by savings, top
+    resources per group with a one-line reason."""
     s = get_state(ctx)
     sc = await s.catalog.resolve_scan(scan)
     body = RecommendationsRequest(scan_id=sc.scan_id)
@@ -85,6 +82,6 @@ async def get_scan_recommendations(
     return summarize_recommendations(recs, top_n=top_n)
 
 
-def register(server: MCPServer, *, read_only: bool) -> None:
-    server.add_tool(tool_guard(list_costguard_scans), annotations=READ, title="List CostGuard scans")
-    server.add_tool(tool_guard(get_scan_recommendations), annotations=READ, title="CostGuard savings of a scan")
+def register(server: ToolCollector, *, read_only: bool) -> None:
+    server.add_tool(list_costguard_scans, annotations=READ, title="List CostGuard scans")
+    server.add_tool(get_scan_recommendations, annotations=READ, title="CostGuard savings of a scan")

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from finout_mcp.api.models import Endpoint
-from finout_mcp.server.errors import tool_guard
 from finout_mcp.server.state import get_state
-from finout_mcp.server.tools.common import READ, WRITE_IDEMPOTENT, DryRun, Envelope
+from finout_mcp.server.tools.common import READ, WRITE_IDEMPOTENT, DryRun, Envelope, ToolCollector
 from finout_mcp.services.safety import mask_endpoint
 from finout_mcp.services.writes import Writer, WriteResult
 
@@ -26,8 +24,8 @@ async def list_endpoints(
         Literal["email", "slack", "msteams"] | None, Field(description="Only endpoints of this type.")
     ] = None,
 ) -> EndpointsResult:
-    """Notification endpoints (id, type, name, target). Slack webhook URLs are secrets and are
-    masked. Use the ids in virtual tag metadata."""
+    """Notification endpoints (id, type, name, target; Slack webhooks masked). Their ids go in tag
+    metadata."""
     eps = (await get_state(ctx).client.list_endpoints()).endpoints
     chosen = [mask_endpoint(e) for e in eps if type is None or e.type == type]
     return EndpointsResult(endpoints=chosen, notes=["Slack webhook URLs are masked (host and last 4 characters)."])
@@ -45,13 +43,13 @@ async def create_endpoint(
     ],
     dry_run: DryRun = False,
 ) -> WriteResult:
-    """Create an e-mail or Slack notification endpoint. Validates the address or webhook URL and is
-    idempotent by type and name. The API cannot delete endpoints, so use dry_run=true first."""
+    """Create an e-mail or Slack endpoint; address or webhook validated; idempotent by type and name. The
+    API cannot delete endpoints: dry_run first."""
     s = get_state(ctx)
     return await Writer(s.client, s.catalog, s.changelog).create_endpoint(type, name, to, dry_run=dry_run)
 
 
-def register(server: MCPServer, *, read_only: bool) -> None:
-    server.add_tool(tool_guard(list_endpoints), annotations=READ, title="List notification endpoints")
+def register(server: ToolCollector, *, read_only: bool) -> None:
+    server.add_tool(list_endpoints, annotations=READ, title="List notification endpoints")
     if not read_only:
-        server.add_tool(tool_guard(create_endpoint), annotations=WRITE_IDEMPOTENT, title="Create an endpoint")
+        server.add_tool(create_endpoint, annotations=WRITE_IDEMPOTENT, title="Create an endpoint")

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
-from finout_mcp.server.errors import tool_guard
 from finout_mcp.server.state import get_state
-from finout_mcp.server.tools.common import READ, Envelope, Refresh
+from finout_mcp.server.tools.common import READ, Envelope, Refresh, ToolCollector
 from finout_mcp.services.catalog import group_by_cost_center, resolve_key, search_keys, search_values
 
 
@@ -47,10 +45,9 @@ async def list_megabill_keys(
     limit: Annotated[int, Field(description="Maximum keys to return.", ge=1, le=1000)] = 50,
     refresh: Refresh = False,
 ) -> KeysResult:
-    """Find MegaBill keys (the dimensions costs can be filtered and grouped by), e.g. 'Account Name'
-    = aws_account_name, Kubernetes pod labels pl_<label>, enrichment keys f_<name>, and virtual
-    tags (cost center 'Virtual Tags'). Use before list_key_values, compose_filter or
-    create_virtual_tag to learn the exact key."""
+    """Find MegaBill keys, the dimensions to filter and group by: e.g. 'Account Name' = aws_account_name,
+    pod labels pl_<label>, enrichment keys f_<name>, virtual tags (cost center 'Virtual Tags'). Use
+    before list_key_values, compose_filter or create_virtual_tag."""
     state = get_state(ctx)
     keys = await state.catalog.keys(refresh=refresh)
     found = search_keys(keys, search, cost_center=cost_center, limit=limit)
@@ -84,8 +81,7 @@ async def list_key_values(
     limit: Annotated[int, Field(description="Maximum values to return.", ge=1, le=5000)] = 100,
     refresh: Refresh = False,
 ) -> ValuesResult:
-    """The values a MegaBill key takes in this account (e.g. the account names under AWS 'Account
-    Name'). Use it to pick exact values for filters; call list_megabill_keys first if unsure of the key."""
+    """The values a MegaBill key takes in this account, to pick exact values for filters."""
     state = get_state(ctx)
     k = resolve_key(await state.catalog.keys(), key, cost_center)
     values = await state.catalog.values(k.cost_center, k.key, refresh=refresh)
@@ -104,6 +100,6 @@ async def list_key_values(
     )
 
 
-def register(server: MCPServer, *, read_only: bool) -> None:
-    server.add_tool(tool_guard(list_megabill_keys), annotations=READ, title="Find MegaBill keys")
-    server.add_tool(tool_guard(list_key_values), annotations=READ, title="List a key's values")
+def register(server: ToolCollector, *, read_only: bool) -> None:
+    server.add_tool(list_megabill_keys, annotations=READ, title="Find MegaBill keys")
+    server.add_tool(list_key_values, annotations=READ, title="List a key's values")

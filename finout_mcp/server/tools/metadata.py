@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from finout_mcp.api.models import ValueMetadata
-from finout_mcp.server.errors import tool_guard
 from finout_mcp.server.state import get_state
-from finout_mcp.server.tools.common import DESTRUCTIVE_IDEMPOTENT, READ, DryRun, Envelope, TagRef
+from finout_mcp.server.tools.common import DESTRUCTIVE_IDEMPOTENT, READ, DryRun, Envelope, TagRef, ToolCollector
 from finout_mcp.services.writes import Writer, WriteResult
 
 
@@ -22,8 +20,7 @@ class MetadataResult(Envelope):
 
 
 async def get_virtual_tag_metadata(ctx: Context, tag: TagRef) -> MetadataResult:
-    """Metadata of a virtual tag's values: account groups, custom fields (owner, budget…) and the
-    endpoint ids notified for each value."""
+    """Metadata of a virtual tag's values: account groups, custom fields (owner, budget…), endpoint ids."""
     s = get_state(ctx)
     listed = await s.catalog.resolve_tag(tag)
     md = await s.client.get_virtual_tag_metadata(listed.id)
@@ -50,17 +47,17 @@ async def update_virtual_tag_metadata(
     ] = "merge",
     dry_run: DryRun = False,
 ) -> WriteResult:
-    """Set metadata of a virtual tag's values. Merges by default (Finout's PUT replaces everything,
-    so the server reads, merges and sends the full map). Returns a change_id for undo_change."""
+    """Set metadata of a virtual tag's values; merges by default (the full map is sent, as Finout replaces
+    it). Returns a change_id for undo_change."""
     s = get_state(ctx)
     return await Writer(s.client, s.catalog, s.changelog).update_metadata(tag, values, mode, dry_run=dry_run)
 
 
-def register(server: MCPServer, *, read_only: bool) -> None:
-    server.add_tool(tool_guard(get_virtual_tag_metadata), annotations=READ, title="Read virtual tag metadata")
+def register(server: ToolCollector, *, read_only: bool) -> None:
+    server.add_tool(get_virtual_tag_metadata, annotations=READ, title="Read virtual tag metadata")
     if not read_only:
         server.add_tool(
-            tool_guard(update_virtual_tag_metadata),
+            update_virtual_tag_metadata,
             annotations=DESTRUCTIVE_IDEMPOTENT,
             title="Update virtual tag metadata",
         )

@@ -5,14 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import anyio
-from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
 from finout_mcp.api.models import CostSeries
-from finout_mcp.server.errors import tool_guard
 from finout_mcp.server.state import get_state
-from finout_mcp.server.tools.common import READ, Envelope, Refresh, ViewRef
+from finout_mcp.server.tools.common import READ, Envelope, Refresh, ToolCollector, ViewRef
 from finout_mcp.services import costs
 from finout_mcp.services.catalog import search_values
 
@@ -49,8 +47,7 @@ async def list_views(
     limit: Annotated[int, Field(description="Maximum views to return.", ge=1, le=500)] = 100,
     refresh: Refresh = False,
 ) -> ViewsResult:
-    """List the account's saved views (id and name). Costs in Finout are queried per view:
-    call this first, then query_view_costs with a view's id or exact name."""
+    """List saved views (id, name). Costs are queried per view: call this, then query_view_costs."""
     state = get_state(ctx)
     views = await state.catalog.views(refresh=refresh)
     chosen = list(views)
@@ -95,10 +92,9 @@ async def query_view_costs(
         bool, Field(description="true: per-series amounts in each time bucket (top series only; larger).")
     ] = False,
 ) -> costs.CostAnswer:
-    """Costs of a saved view over a date range: total, per-group totals with shares (the view's
-    own grouping, e.g. by service or team), and a timeline. Ranges longer than Finout's 90-day
-    limit are split and merged for you. Amounts are in the account currency, rounded for display;
-    dates are UTC days, end inclusive. Use list_views first to pick the view."""
+    """Costs of a saved view over a date range: total, per-group totals with shares (the view's grouping,
+    e.g. service or team), a timeline, optional change vs the previous period. Ranges over 90 days are
+    split and merged for you. Dates are UTC days, end inclusive; amounts rounded for display."""
     state = get_state(ctx)
     v = await state.catalog.resolve_view(view)
     today = state.today()
@@ -142,6 +138,6 @@ async def query_view_costs(
     )
 
 
-def register(server: MCPServer, *, read_only: bool) -> None:
-    server.add_tool(tool_guard(list_views), annotations=READ, title="List saved views")
-    server.add_tool(tool_guard(query_view_costs), annotations=READ, title="Query a view's costs")
+def register(server: ToolCollector, *, read_only: bool) -> None:
+    server.add_tool(list_views, annotations=READ, title="List saved views")
+    server.add_tool(query_view_costs, annotations=READ, title="Query a view's costs")

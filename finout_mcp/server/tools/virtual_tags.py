@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from finout_mcp.api.models import TagReference, Timeframe
-from finout_mcp.server.errors import tool_guard
 from finout_mcp.server.state import get_state
 from finout_mcp.server.tools.common import (
     COMPUTE,
     DESTRUCTIVE,
-    FILTER_DESCRIPTION,
+    FILTER_REF,
     READ,
     WRITE_IDEMPOTENT,
     DryRun,
@@ -22,6 +20,7 @@ from finout_mcp.server.tools.common import (
     FilterSpec,
     Refresh,
     TagRef,
+    ToolCollector,
 )
 from finout_mcp.services.catalog import search_values
 from finout_mcp.services.composer import readable
@@ -37,13 +36,13 @@ class RuleInput(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
     to: str | TagReference = Field(
-        description="The tag value for matching costs, e.g. 'Checkout'; or {'key': '<virtual tag id>', "
-        "'costCenter': 'Virtual Tags'} to take another tag's value."
+        description="Value for matching costs, e.g. 'Checkout', or {'key': <tag id>, 'costCenter': 'Virtual Tags'} "
+        "to use another tag's value."
     )
-    filter: FilterSpec = Field(validation_alias=AliasChoices("filter", "filters"), description=FILTER_DESCRIPTION)
+    filter: FilterSpec = Field(validation_alias=AliasChoices("filter", "filters"), description=FILTER_REF)
     timeframe: Timeframe | None = Field(
         default=None,
-        description="Optional {'from': ms, 'to': ms} (epoch milliseconds) when the rule applies.",
+        description="Optional {'from', 'to'} in epoch ms.",
     )
 
     def spec(self) -> RuleSpec:
@@ -95,8 +94,7 @@ async def list_virtual_tags(
     limit: Annotated[int, Field(description="Maximum tags to return.", ge=1, le=1000)] = 100,
     refresh: Refresh = False,
 ) -> TagList:
-    """List virtual tags (Finout's allocation rules): id, name, rule count, default value.
-    Call get_virtual_tag for the rules of one."""
+    """List virtual tags (allocation rules): id, name, rule count, default value."""
     tags = await get_state(ctx).catalog.virtual_tags(refresh=refresh)
     chosen = list(tags)
     if search:
@@ -118,8 +116,8 @@ async def get_virtual_tag(
         bool, Field(description="true: also return each rule's raw Finout filter (larger answer).")
     ] = False,
 ) -> TagDetail:
-    """One virtual tag with each rule in a readable one-line form (display names), in evaluation
-    order, and its default value. Use before update_virtual_tag."""
+    """One virtual tag: each rule as a readable one-line filter, in evaluation order, and its default
+    value. Use before update_virtual_tag."""
     state = get_state(ctx)
     listed = await state.catalog.resolve_tag(tag)
     t = await state.client.get_virtual_tag(listed.id)
@@ -169,9 +167,8 @@ async def lint_virtual_tag(
         str | None, Field(description="Default value of the proposed rules (ignored with tag).")
     ] = None,
 ) -> LintReport:
-    """Check a virtual tag's rules before writing: every filter finding (unknown keys with
-    did-you-mean, bad operators or values), rules that can never match because an earlier rule
-    takes all their costs, duplicates, references to missing tags, dotted values, no default."""
+    """Check virtual tag rules before writing: filter errors with did-you-mean, rules shadowed by an
+    earlier rule (first match wins), duplicates, references to missing tags, dotted values, no default."""
     state = get_state(ctx)
     if (tag is None) == (rules is None):
         raise InputError("Give exactly one of tag (an existing tag's id or name) or rules (proposed rules).")
@@ -192,10 +189,9 @@ async def create_virtual_tag(
     ] = None,
     dry_run: DryRun = False,
 ) -> WriteResult:
-    """Create a virtual tag. Rules take intents or raw filters; all are composed and linted first,
-    and nothing is written if any has an error. Call with dry_run=true first and show the body.
-    Idempotent by name: the same name and content returns the existing tag. Returns a change_id
-    for undo_change. Use list_megabill_keys / compose_filter first to get keys and values right."""
+    """Create a virtual tag. Every rule is composed and linted; nothing is written on any error. Call with
+    dry_run=true first and show the body. Same name and content returns the existing tag. Returns a
+    change_id for undo_change."""
     return await Writer(get_state(ctx).client, get_state(ctx).catalog, get_state(ctx).changelog).create_tag(
         name, [r.spec() for r in rules], default_value, dry_run=dry_run
     )
@@ -215,9 +211,8 @@ async def update_virtual_tag(
     default_value: Annotated[str | None, Field(description="New default value; omit to keep.")] = None,
     dry_run: DryRun = False,
 ) -> WriteResult:
-    """Change a virtual tag. Reads the live tag and sends a complete body (fields you omit keep
-    their values). dry_run=true returns the body and a rule-by-rule diff without sending. Returns
-    a change_id for undo_change."""
+    """Change a virtual tag; fields you omit keep their values (a complete body is sent). dry_run=true
+    shows the body and a rule-by-rule diff. Returns a change_id for undo_change."""
     s = get_state(ctx)
     return await Writer(s.client, s.catalog, s.changelog).update_tag(
         tag,
@@ -234,8 +229,8 @@ async def clone_virtual_tag(
     new_name: Annotated[str, Field(description="Name of the copy.", min_length=1, max_length=200)],
     dry_run: DryRun = False,
 ) -> WriteResult:
-    """Copy a virtual tag's rules and default value under a new name (metadata is not copied).
-    Returns a change_id for undo_change."""
+    """Copy a virtual tag's rules and default value under a new name (not its metadata). Returns a
+    change_id."""
     s = get_state(ctx)
     return await Writer(s.client, s.catalog, s.changelog).clone_tag(tag, new_name, dry_run=dry_run)
 
@@ -246,20 +241,19 @@ async def delete_virtual_tag(
     confirm_name: Annotated[str, Field(description="Must equal the tag's current name exactly.")],
     dry_run: DryRun = False,
 ) -> WriteResult:
-    """Delete a virtual tag. Requires confirm_name equal to its current name; refused while other
-    tags take their value from it. The tag and its metadata are recorded first, so undo_change
-    can recreate them (with a new id)."""
+    """Delete a virtual tag; confirm_name must equal its current name. Refused while other tags take their
+    value from it. undo_change recreates it with its metadata (new id)."""
     s = get_state(ctx)
     return await Writer(s.client, s.catalog, s.changelog).delete_tag(tag, confirm_name, dry_run=dry_run)
 
 
-def register(server: MCPServer, *, read_only: bool) -> None:
-    server.add_tool(tool_guard(list_virtual_tags), annotations=READ, title="List virtual tags")
-    server.add_tool(tool_guard(get_virtual_tag), annotations=READ, title="Read a virtual tag")
-    server.add_tool(tool_guard(lint_virtual_tag), annotations=COMPUTE, title="Check virtual tag rules")
+def register(server: ToolCollector, *, read_only: bool) -> None:
+    server.add_tool(list_virtual_tags, annotations=READ, title="List virtual tags")
+    server.add_tool(get_virtual_tag, annotations=READ, title="Read a virtual tag")
+    server.add_tool(lint_virtual_tag, annotations=COMPUTE, title="Check virtual tag rules")
     if read_only:
         return
-    server.add_tool(tool_guard(create_virtual_tag), annotations=WRITE_IDEMPOTENT, title="Create a virtual tag")
-    server.add_tool(tool_guard(update_virtual_tag), annotations=WRITE_IDEMPOTENT, title="Update a virtual tag")
-    server.add_tool(tool_guard(clone_virtual_tag), annotations=WRITE_IDEMPOTENT, title="Clone a virtual tag")
-    server.add_tool(tool_guard(delete_virtual_tag), annotations=DESTRUCTIVE, title="Delete a virtual tag")
+    server.add_tool(create_virtual_tag, annotations=WRITE_IDEMPOTENT, title="Create a virtual tag")
+    server.add_tool(update_virtual_tag, annotations=WRITE_IDEMPOTENT, title="Update a virtual tag")
+    server.add_tool(clone_virtual_tag, annotations=WRITE_IDEMPOTENT, title="Clone a virtual tag")
+    server.add_tool(delete_virtual_tag, annotations=DESTRUCTIVE, title="Delete a virtual tag")

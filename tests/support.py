@@ -1,0 +1,61 @@
+"""Test helpers: an in-memory MCP client on the demo sandbox, with a fixed 'today'."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from mcp import Client
+from mcp.types import CallToolResult
+
+from finout_mcp.config import Settings
+from finout_mcp.sandbox import Sandbox
+from finout_mcp.server.app import build_server
+
+TODAY = date(2026, 11, 25)
+
+
+@asynccontextmanager
+async def demo(
+    tmp_path: Path, *, read_only: bool = False, toolsets: list[str] | None = None, sandbox: Sandbox | None = None
+) -> AsyncIterator[tuple[Client, Sandbox]]:
+    sb = sandbox or Sandbox(seed=7, today=TODAY)
+    settings = Settings(demo=True, read_only=read_only, state_dir=tmp_path / "state")
+    server = build_server(settings, sandbox=sb, today=lambda: TODAY, toolsets=toolsets)
+    async with Client(server) as client:
+        yield client, sb
+
+
+async def call(client: Client, name: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Call a tool that must succeed; return its structured content."""
+    result = await client.call_tool(name, args or {})
+    assert not result.is_error, text(result)
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+async def call_error(client: Client, name: str, args: dict[str, Any] | None = None) -> str:
+    """Call a tool that must fail with a tool error; return the message."""
+    result = await client.call_tool(name, args or {})
+    assert result.is_error, f"{name} should have failed: {text(result)[:300]}"
+    message = text(result)
+    assert "Traceback" not in message
+    return message
+
+
+def text(result: CallToolResult) -> str:
+    return "".join(getattr(c, "text", "") for c in result.content)
+
+
+def writes(sb: Sandbox) -> list[tuple[str, str]]:
+    """Write requests the sandbox received (method, raw path)."""
+    return [(r.method, r.raw_path) for r in sb.request_log if r.method in ("POST", "PUT", "DELETE")
+            and not r.raw_path.endswith(("/cost/query-by-view", "/scans-recommendations"))]
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)

@@ -1,0 +1,93 @@
+"""MegaBill catalogue tools and resources through the MCP client."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mcp.types import ResourceTemplateReference
+
+from tests.support import call, call_error, demo
+
+
+async def test_key_search_ranks_exact_first_and_groups_by_cost_center(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, _sb):
+        out = await call(client, "list_megabill_keys", {"search": "namespace"})
+        first_cc, first_keys = next(iter(out["cost_centers"].items()))
+        assert (first_cc, first_keys[0]["key"]) == ("Kubernetes", "namespace")
+        only = await call(client, "list_megabill_keys", {"cost_center": "kubernetes", "limit": 500})
+        assert set(only["cost_centers"]) == {"Kubernetes"}
+        assert any(k["key"].startswith("pl_") for k in only["cost_centers"]["Kubernetes"])
+        small = await call(client, "list_megabill_keys", {"limit": 3})
+        assert small["shown"] == 3 and small["truncated"] and small["total"] >= 60
+
+
+async def test_values_by_display_name_and_search(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, sb):
+        out = await call(client, "list_key_values", {"key": "Account Name"})
+        assert out["key"] == "aws_account_name" and out["cost_center"] == "AWS"
+        assert {"prod-eu", "prod-us"} <= set(out["values"])
+        hits = await call(client, "list_key_values", {"key": "aws_account_name", "search": "prod"})
+        assert hits["values"] and all("prod" in v for v in hits["values"][:2])
+        calls = [r for r in sb.request_log if "/values/" in r.raw_path]
+        assert len(calls) == 1  # the second call was served from the cache
+
+
+async def test_ambiguous_key_lists_every_candidate(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, _sb):
+        message = await call_error(client, "list_key_values", {"key": "Region"})
+        assert "AWS" in message and "GCP" in message and "cost_center" in message
+        ok = await call(client, "list_key_values", {"key": "Region", "cost_center": "GCP"})
+        assert ok["cost_center"] == "GCP"
+
+
+async def test_opaque_base64_key_with_slash_reaches_its_values(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, sb):
+        keys = await call(client, "list_megabill_keys", {"cost_center": "Kubernetes", "limit": 500})
+        opaque = [k for k in keys["cost_centers"]["Kubernetes"] if "/" in k["key"]]
+        assert opaque, "the demo account has a base64 key containing '/'"
+        out = await call(client, "list_key_values", {"key": opaque[0]["key"], "cost_center": "Kubernetes"})
+        assert out["values"]
+        assert any("%2F" in r.raw_path for r in sb.request_log if "/values/" in r.raw_path)
+
+
+async def test_resources_and_completions(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, _sb):
+        listed = {str(r.uri) for r in (await client.list_resources()).resources}
+        assert {"finout://views", "finout://megabill/keys", "finout://virtual-tags", "finout://guide/filters"} <= listed
+        templates = {t.uri_template for t in (await client.list_resource_templates()).resource_templates}
+        assert {"finout://megabill/values/{cost_center}/{key}", "finout://virtual-tags/{tag_id}"} <= templates
+
+        guide = (await client.read_resource("finout://guide/filters")).contents[0]
+        assert "oneOf" in guide.text and '"any"' in guide.text  # type: ignore[union-attr]
+        values = json.loads((await client.read_resource("finout://megabill/values/AWS/aws_account_name")).contents[0].text)  # type: ignore[union-attr]
+        assert "prod-eu" in values["values"]
+        spaced = await client.read_resource("finout://megabill/keys/Custom%20Cost")
+        assert json.loads(spaced.contents[0].text)  # type: ignore[union-attr]
+        tags = json.loads((await client.read_resource("finout://virtual-tags")).contents[0].text)  # type: ignore[union-attr]
+        one = json.loads((await client.read_resource(f"finout://virtual-tags/{tags[0]['id']}")).contents[0].text)  # type: ignore[union-attr]
+        assert one["name"] == tags[0]["name"]
+
+        ref = ResourceTemplateReference(type="ref/resource", uri="finout://megabill/values/{cost_center}/{key}")
+        cc = await client.complete(ref, {"name": "cost_center", "value": "Ku"})
+        assert cc.completion.values == ["Kubernetes"]
+        keys = await client.complete(ref, {"name": "key", "value": "pl_"}, context_arguments={"cost_center": "Kubernetes"})
+        assert keys.completion.values and all(v.startswith("pl_") for v in keys.completion.values)
+
+
+async def test_prompts_lead_through_the_tools(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, _sb):
+        names = {p.name for p in (await client.list_prompts()).prompts}
+        assert names == {"monthly_cost_review", "find_savings", "allocate_costs", "investigate_spike"}
+        got = await client.get_prompt(
+            "allocate_costs", {"tag_name": "Team", "allocation": "prod accounts to Checkout"}
+        )
+        body = got.messages[0].content.text  # type: ignore[union-attr]
+        assert body.index("compose_filter") < body.index("dry_run=true") < body.index("change_id")
+        review = await client.get_prompt("monthly_cost_review", {"month": "2026-10"})
+        assert "query_view_costs" in review.messages[0].content.text  # type: ignore[union-attr]
+
+
+async def test_instructions_are_sent_on_initialize(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, _sb):
+        assert client.instructions and "dry_run" in client.instructions and "undo_change" in client.instructions

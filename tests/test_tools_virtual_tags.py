@@ -1,0 +1,197 @@
+"""Virtual tags end to end: compose -> dry run -> create, safety rules, and undo round trips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.support import call, call_error, demo, dumps, writes
+
+CHECKOUT_RULE: dict[str, Any] = {
+    "to": "Checkout",
+    "filter": {
+        "any": [
+            {"key": "Account Name", "op": "in", "values": ["prod-eu", "prod-us"]},
+            {"key": "namespace", "cost_center": "Kubernetes", "op": "=", "value": "checkout"},
+        ]
+    },
+}
+
+
+async def test_allocate_prod_accounts_and_checkout_namespace(tmp_path: Path) -> None:
+    """The issue's story: compose, dry run (nothing sent), create, then read it back."""
+    async with demo(tmp_path) as (client, sb):
+        composed = await call(client, "compose_filter", {"intent": CHECKOUT_RULE["filter"]})
+        assert composed["ok"] and composed["filter"] == {
+            "OR": [
+                {"costCenter": "AWS", "key": "aws_account_name", "operator": "oneOf", "value": ["prod-eu", "prod-us"]},
+                {"costCenter": "Kubernetes", "key": "namespace", "operator": "is", "value": "checkout"},
+            ]
+        }
+        args = {"name": "Product", "rules": [CHECKOUT_RULE], "default_value": "unallocated"}
+        preview = await call(client, "create_virtual_tag", {**args, "dry_run": True})
+        assert preview["status"] == "dry_run" and preview["change_id"] is None
+        assert preview["body"] == {
+            "name": "Product",
+            "rules": [{"to": "Checkout", "filters": composed["filter"]}],
+            "defaultValue": "unallocated",
+        }
+        assert writes(sb) == []  # a dry run sends nothing
+
+        created = await call(client, "create_virtual_tag", args)
+        assert created["status"] == "created" and created["change_id"]
+        assert writes(sb) == [("POST", "/v1/virtual-tags")]
+        stored = next(t for t in sb.account.virtual_tags.values() if t["name"] == "Product")
+        assert stored["rules"][0]["filters"] == composed["filter"] and stored["defaultValue"] == "unallocated"
+
+        shown = await call(client, "get_virtual_tag", {"tag": "Product"})
+        assert "Account Name in [prod-eu, prod-us]" in shown["rules"][0]["readable"]
+
+
+async def test_mistyped_key_gets_did_you_mean_and_no_request(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, sb):
+        rule = {"to": "Checkout", "filter": {"key": "acount name", "op": "in", "values": ["prod-eu"]}}
+        message = await call_error(client, "create_virtual_tag", {"name": "Product", "rules": [rule]})
+        assert "Nothing was written" in message and "aws_account_name" in message
+        assert writes(sb) == []
+        assert all(r.status != 422 for r in sb.request_log)
+
+
+async def test_create_is_idempotent_by_name(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, sb):
+        args = {"name": "Product", "rules": [CHECKOUT_RULE], "default_value": "unallocated"}
+        await call(client, "create_virtual_tag", args)
+        again = await call(client, "create_virtual_tag", args)
+        assert again["status"] == "unchanged" and again["change_id"] is None
+        assert writes(sb) == [("POST", "/v1/virtual-tags")]
+        other = {**args, "default_value": "other"}
+        message = await call_error(client, "create_virtual_tag", other)
+        assert "update_virtual_tag" in message
+
+
+async def test_update_keeps_fields_not_given_and_dry_run_diffs(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, sb):
+        team = next(t for t in sb.account.virtual_tags.values() if t["name"] == "Team")
+        before_rules = dumps(team["rules"])
+        preview = await call(client, "update_virtual_tag", {"tag": "Team", "default_value": "shared", "dry_run": True})
+        assert preview["status"] == "dry_run" and writes(sb) == []
+        assert preview["diff"]["default_changed"] and preview["diff"]["after_default"] == "shared"
+        assert {d["change"] for d in preview["diff"]["rules"]} == {"unchanged"}
+        assert preview["body"]["name"] == "Team" and len(preview["body"]["rules"]) == len(team["rules"])
+        done = await call(client, "update_virtual_tag", {"tag": "Team", "default_value": "shared"})
+        assert done["status"] == "updated" and writes(sb) == [("PUT", f"/v1/virtual-tags/{team['id']}")]
+        after = sb.account.virtual_tags[team["id"]]
+        assert after["defaultValue"] == "shared"
+        assert dumps(_strip(after["rules"])) == dumps(_strip(__import__("json").loads(before_rules)))
+
+
+async def test_update_rules_dry_run_shows_rule_diff(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, _sb):
+        preview = await call(
+            client, "update_virtual_tag", {"tag": "Team", "rules": [CHECKOUT_RULE], "dry_run": True}
+        )
+        changes = {d["change"] for d in preview["diff"]["rules"]}
+        assert changes & {"added", "removed", "changed"}
+
+
+async def test_delete_needs_the_exact_current_name(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, sb):
+        await call(client, "create_virtual_tag", {"name": "Product", "rules": [CHECKOUT_RULE]})
+        message = await call_error(client, "delete_virtual_tag", {"tag": "Product", "confirm_name": "product"})
+        assert "confirm_name" in message
+        assert "DELETE" not in {m for m, _ in writes(sb)}
+
+
+async def test_delete_refused_while_another_tag_refers_to_it(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, sb):
+        message = await call_error(client, "delete_virtual_tag", {"tag": "Team", "confirm_name": "Team"})
+        assert "Business Unit" in message
+        assert writes(sb) == []
+
+
+async def test_create_update_delete_undo_round_trip_restores_the_tag(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, sb):
+        env = next(t for t in sb.account.virtual_tags.values() if t["name"] == "Environment")
+        original = _content(env)
+        original_meta = dumps(sb.account.metadata.get(env["id"], {}))
+
+        upd = await call(client, "update_virtual_tag", {"tag": "Environment", "rules": [CHECKOUT_RULE]})
+        assert _content(sb.account.virtual_tags[env["id"]]) != original
+        undone = await call(client, "undo_change", {"change_id": upd["change_id"]})
+        assert undone["status"] == "undone"
+        assert _content(sb.account.virtual_tags[env["id"]]) == original
+
+        deleted = await call(client, "delete_virtual_tag", {"tag": "Environment", "confirm_name": "Environment"})
+        assert env["id"] not in sb.account.virtual_tags
+        restored = await call(client, "undo_change", {"change_id": deleted["change_id"]})
+        new = next(t for t in sb.account.virtual_tags.values() if t["name"] == "Environment")
+        assert _content(new) == original
+        assert dumps(sb.account.metadata.get(new["id"], {})) == original_meta
+        assert restored["tag"]["id"] == new["id"]
+
+        # the undo is itself recorded: undoing it deletes the recreated tag again
+        redo = await call(client, "undo_change", {"change_id": restored["change_id"]})
+        assert redo["status"] == "undone"
+        assert all(t["name"] != "Environment" for t in sb.account.virtual_tags.values())
+
+
+async def test_undo_of_create_deletes_and_second_undo_is_refused(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, sb):
+        created = await call(client, "create_virtual_tag", {"name": "Product", "rules": [CHECKOUT_RULE]})
+        preview = await call(client, "undo_change", {"change_id": created["change_id"], "dry_run": True})
+        assert preview["status"] == "dry_run" and any(t["name"] == "Product" for t in sb.account.virtual_tags.values())
+        await call(client, "undo_change", {"change_id": created["change_id"]})
+        assert all(t["name"] != "Product" for t in sb.account.virtual_tags.values())
+        message = await call_error(client, "undo_change", {"change_id": created["change_id"]})
+        assert "already undone" in message
+
+
+async def test_undo_refuses_to_clobber_a_later_edit_unless_forced(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, sb):
+        first = await call(client, "update_virtual_tag", {"tag": "Environment", "default_value": "one"})
+        await call(client, "update_virtual_tag", {"tag": "Environment", "default_value": "two"})
+        message = await call_error(client, "undo_change", {"change_id": first["change_id"]})
+        assert "force" in message
+        await call(client, "undo_change", {"change_id": first["change_id"], "force": True})
+        env = next(t for t in sb.account.virtual_tags.values() if t["name"] == "Environment")
+        assert env["defaultValue"] != "one"
+
+
+async def test_clone_copies_rules_under_a_new_name(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, sb):
+        out = await call(client, "clone_virtual_tag", {"tag": "Team", "new_name": "Team (copy)"})
+        assert out["status"] == "created"
+        team = next(t for t in sb.account.virtual_tags.values() if t["name"] == "Team")
+        copy = next(t for t in sb.account.virtual_tags.values() if t["name"] == "Team (copy)")
+        assert dumps(_strip(copy["rules"])) == dumps(_strip(team["rules"]))
+
+
+async def test_lint_finds_shadowed_rules_and_missing_default(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, _sb):
+        rules = [
+            {"to": "A", "filter": {"key": "namespace", "op": "in", "values": ["checkout", "payments"]}},
+            {"to": "B", "filter": {"key": "namespace", "op": "=", "value": "checkout"}},
+        ]
+        report = await call(client, "lint_virtual_tag", {"rules": rules})
+        codes = {f["code"] for r in report["rules"] for f in r["findings"]} | {f["code"] for f in report["findings"]}
+        assert "shadowed_rule" in codes and "missing_default" in codes
+        seeded = await call(client, "lint_virtual_tag", {"tag": "Team"})
+        assert seeded["errors"] == 0
+
+
+async def test_unknown_tag_lists_closest_names(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, _sb):
+        message = await call_error(client, "get_virtual_tag", {"tag": "Teams"})
+        assert "Team" in message and "list_virtual_tags" in message
+
+
+def _strip(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip(v) for k, v in value.items() if k != "displayName"}
+    if isinstance(value, list):
+        return [_strip(v) for v in value]
+    return value
+
+
+def _content(tag: dict[str, Any]) -> str:
+    return dumps({"name": tag["name"], "rules": _strip(tag["rules"]), "defaultValue": tag.get("defaultValue")})
