@@ -1,0 +1,543 @@
+"""The account catalogue: cached views, keys, values, virtual tags and scans, plus search.
+
+:class:`Catalog` keeps each list for ``ttl_s`` seconds, coalesces concurrent identical
+fetches into one request (single flight), never caches a failure, and resolves a view,
+tag or scan given by id or exact name.
+
+:func:`search_keys` / :func:`search_values` rank matches exact > prefix > substring >
+fuzzy over case- and separator-folded forms (``"Account Name"``, ``"account_name"`` and
+``"account-name"`` all fold to ``"account name"``). The index of a list is built once per
+list object and reused, so a search over 50k keys or 200k values takes a few ms.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import operator
+import time
+from bisect import bisect_left, bisect_right
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from itertools import repeat
+from typing import Any, Generic, Protocol, TypeVar, cast
+
+import anyio
+
+from finout_mcp.api.models import (
+    KeyList,
+    MegabillKey,
+    Scan,
+    ScanList,
+    ValueList,
+    View,
+    ViewList,
+    VirtualTag,
+    VirtualTagList,
+)
+from finout_mcp.services.errors import InputError
+from finout_mcp.services.fencing import fence
+
+T = TypeVar("T")
+
+KINDS = ("views", "keys", "values", "virtual_tags", "scans")
+VIRTUAL_TAGS_COST_CENTER = "Virtual Tags"
+
+
+class CatalogApi(Protocol):
+    async def list_views(self) -> ViewList: ...
+    async def list_keys(self) -> KeyList: ...
+    async def list_values(self, cost_center: str, key: str) -> ValueList: ...
+    async def list_virtual_tags(self) -> VirtualTagList: ...
+    async def list_scans(self) -> ScanList: ...
+
+
+class _Flight:
+    """One in-progress fetch that other callers wait for."""
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        self.value: Any = None
+        self.error: Exception | None = None
+        self.abandoned = False  # the fetching task was cancelled: waiters retry
+
+
+class Catalog:
+    """Per-server cache of the account's catalogue (one per Finout client)."""
+
+    def __init__(
+        self, api: CatalogApi, *, ttl_s: float = 600, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._api = api
+        self._ttl = ttl_s
+        self._clock = clock
+        self._cache: dict[tuple[str, ...], tuple[Any, float]] = {}
+        self._inflight: dict[tuple[str, ...], _Flight] = {}
+        self._generation: dict[str, int] = dict.fromkeys(KINDS, 0)
+
+    # ------------------------------------------------------------------ cache core
+
+    async def _get(self, key: tuple[str, ...], fetch: Callable[[], Awaitable[T]], refresh: bool) -> T:
+        while True:
+            if not refresh:
+                hit = self._cache.get(key)
+                if hit is not None and hit[1] > self._clock():
+                    return cast(T, hit[0])
+            flight = self._inflight.get(key)
+            if flight is None:
+                break
+            await flight.event.wait()
+            if flight.abandoned:
+                continue
+            if flight.error is not None:
+                raise flight.error
+            return cast(T, flight.value)
+
+        flight = _Flight()
+        self._inflight[key] = flight
+        generation = self._generation[key[0]]
+        try:
+            value = await fetch()
+        except Exception as exc:
+            flight.error = exc
+            raise
+        except BaseException:
+            flight.abandoned = True
+            raise
+        else:
+            flight.value = value
+            if self._generation[key[0]] == generation:  # not invalidated meanwhile
+                self._cache[key] = (value, self._clock() + self._ttl)
+            return value
+        finally:
+            if self._inflight.get(key) is flight:
+                del self._inflight[key]
+            flight.event.set()
+
+    def invalidate(self, what: str | None = None) -> None:
+        """Forget cached data after a write.
+
+        ``what``: one of ``views``, ``keys``, ``values``, ``virtual_tags``, ``scans``, or
+        ``None`` for everything. ``virtual_tags`` also drops the keys (every tag is a key)
+        and the cached values of ``Virtual Tags`` keys.
+        """
+        if what is not None and what not in KINDS:
+            raise ValueError(f"unknown catalogue kind {what!r}; expected one of {KINDS}")
+        kinds = set(KINDS) if what is None else {what}
+        if what == "virtual_tags":
+            kinds.add("keys")
+
+        def drop(k: tuple[str, ...]) -> bool:
+            if k[0] in kinds:
+                return True
+            return what == "virtual_tags" and k[0] == "values" and k[1] == VIRTUAL_TAGS_COST_CENTER
+
+        for store in (self._cache, self._inflight):
+            for k in [k for k in store if drop(k)]:
+                del store[k]  # an in-flight fetch keeps running, but new callers start afresh
+        for kind in kinds | ({"values"} if what == "virtual_tags" else set()):
+            self._generation[kind] += 1
+
+    # ------------------------------------------------------------------ lists
+
+    async def views(self, *, refresh: bool = False) -> list[View]:
+        async def fetch() -> list[View]:
+            return list((await self._api.list_views()).data)
+
+        return await self._get(("views",), fetch, refresh)
+
+    async def keys(self, *, refresh: bool = False) -> list[MegabillKey]:
+        async def fetch() -> list[MegabillKey]:
+            return list((await self._api.list_keys()).keys)
+
+        return await self._get(("keys",), fetch, refresh)
+
+    async def values(self, cost_center: str, key: str, *, refresh: bool = False) -> list[str]:
+        async def fetch() -> list[str]:
+            return list((await self._api.list_values(cost_center, key)).values)
+
+        return await self._get(("values", cost_center, key), fetch, refresh)
+
+    async def virtual_tags(self, *, refresh: bool = False) -> list[VirtualTag]:
+        async def fetch() -> list[VirtualTag]:
+            return list((await self._api.list_virtual_tags()).virtual_tags)
+
+        return await self._get(("virtual_tags",), fetch, refresh)
+
+    async def scans(self, *, refresh: bool = False) -> list[Scan]:
+        async def fetch() -> list[Scan]:
+            return list((await self._api.list_scans()).scans)
+
+        return await self._get(("scans",), fetch, refresh)
+
+    # ------------------------------------------------------------------ resolution
+
+    async def resolve_view(self, ref: str) -> View:
+        """A view by id or exact name (case-insensitive if unambiguous)."""
+        return await self._resolve("view", ref, self.views, lambda v: v.id, lambda v: v.name, "list_views")
+
+    async def resolve_tag(self, ref: str) -> VirtualTag:
+        """A virtual tag (from the list) by id or exact name."""
+        return await self._resolve(
+            "virtual tag", ref, self.virtual_tags, lambda t: t.id, lambda t: t.name, "list_virtual_tags"
+        )
+
+    async def resolve_scan(self, ref: str) -> Scan:
+        """A CostGuard scan by id or exact name."""
+        return await self._resolve(
+            "scan", ref, self.scans, lambda s: s.scan_id, lambda s: s.scan_name, "list_costguard_scans"
+        )
+
+    async def _resolve(
+        self,
+        kind: str,
+        ref: str,
+        load: Callable[..., Awaitable[list[T]]],
+        id_of: Callable[[T], str],
+        name_of: Callable[[T], str],
+        list_tool: str,
+    ) -> T:
+        hint = f"Call {list_tool} to see them all, then pass the id or the exact name."
+        ref = (ref or "").strip()
+        if not ref:
+            raise InputError(f"No {kind} given.", hint=hint)
+        items = await load()
+        found = _find(kind, ref, items, id_of, name_of, hint)
+        if found is None:  # maybe created since we cached the list
+            items = await load(refresh=True)
+            found = _find(kind, ref, items, id_of, name_of, hint)
+        if found is not None:
+            return found
+        raise InputError(
+            f"No {kind} has the id or name {fence(ref)}.",
+            candidates=[fence(n) for n in closest_names(ref, [name_of(i) for i in items])],
+            hint=hint,
+        )
+
+
+def _find(
+    kind: str,
+    ref: str,
+    items: Sequence[T],
+    id_of: Callable[[T], str],
+    name_of: Callable[[T], str],
+    hint: str,
+) -> T | None:
+    for it in items:
+        if id_of(it) == ref:
+            return it
+    for it in items:
+        if name_of(it) == ref:
+            return it
+    folded = ref.casefold()
+    same = [it for it in items if name_of(it).casefold() == folded]
+    if len(same) == 1:
+        return same[0]
+    if len(same) > 1:
+        listed = ", ".join(f"{fence(name_of(i))} (id {fence(id_of(i))})" for i in same[:5])
+        raise InputError(
+            f"{len(same)} {kind}s are named {fence(ref)} when case is ignored: {listed}.",
+            hint="Pass the id, or the name with its exact case.",
+        )
+    return None
+
+
+def closest_names(ref: str, names: Sequence[str], n: int = 5) -> list[str]:
+    """Up to ``n`` names closest to ``ref``: containing it first, then by similarity."""
+    folded = ref.casefold()
+    by_fold: dict[str, str] = {}
+    for name in names:
+        by_fold.setdefault(name.casefold(), name)
+    contains = [orig for f, orig in by_fold.items() if folded in f or (f and f in folded)]
+    close = difflib.get_close_matches(folded, list(by_fold), n=n, cutoff=0.4)
+    out: list[str] = []
+    for name in [*contains[:n], *(by_fold[c] for c in close)]:
+        if name not in out:
+            out.append(name)
+    return out[:n]
+
+
+# ----------------------------------------------------------------------------- search
+
+_FOLD_TABLE = str.maketrans(dict.fromkeys("_-./:", " "))
+FUZZY_CUTOFF = 0.75
+FUZZY_MAX_LINES = 600  # candidate lines scored for fuzzy matches, at most
+_SCAN_HIT_CAP = 5000
+
+
+def fold(text: str) -> str:
+    """Case- and separator-insensitive form: ``"AWS_Account-Name"`` → ``"aws account name"``."""
+    return " ".join(text.casefold().translate(_FOLD_TABLE).split())
+
+
+@dataclass
+class SearchResult(Generic[T]):
+    matches: list[T]
+    total: int  # matches found (fuzzy ones are looked for only when too few others)
+    truncated: bool
+
+
+@dataclass
+class _Index(Generic[T]):
+    items: list[T]  # line i of the blob is items[i]
+    names: list[list[str]]  # folded names of item i (exact / prefix / fuzzy tiers)
+    lines: list[str]
+    blob: str  # "\n" + lines joined by "\n" + "\n"; substring search runs over it in C
+    starts: list[int]  # offset of line i in blob
+    exact: dict[str, list[int]]
+    prefix_forms: list[str]  # sorted folded names, for bisect
+    prefix_items: list[int]
+
+
+def _build_index(
+    items: list[T], names: list[list[str]], extra: list[str] | None, *, single_sorted: bool = False
+) -> _Index[T]:
+    """``names[i]``: the folded names of item i; ``extra[i]``: more folded text (substring tier only).
+
+    ``single_sorted``: every item has exactly one name and items are sorted by it (values).
+    """
+    if single_sorted:
+        forms = [n[0] for n in names]
+        lines = forms
+        exact: dict[str, list[int]] = {}
+        for i, f in enumerate(forms):
+            if f in exact:
+                exact[f].append(i)
+            else:
+                exact[f] = [i]
+        prefix_forms, prefix_items = forms, list(range(len(forms)))
+    else:
+        lines = [
+            "\x00".join([*n, e]) if e else "\x00".join(n)
+            for n, e in zip(names, extra or [""] * len(names), strict=True)
+        ]
+        exact = {}
+        pairs: list[tuple[str, int]] = []
+        for i, fs in enumerate(names):
+            for f in dict.fromkeys(fs):
+                if f:
+                    exact.setdefault(f, []).append(i)
+                    pairs.append((f, i))
+        pairs.sort()
+        prefix_forms, prefix_items = [p[0] for p in pairs], [p[1] for p in pairs]
+    blob = "\n" + "\n".join(lines) + "\n"
+    # Fresh strings, laid out in memory in line order: a full scan is then cache-friendly.
+    lines = blob[1:-1].split("\n") if lines else []
+    starts: list[int] = []
+    pos = 1
+    for line in lines:
+        starts.append(pos)
+        pos += len(line) + 1
+    return _Index(
+        items=items,
+        names=names,
+        lines=lines,
+        blob=blob,
+        starts=starts,
+        exact=exact,
+        prefix_forms=prefix_forms,
+        prefix_items=prefix_items,
+    )
+
+
+_INDEX_CACHE: OrderedDict[tuple[str, int, str | None], tuple[Sequence[Any], int, _Index[Any]]] = OrderedDict()
+_INDEX_CACHE_SIZE = 16
+
+
+def _cached_index(kind: str, seq: Sequence[T], subset: str | None, build: Callable[[], _Index[T]]) -> _Index[T]:
+    """The index of ``seq`` (and filter ``subset``), reused while the same list object is passed."""
+    ck = (kind, id(seq), subset)
+    hit = _INDEX_CACHE.get(ck)
+    if hit is not None and hit[0] is seq and hit[1] == len(seq):
+        _INDEX_CACHE.move_to_end(ck)
+        return cast(_Index[T], hit[2])
+    idx = build()
+    _INDEX_CACHE[ck] = (seq, len(seq), idx)  # holds seq, so its id cannot be reused meanwhile
+    while len(_INDEX_CACHE) > _INDEX_CACHE_SIZE:
+        _INDEX_CACHE.popitem(last=False)
+    return idx
+
+
+def _line_hits(idx: _Index[Any], needle: str, *, collect: int, cap: int) -> tuple[int, list[int]]:
+    """(lines containing ``needle`` — counted up to ``cap``, the first ``collect`` line numbers)."""
+    find, starts = idx.blob.find, idx.starts
+    hits: list[int] = []
+    count = 0
+    pos = find(needle)
+    while pos != -1:
+        count += 1
+        if len(hits) < collect:
+            hits.append(bisect_right(starts, pos) - 1)
+        if count >= cap:
+            break
+        pos = find(needle, find("\n", pos) + 1)
+    return count, hits
+
+
+def _search(idx: _Index[T], query: str, limit: int) -> SearchResult[T]:
+    q = fold(query)
+    n = len(idx.items)
+    if not q:
+        return SearchResult(list(idx.items[:limit]), n, n > limit)
+    taken: list[int] = []
+    seen: set[int] = set()
+
+    def take(i: int) -> None:
+        if i not in seen and len(taken) < limit:
+            seen.add(i)
+            taken.append(i)
+
+    for i in idx.exact.get(q, ()):  # tier 1: exact
+        take(i)
+    lo = bisect_left(idx.prefix_forms, q)  # tier 2: prefix
+    hi = bisect_left(idx.prefix_forms, q + "\U0010ffff", lo)
+    for j in range(lo, hi):
+        if len(taken) >= limit:
+            break
+        take(idx.prefix_items[j])
+
+    # tier 3: substring (a superset of tiers 1-2, so it also gives the total)
+    want = limit + len(seen)
+    cap = max(_SCAN_HIT_CAP, want)
+    total, hits = _line_hits(idx, q, collect=want, cap=cap)
+    if total >= cap:  # a very common substring: count the rest the plain way
+        total = sum(map(operator.contains, idx.lines, repeat(q)))
+    for i in hits:
+        take(i)
+
+    # tier 4: fuzzy, only when the others found too few
+    if total < limit and len(q) >= 4:
+        fuzzy = _fuzzy(idx, q, exclude=seen)
+        total += len(fuzzy)
+        for i in fuzzy:
+            take(i)
+    return SearchResult([idx.items[i] for i in taken], total, total > len(taken))
+
+
+def _fuzzy(idx: _Index[Any], q: str, exclude: set[int]) -> list[int]:
+    """Items with a name, or a word of one, similar to ``q`` (difflib ratio ≥ 0.75).
+
+    Candidates are the lines containing one piece of ``q`` cut in 2 (3 when long): a
+    string within one or two edits of ``q`` keeps at least one piece intact. At most
+    ``FUZZY_MAX_LINES`` candidate lines are scored, so the work is bounded.
+    """
+    size = len(q)
+    k = 2 if size < 9 else 3
+    step = math.ceil(size / k)
+    pieces = sorted({q[i : i + step] for i in range(0, size, step)}, key=len, reverse=True)
+    cand: set[int] = set()
+    for piece in pieces:
+        if len(piece) < 2 or len(cand) >= FUZZY_MAX_LINES:
+            continue
+        _, hits = _line_hits(idx, piece, collect=FUZZY_MAX_LINES - len(cand), cap=FUZZY_MAX_LINES)
+        cand.update(hits)
+    matcher = difflib.SequenceMatcher(autojunk=False)
+    matcher.set_seq2(q)
+    best: dict[int, float] = {}
+    lo_len, hi_len = size * 0.6, size / 0.6  # outside this, ratio < 0.75 for sure
+    for i in cand - exclude:
+        score = 0.0
+        for form in idx.names[i]:
+            for word in (form, *form.split(" ")) if " " in form else (form,):
+                if not lo_len <= len(word) <= hi_len:
+                    continue
+                matcher.set_seq1(word)
+                if matcher.real_quick_ratio() >= FUZZY_CUTOFF and matcher.quick_ratio() >= FUZZY_CUTOFF:
+                    score = max(score, matcher.ratio())
+        if score >= FUZZY_CUTOFF:
+            best[i] = score
+    return sorted(best, key=lambda i: (-best[i], i))
+
+
+def search_keys(
+    keys: Sequence[MegabillKey], query: str | None, *, cost_center: str | None = None, limit: int = 50
+) -> SearchResult[MegabillKey]:
+    """Keys matching ``query`` over key, display name and cost center, best first.
+
+    ``cost_center`` filters case-insensitively. Within a tier keys are ordered by cost
+    center then display name; with no query, all (filtered) keys in their original order.
+    """
+    cc = cost_center.strip().casefold() if cost_center and cost_center.strip() else None
+    limit = max(0, limit)
+    if query is None or not fold(query):
+        items = list(keys) if cc is None else [k for k in keys if k.cost_center.casefold() == cc]
+        return SearchResult(items[:limit], len(items), len(items) > limit)
+
+    def build() -> _Index[MegabillKey]:
+        rows = [
+            (fold(k.cost_center), fold(k.label), fold(k.key), k)
+            for k in keys
+            if cc is None or k.cost_center.casefold() == cc
+        ]
+        rows.sort(key=lambda r: (r[0], r[1], r[2]))
+        return _build_index([r[3] for r in rows], [[r[1], r[2]] for r in rows], [r[0] for r in rows])
+
+    return _search(_cached_index("keys", keys, cc, build), query, limit)
+
+
+def search_values(values: Sequence[str], query: str | None, limit: int = 50) -> SearchResult[str]:
+    """Values matching ``query``: exact, prefix, substring, then fuzzy; alphabetical within a tier."""
+    limit = max(0, limit)
+    if query is None or not fold(query):
+        return SearchResult(list(values[:limit]), len(values), len(values) > limit)
+
+    def build() -> _Index[str]:
+        folds = [fold(v) for v in values]
+        order = sorted(range(len(folds)), key=folds.__getitem__)
+        return _build_index([values[i] for i in order], [[folds[i]] for i in order], None, single_sorted=True)
+
+    return _search(_cached_index("values", values, None, build), query, limit)
+
+
+def resolve_key(keys: Sequence[MegabillKey], key: str, cost_center: str | None = None) -> MegabillKey:
+    """One key by its key or display name (case- and separator-insensitive), optionally in ``cost_center``.
+
+    Unknown or ambiguous → :class:`InputError` naming the candidates.
+    """
+    hint = "Call list_megabill_keys (with search) to find the key, then pass its key and cost_center."
+    ref = (key or "").strip()
+    if not ref:
+        raise InputError("No key given.", hint=hint)
+    cc = cost_center.strip().casefold() if cost_center and cost_center.strip() else None
+    pool = [k for k in keys if cc is None or k.cost_center.casefold() == cc]
+    if cc is not None and not pool:
+        centers = sorted({k.cost_center for k in keys})
+        raise InputError(
+            f"No cost center {fence(cost_center or '')} has keys.",
+            candidates=[fence(c) for c in closest_names(cost_center or "", centers)] or None,
+            hint=f"Cost centers in this account: {', '.join(fence(c) for c in centers[:20])}.",
+        )
+    tiers = (
+        [k for k in pool if k.key == ref],
+        [k for k in pool if k.display_name == ref],
+        [
+            k
+            for k in pool
+            if k.key.casefold() == ref.casefold() or (k.display_name or "").casefold() == ref.casefold()
+        ],
+        [k for k in pool if fold(ref) in (fold(k.key), fold(k.label))],
+    )
+    for matches in tiers:
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            listed = ", ".join(f"{fence(k.cost_center)}/{fence(k.key)} ({fence(k.label)})" for k in matches[:8])
+            raise InputError(
+                f"The key {fence(ref)} is ambiguous: {listed}.",
+                hint="Pass cost_center (and the exact key) to pick one.",
+            )
+    near = search_keys(keys, ref, cost_center=cost_center, limit=5).matches
+    raise InputError(
+        f"No key {fence(ref)}" + (f" in cost center {fence(cost_center or '')}." if cc else "."),
+        candidates=[f"{fence(k.cost_center)}/{fence(k.key)} ({fence(k.label)})" for k in near] or None,
+        hint=hint,
+    )
+
+
+def group_by_cost_center(keys: Sequence[MegabillKey]) -> dict[str, list[MegabillKey]]:
+    """Keys grouped by cost center, in first-seen order (for the compact listing)."""
+    out: dict[str, list[MegabillKey]] = {}
+    for k in keys:
+        out.setdefault(k.cost_center, []).append(k)
+    return out
