@@ -1,0 +1,1169 @@
+"""The filter composer: a structured intent (or a raw Finout filter) → a valid, canonical Finout filter.
+
+Pipeline (see DESIGN.md, "The filter intent"):
+
+1. *Guard* — the raw input is walked iteratively (no recursion) and rejected when it nests
+   deeper than :data:`MAX_INPUT_NESTING` or holds more than :data:`MAX_INPUT_NODES` objects.
+2. *Parse* — every node is validated: keys resolved against the account's MegaBill keys and
+   virtual tags (by key or display name, case-insensitively), operators and their aliases
+   normalised, values shaped to what the operator needs. Problems become :class:`Finding` s.
+3. *Normalise* — ``not`` pushed to the leaves (De Morgan), AND-in-AND / OR-in-OR merged,
+   one-child groups replaced by their child, duplicates dropped.
+4. *Check* — limits of the canonical filter, and (optionally) the values against the values
+   that exist for each key (warnings only: a value may be new data).
+
+Errors are findings (``ok=False``), never exceptions; only a spec that is not an object at
+all raises :class:`~finout_mcp.services.errors.InputError`.
+
+Semantics used by :func:`evaluate` (a missing key is ``None``): ``oneOf``/``is``/``contains``
+and ``exists`` are false on a missing key, and their negations are exactly their complements
+(so ``notOneOf``/``isNot``/``notContains``/``notExists`` are true on a missing key). This makes
+the De Morgan push-down exact.
+"""
+
+from __future__ import annotations
+
+import bisect
+import difflib
+import json
+import re
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import anyio
+from pydantic import BaseModel, Field
+
+from finout_mcp.api.models import FinoutFilter, MegabillKey, TagReference, VirtualTag
+from finout_mcp.services.errors import InputError
+
+# ----------------------------------------------------------------------------- limits
+# Finout documents no limits on filters or tags; these are OUR assumptions, chosen to be far
+# above any sane hand-written filter and low enough to keep the API and the UI responsive.
+
+MAX_DEPTH = 8
+"""Max group nesting of the canonical filter (a bare condition has depth 0). Our assumption."""
+MAX_CONDITIONS = 500
+"""Max leaf conditions in one canonical filter. Our assumption: Finout documents none."""
+MAX_VALUES = 1000
+"""Max values in one oneOf/notOneOf. Our assumption: Finout documents none."""
+MAX_RULES = 1000
+"""Max rules in one virtual tag. Our assumption: Finout documents none."""
+MAX_INPUT_NESTING = 64
+"""Input guard: max nesting of the raw input (objects, and lists directly inside lists)."""
+MAX_INPUT_NODES = 20_000
+"""Input guard: max objects + lists in the raw input, checked before any recursion."""
+VALUE_FETCH_CONCURRENCY = 5
+"""Distinct keys whose values are fetched at once (the Finout client caps at 5 anyway)."""
+MAX_VALUE_WARNINGS_PER_CONDITION = 10
+"""At most this many ``unknown_value`` warnings per condition (the rest are summarised)."""
+
+VIRTUAL_TAGS = "Virtual Tags"
+
+OPERATORS: tuple[str, ...] = (
+    "oneOf",
+    "notOneOf",
+    "is",
+    "isNot",
+    "contains",
+    "notContains",
+    "exists",
+    "notExists",
+)
+LIST_OPS = frozenset({"oneOf", "notOneOf"})
+SINGLE_OPS = frozenset({"is", "isNot", "contains", "notContains"})
+EQUALITY_OPS = frozenset({"oneOf", "notOneOf", "is", "isNot"})
+CONTAINS_OPS = frozenset({"contains", "notContains"})
+NO_VALUE_OPS = frozenset({"exists", "notExists"})
+NEGATION: dict[str, str] = {
+    "oneOf": "notOneOf",
+    "notOneOf": "oneOf",
+    "is": "isNot",
+    "isNot": "is",
+    "contains": "notContains",
+    "notContains": "contains",
+    "exists": "notExists",
+    "notExists": "exists",
+}
+_OP_ALIASES: dict[str, str] = {
+    "oneof": "oneOf",
+    "in": "oneOf",
+    "anyof": "oneOf",
+    "notoneof": "notOneOf",
+    "notin": "notOneOf",
+    "noneof": "notOneOf",
+    "is": "is",
+    "=": "is",
+    "==": "is",
+    "equals": "is",
+    "equal": "is",
+    "eq": "is",
+    "isnot": "isNot",
+    "!=": "isNot",
+    "<>": "isNot",
+    "notequals": "isNot",
+    "notequal": "isNot",
+    "ne": "isNot",
+    "neq": "isNot",
+    "contains": "contains",
+    "notcontains": "notContains",
+    "doesnotcontain": "notContains",
+    "exists": "exists",
+    "exist": "exists",
+    "notexists": "notExists",
+    "notexist": "notExists",
+    "doesnotexist": "notExists",
+}
+OPERATOR_ALIASES: tuple[str, ...] = ("in", "not in", "=", "==", "equals", "!=", "not contains", "not exists")
+
+_GROUP_WORDS: dict[str, str] = {"all": "AND", "and": "AND", "any": "OR", "or": "OR"}
+_FIELD_NAMES: dict[str, str] = {
+    "key": "key",
+    "costcenter": "cost_center",
+    "op": "op",
+    "operator": "op",
+    "value": "value",
+    "values": "value",
+    "displayname": "display_name",
+}
+
+
+def normalize_operator(op: str) -> str | None:
+    """The Finout operator for ``op`` (any alias, case, snake/space/kebab spelling), else None."""
+    return _OP_ALIASES.get(re.sub(r"[\s_\-]+", "", op.strip()).lower())
+
+
+# ----------------------------------------------------------------------------- models
+
+
+class Finding(BaseModel):
+    """One problem found in a filter or a tag. Errors block any write; warnings do not."""
+
+    severity: Literal["error", "warning"]
+    code: str
+    message: str
+    path: str = Field(default="", description='Where in the input, e.g. "all[1].any[0]"; "" is the root.')
+    candidates: list[str] = Field(default_factory=list)
+
+
+class ComposeResult(BaseModel):
+    """The canonical filter (None when there are errors), its readable form, and findings."""
+
+    ok: bool
+    filter: dict[str, Any] | None = None
+    readable: str | None = None
+    conditions: int = 0
+    depth: int = 0
+    findings: list[Finding] = Field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- catalogue
+
+
+@runtime_checkable
+class KeyCatalog(Protocol):
+    """The account's MegaBill catalogue. Implementations should return the *same* list object
+    from ``keys()`` while it is unchanged (the composer caches its index by identity)."""
+
+    async def keys(self) -> list[MegabillKey]: ...
+
+    async def values(self, cost_center: str, key: str) -> list[str]: ...
+
+    async def virtual_tags(self) -> list[VirtualTag]: ...
+
+
+class StaticCatalog:
+    """An in-memory :class:`KeyCatalog` (tests, the sandbox, anything with the data at hand)."""
+
+    def __init__(
+        self,
+        keys: Sequence[MegabillKey],
+        values: Mapping[tuple[str, str], Sequence[str]] | None = None,
+        tags: Sequence[VirtualTag] | None = None,
+    ) -> None:
+        self._keys = list(keys)
+        self._values = {k: list(v) for k, v in (values or {}).items()}
+        self._tags = list(tags or [])
+        self.value_calls: list[tuple[str, str]] = []
+
+    async def keys(self) -> list[MegabillKey]:
+        return self._keys
+
+    async def values(self, cost_center: str, key: str) -> list[str]:
+        self.value_calls.append((cost_center, key))
+        try:
+            return self._values[(cost_center, key)]
+        except KeyError:
+            raise LookupError(f"unknown key {cost_center}.{key}") from None
+
+    async def virtual_tags(self) -> list[VirtualTag]:
+        return self._tags
+
+
+# ----------------------------------------------------------------------------- fuzzy matching
+
+_FUZZY_FULL_SCAN = 2000
+_FUZZY_POOL = 500
+_FUZZY_HITS_PER_GRAM = 2000
+
+
+class FuzzyIndex:
+    """Did-you-mean over many strings, with bounded cost.
+
+    Small lists are ranked with difflib directly. Large ones (50k keys, 200k values) are first
+    narrowed to a pool of at most ``_FUZZY_POOL`` strings sharing the most trigrams with the
+    query, found with ``str.find`` over one joined lowercase blob (C speed, capped per trigram).
+    """
+
+    def __init__(self, labels: Sequence[str]) -> None:
+        self.labels = list(labels)
+        self.lowered = [s.lower().replace("\n", " ") for s in self.labels]
+        self._blob: str | None = None
+        self._starts: list[int] = []
+
+    def _ensure_blob(self) -> str:
+        if self._blob is None:
+            starts: list[int] = []
+            pos = 0
+            for s in self.lowered:
+                starts.append(pos)
+                pos += len(s) + 1
+            self._starts = starts
+            self._blob = "\n".join(self.lowered)
+        return self._blob
+
+    def _pool(self, q: str) -> list[int]:
+        if len(self.labels) <= _FUZZY_FULL_SCAN:
+            return list(range(len(self.labels)))
+        blob = self._ensure_blob()
+        grams = [q] if len(q) <= 3 else [q[i : i + 3] for i in range(len(q) - 2)]
+        if len(grams) > 12:  # spread probes evenly over a long query
+            step = len(grams) / 12
+            grams = [grams[int(i * step)] for i in range(12)]
+        hits: Counter[int] = Counter()
+        # Rarest trigrams first (str.count runs at C speed); a trigram found everywhere says little,
+        # so one that is too common is only used while nothing else has matched.
+        counted = sorted((blob.count(g), g) for g in dict.fromkeys(grams))
+        for n, g in counted:
+            if n == 0 or (n > _FUZZY_HITS_PER_GRAM and hits):
+                continue
+            start, found = 0, 0
+            while found < _FUZZY_HITS_PER_GRAM:
+                at = blob.find(g, start)
+                if at < 0:
+                    break
+                hits[bisect.bisect_right(self._starts, at) - 1] += 1
+                start = at + 1
+                found += 1
+        ranked = sorted(hits.items(), key=lambda t: (-t[1], abs(len(self.lowered[t[0]]) - len(q))))
+        return [i for i, _ in ranked[:_FUZZY_POOL]]
+
+    def closest(self, query: str, n: int = 5, cutoff: float = 0.45) -> list[str]:
+        q = query.lower().strip()
+        if not q or not self.labels:
+            return []
+        scored: list[tuple[float, str]] = []
+        matcher = difflib.SequenceMatcher(None, autojunk=False)
+        matcher.set_seq2(q)
+        for i in self._pool(q):
+            cand = self.lowered[i]
+            matcher.set_seq1(cand)
+            if matcher.real_quick_ratio() < cutoff - 0.25:
+                continue
+            score = matcher.ratio()
+            if q in cand or cand in q:
+                score += 0.25
+            if score >= cutoff:
+                scored.append((score, self.labels[i]))
+        scored.sort(key=lambda t: (-t[0], t[1]))
+        return list(dict.fromkeys(label for _, label in scored))[:n]
+
+
+# ----------------------------------------------------------------------------- key index
+
+
+@dataclass(frozen=True)
+class KeyEntry:
+    """One resolvable key: (cost center, key) and its display name."""
+
+    cost_center: str
+    key: str
+    display_name: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.display_name or self.key
+
+    @property
+    def ref(self) -> str:
+        """``CostCenter.key (Display Name)``: how a candidate is named in findings."""
+        base = f"{self.cost_center}.{self.key}"
+        return f"{base} ({self.display_name})" if self.display_name and self.display_name != self.key else base
+
+
+@dataclass
+class _Resolution:
+    entry: KeyEntry | None = None
+    code: str = ""
+    message: str = ""
+    candidates: list[str] = field(default_factory=list)
+
+
+class KeyIndex:
+    """Lookup tables over the keys list and the virtual tags, built once per list identity."""
+
+    def __init__(self, keys: Sequence[MegabillKey], tags: Sequence[VirtualTag]) -> None:
+        self.entries: dict[tuple[str, str], KeyEntry] = {}
+        self.by_key: dict[str, list[KeyEntry]] = {}
+        self.by_name: dict[str, list[KeyEntry]] = {}
+        self.cost_centers: dict[str, str] = {}
+        self.tags: dict[str, VirtualTag] = {t.id: t for t in tags}
+        self._fuzzy: FuzzyIndex | None = None
+        self._fuzzy_targets: dict[str, list[KeyEntry]] = {}
+        for k in keys:
+            self._add(k.cost_center, k.key, k.display_name)
+        for t in tags:
+            existing = self.entries.get((VIRTUAL_TAGS, t.id))
+            if existing is None:
+                self._add(VIRTUAL_TAGS, t.id, t.name)
+            elif existing.display_name != t.name:
+                self._add_name(t.name, existing)
+
+    def _add(self, cc: str, key: str, display: str | None) -> None:
+        if (cc, key) in self.entries:
+            return
+        entry = KeyEntry(cc, key, display)
+        self.entries[(cc, key)] = entry
+        self.by_key.setdefault(key.lower(), []).append(entry)
+        if display:
+            self._add_name(display, entry)
+        self.cost_centers.setdefault(cc.lower(), cc)
+
+    def _add_name(self, name: str, entry: KeyEntry) -> None:
+        bucket = self.by_name.setdefault(name.lower(), [])
+        if entry not in bucket:
+            bucket.append(entry)
+
+    def display_name(self, cc: str, key: str) -> str | None:
+        entry = self.entries.get((cc, key))
+        return entry.display_name if entry else None
+
+    def fuzzy(self, query: str, cost_center: str | None, n: int = 5) -> list[str]:
+        """Closest keys to ``query`` by key and display name, as ``CC.key (Name)`` refs."""
+        if self._fuzzy is None:
+            targets: dict[str, list[KeyEntry]] = {}
+            for entry in self.entries.values():
+                targets.setdefault(entry.key, []).append(entry)
+                if entry.display_name:
+                    targets.setdefault(entry.display_name, []).append(entry)
+            self._fuzzy_targets = targets
+            self._fuzzy = FuzzyIndex(list(targets))
+        out: list[str] = []
+        for label in self._fuzzy.closest(query, n=4 * n):
+            for entry in self._fuzzy_targets[label]:
+                if (cost_center is None or entry.cost_center == cost_center) and entry.ref not in out:
+                    out.append(entry.ref)
+        return out[:n]
+
+    def resolve(self, cost_center: str | None, key: str) -> _Resolution:
+        cc: str | None = None
+        if cost_center is not None:
+            cc = self.cost_centers.get(cost_center.strip().lower())
+            if cc is None:
+                known = sorted(self.cost_centers.values(), key=str.lower)
+                close = difflib.get_close_matches(cost_center, known, n=3, cutoff=0.5)
+                return _Resolution(
+                    code="unknown_cost_center",
+                    message=(
+                        f"Unknown cost center {cost_center!r}. Known cost centers: {', '.join(known)}. "
+                        "Use one of them as cost_center, or leave cost_center out to infer it from the key."
+                    ),
+                    candidates=close or known,
+                )
+        k = key.strip()
+        low = k.lower()
+
+        def tiers(pool: list[KeyEntry], attr: Callable[[KeyEntry], str | None]) -> list[list[KeyEntry]]:
+            scoped = [e for e in pool if cc is None or e.cost_center == cc]
+            exact = [e for e in scoped if attr(e) == k]
+            return [exact, scoped]
+
+        for tier in (
+            *tiers(self.by_key.get(low, []), lambda e: e.key),
+            *tiers(self.by_name.get(low, []), lambda e: e.display_name),
+        ):
+            uniq = list(dict.fromkeys(tier))
+            if len(uniq) == 1:
+                return _Resolution(entry=uniq[0])
+            if len(uniq) > 1:
+                refs = [e.ref for e in uniq]
+                return _Resolution(
+                    code="ambiguous_key",
+                    message=(
+                        f"Key {key!r} is ambiguous: it matches {', '.join(refs)}. "
+                        "Set cost_center (and use the exact key) to pick one."
+                    ),
+                    candidates=refs,
+                )
+        where = f" in cost center {cc}" if cc else ""
+        candidates = self.fuzzy(k, cc)
+        elsewhere: list[str] = []
+        if cc is not None:
+            elsewhere = [e.ref for e in (*self.by_key.get(low, []), *self.by_name.get(low, []))]
+            elsewhere = list(dict.fromkeys(elsewhere))
+        msg = f"Unknown key {key!r}{where}."
+        if elsewhere:
+            msg += f" It exists under another cost center: {', '.join(elsewhere)}."
+        if candidates:
+            msg += f" Did you mean: {', '.join(candidates)}?"
+        msg += " Use list_megabill_keys(search=...) to find the exact key."
+        return _Resolution(code="unknown_key", message=msg, candidates=list(dict.fromkeys(elsewhere + candidates)))
+
+
+_INDEX_CACHE: list[tuple[Sequence[MegabillKey], int, Sequence[VirtualTag], int, KeyIndex]] = []
+_INDEX_CACHE_SIZE = 4
+
+
+def key_index(keys: Sequence[MegabillKey], tags: Sequence[VirtualTag] = ()) -> KeyIndex:
+    """The :class:`KeyIndex` of these lists, cached by identity (and length) of both."""
+    for cached_keys, n_keys, cached_tags, n_tags, index in _INDEX_CACHE:
+        if cached_keys is keys and cached_tags is tags and n_keys == len(keys) and n_tags == len(tags):
+            return index
+    index = KeyIndex(keys, tags)
+    _INDEX_CACHE.insert(0, (keys, len(keys), tags, len(tags), index))
+    del _INDEX_CACHE[_INDEX_CACHE_SIZE:]
+    return index
+
+
+# ----------------------------------------------------------------------------- internal tree
+
+
+@dataclass(frozen=True)
+class Cond:
+    cost_center: str
+    key: str
+    op: str
+    values: tuple[str, ...] = ()
+    path: str = field(default="", compare=False, hash=False)
+
+    def negated(self) -> Cond:
+        return Cond(self.cost_center, self.key, NEGATION[self.op], self.values, self.path)
+
+
+@dataclass(frozen=True)
+class Group:
+    op: Literal["AND", "OR"]
+    children: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    child: Node
+
+
+Node = Cond | Group | Not
+
+
+def signature(node: Cond | Group) -> Any:
+    """A hashable identity of a canonical node; AND/OR children compared as sets."""
+    if isinstance(node, Cond):
+        return ("c", node.cost_center, node.key, node.op, node.values)
+    return (node.op, frozenset(signature(c) for c in node.children if not isinstance(c, Not)))
+
+
+def push_not(node: Node, negate: bool = False) -> Cond | Group:
+    """Push every ``not`` to the leaves (De Morgan); the result has no :class:`Not`."""
+    if isinstance(node, Cond):
+        return node.negated() if negate else node
+    if isinstance(node, Not):
+        return push_not(node.child, not negate)
+    op: Literal["AND", "OR"] = node.op
+    if negate:
+        op = "OR" if node.op == "AND" else "AND"
+    return Group(op, tuple(push_not(c, negate) for c in node.children))
+
+
+def flatten(node: Cond | Group) -> Cond | Group:
+    """Merge same-op nesting, drop duplicates, replace one-child groups by the child."""
+    if isinstance(node, Cond):
+        return node
+    kids: list[Cond | Group] = []
+    seen: set[Any] = set()
+    for child in node.children:
+        assert not isinstance(child, Not)
+        flat = flatten(child)
+        parts = flat.children if isinstance(flat, Group) and flat.op == node.op else (flat,)
+        for part in parts:
+            assert not isinstance(part, Not)
+            sig = signature(part)
+            if sig not in seen:
+                seen.add(sig)
+                kids.append(part)
+    if len(kids) == 1:
+        return kids[0]
+    return Group(node.op, tuple(kids))
+
+
+def tree_depth(node: Cond | Group) -> int:
+    if isinstance(node, Cond):
+        return 0
+    return 1 + max((tree_depth(c) for c in node.children if not isinstance(c, Not)), default=0)
+
+
+def leaves(node: Node) -> list[Cond]:
+    out: list[Cond] = []
+    stack: list[Node] = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, Cond):
+            out.append(n)
+        elif isinstance(n, Not):
+            stack.append(n.child)
+        else:
+            stack.extend(reversed(n.children))
+    return out
+
+
+def to_finout(node: Cond | Group) -> FinoutFilter:
+    """The wire form: ``{"costCenter","key","operator","value"?}`` or ``{"AND"|"OR": [...]}``."""
+    if isinstance(node, Group):
+        return {node.op: [to_finout(c) for c in node.children if not isinstance(c, Not)]}
+    out: dict[str, Any] = {"costCenter": node.cost_center, "key": node.key, "operator": node.op}
+    if node.op in LIST_OPS:
+        out["value"] = list(node.values)
+    elif node.op in SINGLE_OPS:
+        out["value"] = node.values[0]
+    return out
+
+
+# ----------------------------------------------------------------------------- input guard
+
+
+def guard_input(spec: Any) -> Finding | None:
+    """Reject absurd input before any recursion: iterative walk, early exit."""
+    stack: list[tuple[Any, int]] = [(spec, 1)]
+    count = 0
+    while stack:
+        obj, depth = stack.pop()
+        count += 1
+        if count > MAX_INPUT_NODES:
+            return Finding(
+                severity="error",
+                code="too_large",
+                message=(
+                    f"The filter is too large (more than {MAX_INPUT_NODES} objects); a filter may hold "
+                    f"at most {MAX_CONDITIONS} conditions. Use oneOf value lists instead."
+                ),
+            )
+        if depth > MAX_INPUT_NESTING:
+            return Finding(
+                severity="error",
+                code="too_deep",
+                message=(
+                    f"The filter nests deeper than {MAX_INPUT_NESTING} levels; a canonical filter may be "
+                    f"at most {MAX_DEPTH} groups deep. Flatten it: all/any take lists of any length."
+                ),
+            )
+        if isinstance(obj, dict):
+            stack.extend((v, depth + 1) for v in obj.values() if isinstance(v, dict | list | tuple))
+        elif isinstance(obj, list | tuple):
+            stack.extend(
+                (v, depth + 1 if isinstance(v, list | tuple) else depth)
+                for v in obj
+                if isinstance(v, dict | list | tuple)
+            )
+    return None
+
+
+# ----------------------------------------------------------------------------- values
+
+
+@dataclass
+class ValueSet:
+    values: list[str]
+    members: frozenset[str]
+    lowered: list[str]
+    _fuzzy: FuzzyIndex | None = None
+
+    @classmethod
+    def of(cls, values: Sequence[str]) -> ValueSet:
+        vals = [v for v in values if isinstance(v, str)]
+        return cls(vals, frozenset(vals), [v.lower() for v in vals])
+
+    def closest(self, value: str, n: int = 5) -> list[str]:
+        if self._fuzzy is None:
+            self._fuzzy = FuzzyIndex(self.values)
+        return self._fuzzy.closest(value, n=n)
+
+    def any_contains(self, sub: str) -> bool:
+        s = sub.lower()
+        return any(s in v for v in self.lowered)
+
+
+_VALUESET_CACHE: list[tuple[Sequence[str], int, ValueSet]] = []
+_VALUESET_CACHE_SIZE = 32
+
+
+def value_set(values: Sequence[str]) -> ValueSet:
+    """The :class:`ValueSet` of a values list, cached by the list's identity (and length), so a
+    catalogue that caches its lists pays for the set and the fuzzy index once."""
+    for i, (cached, n, vs) in enumerate(_VALUESET_CACHE):
+        if cached is values and n == len(values):
+            if i:
+                _VALUESET_CACHE.insert(0, _VALUESET_CACHE.pop(i))
+            return vs
+    vs = ValueSet.of(values)
+    _VALUESET_CACHE.insert(0, (values, len(values), vs))
+    del _VALUESET_CACHE[_VALUESET_CACHE_SIZE:]
+    return vs
+
+
+def tag_outputs(tag: VirtualTag, tags: Mapping[str, VirtualTag]) -> list[str]:
+    """Every value a virtual tag can take: its rules' ``to`` strings, referenced tags' outputs,
+    and its default value."""
+    out: dict[str, None] = {}
+    seen: set[str] = set()
+    stack = [tag]
+    while stack:
+        t = stack.pop()
+        if t.id in seen:
+            continue
+        seen.add(t.id)
+        for rule in t.rules:
+            if isinstance(rule.to, TagReference):
+                ref = tags.get(rule.to.key)
+                if ref is not None:
+                    stack.append(ref)
+            elif rule.to:
+                out[rule.to] = None
+        if t.default_value:
+            out[t.default_value] = None
+    return list(out)
+
+
+# ----------------------------------------------------------------------------- composer
+
+
+def _fmt(v: Any) -> str:
+    try:
+        return json.dumps(v)[:80]
+    except (TypeError, ValueError):
+        return type(v).__name__
+
+
+class ComposeContext:
+    """What one compose (or one lint of many rules) shares: the index and fetched values."""
+
+    def __init__(self, catalog: KeyCatalog, index: KeyIndex) -> None:
+        self.catalog = catalog
+        self.index = index
+        self.values: dict[tuple[str, str], ValueSet | BaseException] = {}
+
+    @classmethod
+    async def build(cls, catalog: KeyCatalog) -> tuple[ComposeContext, list[Finding]]:
+        findings: list[Finding] = []
+        keys = await catalog.keys()
+        try:
+            tags: Sequence[VirtualTag] = await catalog.virtual_tags()
+        except Exception as err:
+            tags = ()
+            findings.append(
+                Finding(
+                    severity="warning",
+                    code="virtual_tags_unavailable",
+                    message=f"Could not list virtual tags ({type(err).__name__}); tag names not resolved.",
+                )
+            )
+        return cls(catalog, key_index(keys, tags)), findings
+
+    async def fetch(self, pairs: Sequence[tuple[str, str]]) -> None:
+        todo = [p for p in dict.fromkeys(pairs) if p not in self.values]
+        if not todo:
+            return
+        limiter = anyio.CapacityLimiter(VALUE_FETCH_CONCURRENCY)
+
+        async def one(cc: str, key: str) -> None:
+            async with limiter:
+                tag = self.index.tags.get(key) if cc == VIRTUAL_TAGS else None
+                if tag is not None:
+                    self.values[(cc, key)] = ValueSet.of(tag_outputs(tag, self.index.tags))
+                    return
+                try:
+                    self.values[(cc, key)] = value_set(await self.catalog.values(cc, key))
+                except Exception as err:
+                    self.values[(cc, key)] = err
+
+        async with anyio.create_task_group() as tg:
+            for cc, key in todo:
+                tg.start_soon(one, cc, key)
+
+
+class _Parser:
+    def __init__(self, index: KeyIndex) -> None:
+        self.index = index
+        self.findings: list[Finding] = []
+
+    def error(self, code: str, message: str, path: str, candidates: Sequence[str] = ()) -> None:
+        self.findings.append(
+            Finding(severity="error", code=code, message=message, path=path, candidates=list(candidates))
+        )
+
+    def warn(self, code: str, message: str, path: str, candidates: Sequence[str] = ()) -> None:
+        self.findings.append(
+            Finding(severity="warning", code=code, message=message, path=path, candidates=list(candidates))
+        )
+
+    def parse(self, node: Any, path: str) -> Node | None:
+        if not isinstance(node, dict):
+            self.error(
+                "bad_node",
+                f"Expected an object (a condition, or all/any/not), got {_fmt(node)}. A condition is "
+                '{"key": ..., "op": ..., "values": [...]}; a group is {"all": [...]} or {"any": [...]}.',
+                path,
+            )
+            return None
+        names = {str(k): k for k in node}
+        structural = [k for k in names if k.lower() in _GROUP_WORDS or k.lower() == "not"]
+        if len(structural) > 1 or (structural and len(names) > 1):
+            self.error(
+                "mixed_node",
+                f"A node must be exactly one of all, any, not or a condition; this one has {sorted(names)}. "
+                "Split it: wrap the parts in all:[...] or any:[...].",
+                path,
+            )
+            return None
+        prefix = f"{path}." if path else ""
+        if structural:
+            word = structural[0]
+            body = node[names[word]]
+            sub = f"{prefix}{word}"
+            if word.lower() == "not":
+                if not isinstance(body, dict):
+                    self.error(
+                        "bad_not",
+                        f"not takes one node (an object), got {_fmt(body)}. To negate several, use "
+                        '{"not": {"all": [...]}} or {"not": {"any": [...]}}.',
+                        sub,
+                    )
+                    return None
+                child = self.parse(body, sub)
+                return Not(child) if child is not None else None
+            op: Literal["AND", "OR"] = "AND" if _GROUP_WORDS[word.lower()] == "AND" else "OR"
+            if not isinstance(body, list | tuple):
+                self.error("bad_group", f"{word} takes a list of nodes, got {_fmt(body)}.", sub)
+                return None
+            if not body:
+                self.error(
+                    "empty_group",
+                    f"{word} is empty; give it at least one condition, or remove it.",
+                    sub,
+                )
+                return None
+            kids = [self.parse(c, f"{sub}[{i}]") for i, c in enumerate(body)]
+            if any(k is None for k in kids):
+                return None
+            return Group(op, tuple(k for k in kids if k is not None))
+        return self.condition(node, path)
+
+    def condition(self, node: dict[Any, Any], path: str) -> Cond | None:
+        fields: dict[str, Any] = {}
+        for raw_name, val in node.items():
+            norm = _FIELD_NAMES.get(re.sub(r"[\s_\-]+", "", str(raw_name)).lower())
+            if norm is None:
+                self.warn(
+                    "unknown_field",
+                    f"Ignored unknown field {str(raw_name)!r}; a condition has key, cost_center, op, values.",
+                    path,
+                )
+                continue
+            if norm in fields and norm == "value" and fields[norm] != val:
+                self.error(
+                    "conflicting_values",
+                    "Both value and values are given with different contents; give only one.",
+                    path,
+                )
+                return None
+            fields[norm] = val
+        fields.pop("display_name", None)  # GET responses carry it; never sent back
+        ok = True
+        key = fields.get("key")
+        if not isinstance(key, str) or not key.strip():
+            self.error(
+                "missing_key",
+                f"A condition needs a key (the Finout key or its display name), got {_fmt(key)}."
+                if "key" in fields
+                else 'A condition needs "key" (the Finout key or its display name), e.g. '
+                '{"key": "Account Name", "op": "in", "values": ["prod"]}.',
+                path,
+            )
+            ok = False
+        cc = fields.get("cost_center")
+        if cc is not None and (not isinstance(cc, str) or not cc.strip()):
+            self.error("bad_cost_center", f"cost_center must be a non-blank string, got {_fmt(cc)}.", path)
+            ok = False
+            cc = None
+        op_raw = fields.get("op")
+        op: str | None = None
+        valid = ", ".join(OPERATORS) + "; aliases: " + ", ".join(OPERATOR_ALIASES)
+        if op_raw is None:
+            self.error("missing_operator", f'A condition needs "op", one of: {valid}.', path)
+            ok = False
+        elif not isinstance(op_raw, str) or (op := normalize_operator(op_raw)) is None:
+            self.error(
+                "unknown_operator",
+                f"Unknown operator {_fmt(op_raw)}. Valid operators: {valid}.",
+                path,
+                list(OPERATORS),
+            )
+            ok = False
+        entry: KeyEntry | None = None
+        if isinstance(key, str) and key.strip():
+            res = self.index.resolve(cc if isinstance(cc, str) else None, key)
+            if res.entry is None:
+                self.error(res.code, res.message, path, res.candidates)
+                ok = False
+            entry = res.entry
+        shaped = self.shape(op, fields, path) if op is not None else None
+        if not ok or entry is None or shaped is None:
+            return None
+        return Cond(entry.cost_center, entry.key, shaped[0], shaped[1], path)
+
+    def shape(self, op: str, fields: dict[str, Any], path: str) -> tuple[str, tuple[str, ...]] | None:
+        has = "value" in fields
+        raw = fields.get("value")
+        if op in NO_VALUE_OPS:
+            if has and raw is not None and raw != "" and raw != []:
+                self.error(
+                    "unexpected_value",
+                    f"{op} takes no value, got {_fmt(raw)}. Drop the value, or use is/oneOf to match values.",
+                    path,
+                )
+                return None
+            return op, ()
+        if raw is None:
+            need = '"values": ["..."]' if op in LIST_OPS else '"value": "..."'
+            self.error("missing_value", f"{op} needs a value: give {need}.", path)
+            return None
+        items = list(raw) if isinstance(raw, list | tuple) else [raw]
+        if not items:
+            self.error(
+                "empty_values",
+                f"{op} got an empty list; give at least one value, or drop the condition.",
+                path,
+            )
+            return None
+        out: list[str] = []
+        for item in items:
+            if isinstance(item, bool):
+                out.append("true" if item else "false")
+            elif isinstance(item, int | float):
+                out.append(str(item))
+            elif isinstance(item, str):
+                if not item.strip():
+                    self.error(
+                        "blank_value",
+                        f"{op} got a blank value {item!r}; to match a missing key use notExists, "
+                        "otherwise give a real value.",
+                        path,
+                    )
+                    return None
+                out.append(item)
+            else:
+                self.error(
+                    "bad_value",
+                    f"Values must be strings (numbers are accepted), got {_fmt(item)}.",
+                    path,
+                )
+                return None
+        distinct = sorted(set(out))
+        if op in SINGLE_OPS and len(distinct) == 1:
+            return op, (distinct[0],)
+        if op in CONTAINS_OPS:
+            group = "any" if op == "contains" else "all"
+            self.error(
+                "contains_needs_one_value",
+                f"{op} takes one string, got {len(distinct)}; "
+                f"use {group}:[...] of {op} conditions, one per string.",
+                path,
+            )
+            return None
+        if op == "is":
+            op = "oneOf"
+        elif op == "isNot":
+            op = "notOneOf"
+        if len(distinct) > MAX_VALUES:
+            self.error(
+                "too_many_values",
+                f"{op} has {len(distinct)} values; at most {MAX_VALUES} are allowed per condition "
+                "(our limit). Split it into several conditions under any:[...] (or all:[...] for notOneOf).",
+                path,
+            )
+            return None
+        return op, tuple(distinct)
+
+
+async def _check_values(ctx: ComposeContext, conds: Sequence[Cond]) -> list[Finding]:
+    todo = [c for c in conds if c.op in EQUALITY_OPS or c.op == "contains"]
+    if not todo:
+        return []
+    await ctx.fetch([(c.cost_center, c.key) for c in todo])
+    findings: list[Finding] = []
+    reported_unavailable: set[tuple[str, str]] = set()
+    seen: set[Cond] = set()
+    for c in todo:
+        if c in seen:
+            continue
+        seen.add(c)
+        pair = (c.cost_center, c.key)
+        name = f"{c.cost_center}.{ctx.index.display_name(*pair) or c.key}"
+        vs = ctx.values.get(pair)
+        if not isinstance(vs, ValueSet):
+            if pair not in reported_unavailable:
+                reported_unavailable.add(pair)
+                findings.append(
+                    Finding(
+                        severity="warning",
+                        code="values_unavailable",
+                        message=f"Could not fetch the values of {name}"
+                        + (f" ({type(vs).__name__})" if vs is not None else "")
+                        + "; values were not checked.",
+                        path=c.path,
+                    )
+                )
+            continue
+        if c.op == "contains":
+            if not vs.any_contains(c.values[0]):
+                findings.append(
+                    Finding(
+                        severity="warning",
+                        code="no_matching_value",
+                        message=f"No existing value of {name} contains {c.values[0]!r} (it may be new data).",
+                        path=c.path,
+                        candidates=vs.closest(c.values[0]),
+                    )
+                )
+            continue
+        missing = [v for v in c.values if v not in vs.members]
+        for v in missing[:MAX_VALUE_WARNINGS_PER_CONDITION]:
+            close = vs.closest(v)
+            msg = f"{name} has no value {v!r} yet (it may be new data)."
+            if close:
+                msg += f" Closest existing: {', '.join(close)}."
+            findings.append(
+                Finding(severity="warning", code="unknown_value", message=msg, path=c.path, candidates=close)
+            )
+        if len(missing) > MAX_VALUE_WARNINGS_PER_CONDITION:
+            rest = len(missing) - MAX_VALUE_WARNINGS_PER_CONDITION
+            findings.append(
+                Finding(
+                    severity="warning",
+                    code="unknown_value",
+                    message=f"…and {rest} more values of {name} that do not exist yet.",
+                    path=c.path,
+                )
+            )
+    return findings
+
+
+async def compose_in(ctx: ComposeContext, spec: Any, *, check_values: bool = True) -> ComposeResult:
+    """Compose with a shared context (the linter composes many rules against one)."""
+    if not isinstance(spec, dict):
+        raise InputError(
+            f"A filter must be a JSON object, got {type(spec).__name__}.",
+            hint='Give an intent such as {"all": [{"key": "Account Name", "op": "in", "values": ["prod"]}]} '
+            'or a raw Finout filter {"AND": [...]}.',
+        )
+    too_big = guard_input(spec)
+    if too_big is not None:
+        return ComposeResult(ok=False, findings=[too_big])
+    parser = _Parser(ctx.index)
+    if not spec:
+        parser.error("bad_node", 'The filter is empty; give a condition or {"all": [...]}/{"any": [...]}.', "")
+        return ComposeResult(ok=False, findings=parser.findings)
+    tree = parser.parse(spec, "")
+    findings = parser.findings
+    canonical: Cond | Group | None = None
+    conditions = depth = 0
+    if tree is not None:
+        canonical = flatten(push_not(tree))
+        conditions = len(leaves(canonical))
+        depth = tree_depth(canonical)
+        if conditions > MAX_CONDITIONS:
+            parser.error(
+                "too_many_conditions",
+                f"The filter has {conditions} conditions; at most {MAX_CONDITIONS} are allowed (our limit). "
+                "Merge conditions on the same key into one oneOf with a list of values.",
+                "",
+            )
+        if depth > MAX_DEPTH:
+            parser.error(
+                "filter_too_deep",
+                f"The canonical filter nests {depth} groups deep; "
+                f"at most {MAX_DEPTH} are allowed (our limit). "
+                "Simplify it: move conditions up, use oneOf lists instead of any:[...] of = conditions.",
+                "",
+            )
+        if check_values:
+            findings.extend(await _check_values(ctx, leaves(canonical)))
+    ok = not any(f.severity == "error" for f in findings)
+    if not ok or canonical is None:
+        return ComposeResult(ok=False, conditions=conditions, depth=depth, findings=findings)
+    wire = to_finout(canonical)
+    return ComposeResult(
+        ok=True,
+        filter=wire,
+        readable=_render(wire, ctx.index.display_name),
+        conditions=conditions,
+        depth=depth,
+        findings=findings,
+    )
+
+
+async def compose(spec: dict[str, Any], catalog: KeyCatalog, *, check_values: bool = True) -> ComposeResult:
+    """Validate and canonicalise an intent or raw Finout filter against the account's catalogue.
+
+    Returns ``ok=False`` with error findings (and ``filter=None``) when the filter cannot be used;
+    raises :class:`InputError` only when ``spec`` is not an object at all.
+    """
+    if not isinstance(spec, dict):
+        raise InputError(
+            f"A filter must be a JSON object, got {type(spec).__name__}.",
+            hint='Give an intent such as {"all": [{"key": "Account Name", "op": "in", "values": ["prod"]}]}.',
+        )
+    ctx, findings = await ComposeContext.build(catalog)
+    result = await compose_in(ctx, spec, check_values=check_values)
+    if findings:
+        result.findings = findings + result.findings
+    return result
+
+
+# ----------------------------------------------------------------------------- readable
+
+
+def _fmt_value(v: Any) -> str:
+    s = v if isinstance(v, str) else json.dumps(v)
+    if not s or s != s.strip() or any(ch in s for ch in ',[]()"'):
+        return json.dumps(s)
+    return s
+
+
+_READABLE_OPS = {
+    "oneOf": "in",
+    "notOneOf": "not in",
+    "is": "=",
+    "isNot": "!=",
+    "contains": "contains",
+    "notContains": "not contains",
+    "exists": "exists",
+    "notExists": "not exists",
+}
+
+
+def _render(node: Any, display: Callable[[str, str], str | None], top: bool = True) -> str:
+    if not isinstance(node, dict):
+        return "?"
+    for word in ("AND", "OR"):
+        if word in node and isinstance(node[word], list):
+            parts = [_render(c, display, top=False) for c in node[word]]
+            text = f" {word} ".join(parts)
+            return text if top or len(parts) <= 1 else f"({text})"
+    cc = str(node.get("costCenter", node.get("cost_center", "?")))
+    key = str(node.get("key", "?"))
+    label = display(cc, key) or node.get("displayName") or key
+    op = str(node.get("operator", node.get("op", "?")))
+    value = node.get("value")
+    head = f"{cc}.{label} {_READABLE_OPS.get(op, op)}"
+    if op in NO_VALUE_OPS:
+        return head
+    if isinstance(value, list):
+        return f"{head} [{', '.join(_fmt_value(v) for v in value)}]"
+    return f"{head} {_fmt_value(value)}"
+
+
+def readable(filter: FinoutFilter, keys: Sequence[MegabillKey]) -> str:
+    """One line, display names: ``AWS.Account Name in [a, b] AND (AWS.Service = X OR ...)``.
+
+    Tolerant of raw filters as returned by GET (``displayName`` used when the key is unknown).
+    """
+    index = key_index(keys)
+    return _render(filter, index.display_name)
+
+
+# ----------------------------------------------------------------------------- semantics
+
+
+def _leaf_truth(op: str, values: Sequence[str], v: str | None) -> bool:
+    if op in NEGATION and op not in {"oneOf", "is", "contains", "exists"}:
+        return not _leaf_truth(NEGATION[op], values, v)
+    if v is None:
+        return False
+    if op == "exists":
+        return True
+    if op == "contains":
+        return bool(values) and values[0] in v
+    return v in values  # oneOf / is
+
+
+def evaluate(filter: FinoutFilter, row: Mapping[tuple[str, str], str | None]) -> bool:
+    """Does a cost row match a Finout filter? ``row`` maps (costCenter, key) → value (missing = None).
+
+    Semantics: oneOf/is/contains/exists are false on a missing key; notOneOf/isNot/notContains/
+    notExists are their exact complements (true on a missing key). ``contains`` is a
+    case-sensitive substring test. An empty AND is true, an empty OR false.
+    """
+    if "AND" in filter:
+        return all(evaluate(c, row) for c in filter["AND"])
+    if "OR" in filter:
+        return any(evaluate(c, row) for c in filter["OR"])
+    op = filter["operator"]
+    raw = filter.get("value")
+    values = [] if raw is None else [str(x) for x in raw] if isinstance(raw, list) else [str(raw)]
+    return _leaf_truth(op, values, row.get((filter["costCenter"], filter["key"])))
+
+
+def evaluate_intent(
+    intent: Mapping[str, Any],
+    row: Mapping[tuple[str, str], str | None],
+    keys: Sequence[MegabillKey] | None = None,
+    tags: Sequence[VirtualTag] = (),
+) -> bool:
+    """The same semantics on an intent *before* normalisation (``all``/``any``/``not``, raw
+    ``AND``/``OR``, any operator alias, ``value`` or ``values``, scalar or list).
+
+    Keys are resolved with ``keys`` (by key or display name) when given; otherwise a condition
+    must name its exact ``cost_center`` and ``key``. For tests: the composer must preserve it.
+    """
+    index = key_index(keys, tags) if keys is not None else None
+
+    def ev(node: Mapping[str, Any]) -> bool:
+        for name, body in node.items():
+            word = str(name).lower()
+            if word in ("all", "and"):
+                return all(ev(c) for c in body)
+            if word in ("any", "or"):
+                return any(ev(c) for c in body)
+            if word == "not":
+                return not ev(body)
+        f: dict[str, Any] = {}
+        for name, val in node.items():
+            norm = _FIELD_NAMES.get(re.sub(r"[\s_\-]+", "", str(name)).lower())
+            if norm:
+                f[norm] = val
+        cc, key = f.get("cost_center"), str(f["key"])
+        if index is not None:
+            entry = index.resolve(cc, key).entry
+            if entry is None:
+                raise ValueError(f"unresolvable key {cc}.{key}")
+            cc, key = entry.cost_center, entry.key
+        op = normalize_operator(str(f["op"]))
+        if op is None:
+            raise ValueError(f"bad operator {f['op']!r}")
+        raw = f.get("value")
+        items = [] if raw is None else list(raw) if isinstance(raw, list | tuple) else [raw]
+        values = [("true" if x else "false") if isinstance(x, bool) else str(x) for x in items]
+        if op in CONTAINS_OPS:
+            values = values[:1]
+        return _leaf_truth(op, values, row.get((str(cc), key)))
+
+    return ev(intent)

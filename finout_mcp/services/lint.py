@@ -1,0 +1,375 @@
+"""The virtual-tag linter: every rule through the composer, plus tag-level checks.
+
+Rules are first-match (a cost line takes the ``to`` of the first rule whose filter it matches,
+else the default value). Beyond the composer's findings per rule, the linter reports:
+
+- ``shadowed_rule`` (warning): a later rule can never match, because every cost line it
+  matches is already taken by an earlier rule. Detected with a *sound* implication check
+  (:func:`implies`): it may miss a shadowed rule, it never reports one that is not.
+- ``duplicate_rule`` (warning): same filter and same ``to`` as an earlier rule.
+- ``unknown_tag_reference`` / ``self_reference`` / ``bad_tag_reference`` (errors): a ``to``
+  object pointing at a tag that does not exist, at the tag itself, or not at Virtual Tags.
+- ``blank_to`` (error), ``dotted_value`` (warning: metadata value names cannot contain dots),
+  ``missing_default`` (warning), ``empty_rules`` / ``too_many_rules`` (errors),
+  ``empty_filter`` and ``bad_timeframe`` (errors).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, Field
+
+from finout_mcp.api.models import TagReference, Timeframe, VirtualTag
+from finout_mcp.services.composer import (
+    MAX_RULES,
+    VIRTUAL_TAGS,
+    ComposeContext,
+    Finding,
+    KeyCatalog,
+    compose_in,
+)
+
+_SHADOW_BUDGET = 500_000
+"""Upper bound on leaf-pair comparisons spent looking for shadowed rules (then we stop looking)."""
+
+
+class RuleSpec(BaseModel):
+    """One rule to lint or write: ``to`` (a value, or another tag's value) and a filter (intent or raw)."""
+
+    to: str | TagReference
+    filter: dict[str, Any] = Field(validation_alias=AliasChoices("filter", "filters"))
+    timeframe: Timeframe | None = None
+
+
+class RuleReport(BaseModel):
+    index: int = Field(description="0-based position of the rule.")
+    to: str = Field(description="The rule's target, readable.")
+    readable: str | None = None
+    filter: dict[str, Any] | None = Field(default=None, description="The canonical Finout filter.")
+    findings: list[Finding] = Field(default_factory=list)
+
+
+class LintReport(BaseModel):
+    ok: bool = Field(description="No error anywhere (warnings allowed).")
+    rules: list[RuleReport] = Field(default_factory=list)
+    findings: list[Finding] = Field(default_factory=list, description="Tag-level findings.")
+    errors: int = 0
+    warnings: int = 0
+
+
+def rules_from_tag(tag: VirtualTag) -> list[RuleSpec]:
+    """A tag's rules as :class:`RuleSpec` (a rule without filters gets ``{}``, which lints as an error)."""
+    return [RuleSpec(to=r.to, filter=r.filters or {}, timeframe=r.timeframe) for r in tag.rules]
+
+
+# ----------------------------------------------------------------------------- implication
+
+
+def _leaf_implies(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Does every row matching condition ``a`` match condition ``b``? Sound, not complete.
+
+    Only facts that hold whatever the case sensitivity of Finout's comparisons are used, and
+    nothing is assumed about how negative operators treat a missing key except that
+    ``isNot x`` behaves as ``notOneOf [x]``.
+    """
+    if a.get("costCenter") != b.get("costCenter") or a.get("key") != b.get("key"):
+        return False
+    oa, ob = a.get("operator"), b.get("operator")
+    va, vb = a.get("value"), b.get("value")
+
+    def vals(v: Any) -> list[str] | None:
+        if isinstance(v, list) and all(isinstance(x, str) for x in v):
+            return list(v)
+        return [v] if isinstance(v, str) else None
+
+    la, lb = vals(va), vals(vb)
+    pos_eq = {"oneOf", "is"}
+    neg_eq = {"notOneOf", "isNot"}
+    if oa == ob and va == vb:
+        return True
+    if oa in pos_eq:
+        if la is None:
+            return False
+        if ob in pos_eq:
+            return lb is not None and set(la) <= set(lb)
+        if ob in neg_eq:
+            return lb is not None and not {x.lower() for x in la} & {x.lower() for x in lb}
+        if ob == "exists":
+            return True
+        if ob == "contains":
+            return lb is not None and all(lb[0] in x for x in la)
+        if ob == "notContains":
+            return lb is not None and all(lb[0].lower() not in x.lower() for x in la)
+        return False
+    if oa in neg_eq and ob in neg_eq:
+        return la is not None and lb is not None and set(lb) <= set(la)
+    if oa == "contains":
+        if la is None:
+            return False
+        if ob == "exists":
+            return True
+        if ob == "contains":
+            return lb is not None and lb[0] in la[0]
+        if ob in neg_eq:
+            return lb is not None and all(la[0].lower() not in x.lower() for x in lb)
+        return False
+    if oa == "notContains" and ob == "notContains":
+        return la is not None and lb is not None and la[0] in lb[0]
+    return oa == "exists" and ob == "exists"
+
+
+class _Implier:
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.memo: dict[tuple[int, int], bool] = {}
+
+    def implies(self, a: dict[str, Any], b: dict[str, Any]) -> bool:
+        key = (id(a), id(b))
+        if key in self.memo:
+            return self.memo[key]
+        self.budget -= 1
+        if self.budget < 0:
+            return False
+        result = self._implies(a, b)
+        self.memo[key] = result
+        return result
+
+    def _implies(self, a: dict[str, Any], b: dict[str, Any]) -> bool:
+        if a == b:
+            return True
+        if "OR" in a:  # every branch of a must imply b
+            return all(self.implies(c, b) for c in a["OR"])
+        if "AND" in b:  # a must imply every part of b
+            return all(self.implies(a, c) for c in b["AND"])
+        if "AND" in a and any(self.implies(c, b) for c in a["AND"]):
+            return True
+        if "OR" in b and any(self.implies(a, c) for c in b["OR"]):
+            return True
+        if "AND" in a or "OR" in b:
+            return False
+        return _leaf_implies(a, b)
+
+
+def implies(a: dict[str, Any], b: dict[str, Any], budget: int = 100_000) -> bool:
+    """Sound check that canonical filter ``a`` implies ``b`` (every row matching a matches b).
+
+    False means "not proven", never "proven not". Bounded by ``budget`` sub-checks.
+    """
+    return _Implier(budget).implies(a, b)
+
+
+# ----------------------------------------------------------------------------- linter
+
+
+def _to_text(to: str | TagReference, tags: dict[str, VirtualTag]) -> str:
+    if isinstance(to, TagReference):
+        tag = tags.get(to.key)
+        return f"value of tag {tag.name!r} ({to.key})" if tag else f"value of tag {to.key}"
+    return to
+
+
+def _finding(severity: str, code: str, message: str, path: str = "", candidates: Sequence[str] = ()) -> Finding:
+    return Finding.model_validate(
+        {"severity": severity, "code": code, "message": message, "path": path, "candidates": list(candidates)}
+    )
+
+
+def _dotted(value: str, where: str, path: str) -> Finding:
+    return _finding(
+        "warning",
+        "dotted_value",
+        f"{where} {value!r} contains a dot: virtual-tag metadata value names cannot contain dots, so this "
+        "value can never carry metadata (groups, endpoints). Use '-' or '_' instead.",
+        path,
+    )
+
+
+def _check_to(to: str | TagReference, i: int, tags: dict[str, VirtualTag], tag_id: str | None) -> list[Finding]:
+    path = f"rules[{i}].to"
+    out: list[Finding] = []
+    if isinstance(to, TagReference):
+        if to.cost_center != VIRTUAL_TAGS:
+            out.append(
+                _finding(
+                    "error",
+                    "bad_tag_reference",
+                    f"A 'to' object must point to a virtual tag (costCenter {VIRTUAL_TAGS!r}), "
+                    f"got costCenter {to.cost_center!r}.",
+                    path,
+                )
+            )
+        if tag_id is not None and to.key == tag_id:
+            out.append(
+                _finding(
+                    "error",
+                    "self_reference",
+                    f"Rule {i + 1} takes its value from this very tag ({tag_id}); a tag cannot reference "
+                    "itself. Point 'to' at another tag or use a plain string value.",
+                    path,
+                )
+            )
+        elif to.key not in tags:
+            by_name = [t for t in tags.values() if t.name.lower() == to.key.strip().lower()]
+            cands = [f"{t.id} ({t.name})" for t in by_name]
+            if not cands:
+                names = {t.name: t for t in tags.values()}
+                close = difflib.get_close_matches(to.key, list(names), n=3, cutoff=0.5)
+                cands = [f"{names[n].id} ({n})" for n in close]
+            hint = f" Did you mean: {', '.join(cands)}?" if cands else " Use list_virtual_tags to find the id."
+            out.append(
+                _finding(
+                    "error",
+                    "unknown_tag_reference",
+                    f"Rule {i + 1} takes its value from tag {to.key!r}, which does not exist; 'to.key' must "
+                    f"be a virtual tag id.{hint}",
+                    path,
+                    cands,
+                )
+            )
+    elif not to.strip():
+        out.append(
+            _finding("error", "blank_to", f"Rule {i + 1} has a blank 'to'; give the value to assign.", path)
+        )
+    elif "." in to:
+        out.append(_dotted(to, f"Rule {i + 1} value", path))
+    return out
+
+
+async def lint_rules(
+    rules: Sequence[RuleSpec],
+    default_value: str | None,
+    catalog: KeyCatalog,
+    *,
+    tag_id: str | None = None,
+) -> LintReport:
+    """Lint a tag's rules (first-match) and default value against the account's catalogue."""
+    ctx, tag_findings = await ComposeContext.build(catalog)
+    tags = ctx.index.tags
+    if not rules:
+        tag_findings.append(
+            _finding("error", "empty_rules", "The tag has no rules; give at least one {to, filter} rule.", "rules")
+        )
+    if len(rules) > MAX_RULES:
+        tag_findings.append(
+            _finding(
+                "error",
+                "too_many_rules",
+                f"The tag has {len(rules)} rules; at most {MAX_RULES} are allowed (our limit). Merge rules "
+                "with the same 'to' into one rule whose filter is any:[...] of their filters.",
+                "rules",
+            )
+        )
+        return _report([], tag_findings)
+    if default_value is None or not default_value.strip():
+        tag_findings.append(
+            _finding(
+                "warning",
+                "missing_default",
+                "No default value: cost that matches no rule stays untagged. Set default_value "
+                "(e.g. 'untagged' or 'other') to make the gap visible.",
+                "default_value",
+            )
+        )
+    elif "." in default_value:
+        tag_findings.append(_dotted(default_value, "The default value", "default_value"))
+
+    reports: list[RuleReport] = []
+    for i, rule in enumerate(rules):
+        findings = _check_to(rule.to, i, tags, tag_id)
+        tf = rule.timeframe
+        if tf is not None and tf.from_ is not None and tf.to is not None and tf.from_ > tf.to:
+            findings.append(
+                _finding(
+                    "error",
+                    "bad_timeframe",
+                    f"Rule {i + 1}'s timeframe starts after it ends ({tf.from_} > {tf.to}); swap them.",
+                    f"rules[{i}].timeframe",
+                )
+            )
+        result = None
+        if not rule.filter:
+            findings.append(
+                _finding(
+                    "error",
+                    "empty_filter",
+                    f"Rule {i + 1} has no filter; give an intent such as "
+                    '{"key": "Account Name", "op": "in", "values": [...]}.',
+                    f"rules[{i}].filter",
+                )
+            )
+        else:
+            result = await compose_in(ctx, rule.filter, check_values=True)
+            for f in result.findings:
+                sub = f"rules[{i}].filter" + (f".{f.path}" if f.path else "")
+                findings.append(f.model_copy(update={"path": sub}))
+        reports.append(
+            RuleReport(
+                index=i,
+                to=_to_text(rule.to, tags),
+                readable=result.readable if result else None,
+                filter=result.filter if result else None,
+                findings=findings,
+            )
+        )
+    _shadowing(rules, reports)
+    return _report(reports, tag_findings)
+
+
+def _same_to(a: str | TagReference, b: str | TagReference) -> bool:
+    if isinstance(a, TagReference) and isinstance(b, TagReference):
+        return a.key == b.key and a.cost_center == b.cost_center
+    return a == b
+
+
+def _shadowing(rules: Sequence[RuleSpec], reports: list[RuleReport]) -> None:
+    implier = _Implier(_SHADOW_BUDGET)
+    earlier: list[int] = []  # rules without a timeframe that have a canonical filter
+    for j, rep in enumerate(reports):
+        fj = rep.filter
+        if fj is None:
+            continue
+        for i in earlier:
+            fi = reports[i].filter
+            assert fi is not None
+            if fi == fj and _same_to(rules[i].to, rules[j].to) and rules[i].timeframe == rules[j].timeframe:
+                rep.findings.append(
+                    _finding(
+                        "warning",
+                        "duplicate_rule",
+                        f"Rule {j + 1} repeats rule {i + 1} (same filter, same value); remove it.",
+                        f"rules[{j}]",
+                    )
+                )
+                break
+            if implier.implies(fj, fi):
+                rep.findings.append(
+                    _finding(
+                        "warning",
+                        "shadowed_rule",
+                        f"Rule {j + 1} ({rep.readable} → {rep.to}) can never match: every cost line it "
+                        f"matches is already taken by rule {i + 1} ({reports[i].readable} → "
+                        f"{reports[i].to}); rules are first-match. Move rule {j + 1} above rule {i + 1}, "
+                        f"or narrow rule {i + 1}.",
+                        f"rules[{j}]",
+                    )
+                )
+                break
+        # An earlier rule shadows later ones only when it always applies (no timeframe).
+        tf = rules[j].timeframe
+        if tf is None or (tf.from_ is None and tf.to is None):
+            earlier.append(j)
+
+
+def _report(reports: list[RuleReport], tag_findings: list[Finding]) -> LintReport:
+    everything = list(tag_findings) + [f for r in reports for f in r.findings]
+    errors = sum(1 for f in everything if f.severity == "error")
+    return LintReport(
+        ok=errors == 0,
+        rules=reports,
+        findings=tag_findings,
+        errors=errors,
+        warnings=len(everything) - errors,
+    )
