@@ -1,8 +1,9 @@
+import anyio
+
 """Unit tests of the filter composer (finout_mcp.services.composer)."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -497,9 +498,8 @@ async def test_10000_deep_input_rejected_cleanly() -> None:
     node: dict[str, Any] = c("pl_app", "exists")
     for _ in range(10_000):
         node = {"not": node}
-    start = time.perf_counter()
-    r = await compose(node, CAT)
-    assert time.perf_counter() - start < 2
+    with anyio.fail_after(30):  # rejected, not recursed into: no hang, no RecursionError
+        r = await compose(node, CAT)
     assert not r.ok and [f.code for f in r.findings] == ["too_deep"]
     lists: Any = []
     for _ in range(10_000):
@@ -510,9 +510,8 @@ async def test_10000_deep_input_rejected_cleanly() -> None:
 
 async def test_100000_conditions_rejected_cleanly() -> None:
     spec = {"any": [c("Account Name", "=", f"a{i}") for i in range(100_000)]}
-    start = time.perf_counter()
-    r = await compose(spec, CAT)
-    assert time.perf_counter() - start < 2
+    with anyio.fail_after(30):
+        r = await compose(spec, CAT)
     assert not r.ok and [f.code for f in r.findings] == ["too_large"]
 
 
