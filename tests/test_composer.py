@@ -1,11 +1,10 @@
-import anyio
-
 """Unit tests of the filter composer (finout_mcp.services.composer)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import anyio
 import pytest
 
 from finout_mcp.api.models import MegabillKey, VirtualTag, VirtualTagRule
