@@ -1,0 +1,172 @@
+"""End to end over stdio: ``python -m finout_mcp --demo`` as a subprocess, driven by the MCP client."""
+
+from __future__ import annotations
+
+import json
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client, StdioServerParameters
+
+from tests.conftest import finout_cmd, server_env
+
+pytestmark = pytest.mark.slow
+
+ALL_TOOLS = {
+    "list_views",
+    "query_view_costs",
+    "list_megabill_keys",
+    "list_key_values",
+    "compose_filter",
+    "list_virtual_tags",
+    "get_virtual_tag",
+    "lint_virtual_tag",
+    "create_virtual_tag",
+    "update_virtual_tag",
+    "clone_virtual_tag",
+    "delete_virtual_tag",
+    "get_virtual_tag_metadata",
+    "update_virtual_tag_metadata",
+    "list_costguard_scans",
+    "get_scan_recommendations",
+    "list_endpoints",
+    "create_endpoint",
+    "undo_change",
+}
+WRITE_TOOLS = {
+    "create_virtual_tag",
+    "update_virtual_tag",
+    "clone_virtual_tag",
+    "delete_virtual_tag",
+    "update_virtual_tag_metadata",
+    "create_endpoint",
+    "undo_change",
+}
+
+
+def stdio_params(tmp_path: Path, *args: str) -> StdioServerParameters:
+    return StdioServerParameters(
+        command=sys.executable, args=["-m", "finout_mcp", "--demo", *args], env=server_env(tmp_path)
+    )
+
+
+def structured(result: Any) -> dict[str, Any]:
+    assert not result.is_error, result.content[0].text if result.content else result
+    assert isinstance(result.structured_content, dict)
+    return result.structured_content
+
+
+async def test_demo_lists_all_tools_and_answers_with_real_data(tmp_path: Path) -> None:
+    async with Client(stdio_params(tmp_path)) as client:
+        tools = {t.name for t in (await client.list_tools()).tools}
+        assert tools == ALL_TOOLS
+
+        views = structured(await client.call_tool("list_views", {}))
+        assert views["views"], views
+        first = views["views"][0]["name"]
+        assert isinstance(first, str) and first
+
+        costs = structured(await client.call_tool("query_view_costs", {"view": first, "period": "last_month"}))
+        text = json.dumps(costs)
+        assert first in text
+        assert costs["total"] > 0, costs
+
+        values = structured(await client.call_tool("list_key_values", {"key": "pl_app"}))
+        assert values["key"] == "pl_app"
+        assert values["values"], values
+        assert all(isinstance(v, str) and v for v in values["values"])
+
+
+async def test_read_only_lists_no_write_tool(tmp_path: Path) -> None:
+    async with Client(stdio_params(tmp_path, "--read-only")) as client:
+        tools = {t.name for t in (await client.list_tools()).tools}
+    assert tools == ALL_TOOLS - WRITE_TOOLS
+    assert len(tools) == 12
+    assert not {
+        t for t in tools if t.startswith(("create_", "update_", "clone_", "delete_")) or t == "undo_change"
+    }
+
+
+async def test_toolsets_limit_the_listed_tools(tmp_path: Path) -> None:
+    async with Client(stdio_params(tmp_path, "--toolsets", "views,costguard")) as client:
+        tools = {t.name for t in (await client.list_tools()).tools}
+        assert tools == {"list_views", "query_view_costs", "list_costguard_scans", "get_scan_recommendations"}
+        scans = structured(await client.call_tool("list_costguard_scans", {}))
+        assert scans
+
+
+def test_stdout_carries_only_json_rpc(tmp_path: Path) -> None:
+    """Logs at DEBUG, a request, a bad line: still nothing but JSON-RPC on stdout."""
+    stderr_path = tmp_path / "stderr"
+    with stderr_path.open("wb") as stderr:
+        proc = subprocess.Popen(
+            finout_cmd("--demo", "--log-level", "DEBUG"),
+            env=server_env(tmp_path),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+        )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        init = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "raw-test", "version": "0"},
+            },
+        }
+        proc.stdin.write((json.dumps(init) + "\n").encode())
+        proc.stdin.flush()
+        first = _read_line(proc, timeout=30)
+        reply = json.loads(first)
+        assert reply["id"] == 1 and reply["result"]["serverInfo"]["name"] == "finout-mcp"
+
+        for msg in (
+            {"jsonrpc": "2.0", "method": "notifications/initialized"},
+            {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+            {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "list_views", "arguments": {}}},
+        ):
+            proc.stdin.write((json.dumps(msg) + "\n").encode())
+        proc.stdin.flush()
+        replies: dict[int, dict[str, Any]] = {}
+        while len(replies) < 2:
+            line = json.loads(_read_line(proc, timeout=30))
+            if "id" in line:
+                replies[line["id"]] = line
+        assert len(replies[2]["result"]["tools"]) == 19
+        assert replies[3]["result"]["isError"] is False
+    finally:
+        proc.stdin.close()  # EOF: the server shuts down on its own
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        rest = proc.stdout.read()
+        proc.stdout.close()
+    for line in rest.decode().splitlines():
+        if line.strip():
+            json.loads(line)  # anything that is not JSON-RPC would break the client
+    assert proc.returncode == 0
+    assert "DEBUG" in stderr_path.read_text()  # the logs went to stderr
+
+
+def _read_line(proc: subprocess.Popen[bytes], timeout: float) -> bytes:
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.1)
+        if ready:
+            line = proc.stdout.readline()
+            assert line, f"server closed stdout (exit {proc.poll()})"
+            return line
+        assert proc.poll() is None, f"server exited with {proc.returncode}"
+    raise TimeoutError("no line on stdout")
