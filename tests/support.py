@@ -53,8 +53,12 @@ def text(result: CallToolResult) -> str:
 
 def writes(sb: Sandbox) -> list[tuple[str, str]]:
     """Write requests the sandbox received (method, raw path)."""
-    return [(r.method, r.raw_path) for r in sb.request_log if r.method in ("POST", "PUT", "DELETE")
-            and not r.raw_path.endswith(("/cost/query-by-view", "/scans-recommendations"))]
+    return [
+        (r.method, r.raw_path)
+        for r in sb.request_log
+        if r.method in ("POST", "PUT", "DELETE")
+        and not r.raw_path.endswith(("/cost/query-by-view", "/scans-recommendations"))
+    ]
 
 
 def dumps(value: Any) -> str:

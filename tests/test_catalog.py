@@ -12,7 +12,6 @@ from finout_mcp.services.catalog import (
     closest_names,
     fold,
     group_by_cost_center,
-    resolve_key,
     search_keys,
     search_values,
 )
@@ -287,20 +286,6 @@ def test_index_reuse_and_mutation() -> None:
     assert search_values(vals, "gamma", limit=5).matches == []
     vals.append("gamma")  # a mutated list (length change) is re-indexed
     assert search_values(vals, "gamma", limit=5).matches == ["gamma"]
-
-
-def test_resolve_key() -> None:
-    assert resolve_key(KEYS, "Account Name").key == "aws_account_name"
-    assert resolve_key(KEYS, "account name", "AWS").key == "aws_account_name"
-    assert resolve_key(KEYS, "pl_app").cost_center == "Kubernetes"
-    with pytest.raises(InputError, match="list_megabill_keys"):
-        resolve_key(KEYS, "acount nme")
-    with pytest.raises(InputError, match="No cost center"):
-        resolve_key(KEYS, "pl_app", "Azure")
-    dup = [*KEYS, MegabillKey(cost_center="GCP", key="service", display_name="Service")]
-    with pytest.raises(InputError, match="ambiguous"):
-        resolve_key(dup, "service")
-    assert resolve_key(dup, "service", "gcp").cost_center == "GCP"
 
 
 def test_group_by_cost_center() -> None:

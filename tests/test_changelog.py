@@ -111,9 +111,7 @@ def test_permissions(tmp_path: Path) -> None:
     assert stat.S_IMODE(log.path.stat().st_mode) == 0o600
 
 
-def test_torn_last_line_is_skipped_and_next_append_loads(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_torn_last_line_is_skipped_and_next_append_loads(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     log = ChangeLog(tmp_path)
     a = done(log, "create_virtual_tag", target_id="vt1", after=tag())
     with open(log.path, "ab") as fh:
@@ -135,8 +133,7 @@ def test_webhook_never_written(tmp_path: Path) -> None:
     text = log.path.read_text()
     assert "XyZsecretTOKEN" not in text and "hooks.slack.com/…9f3Q" in text
     assert (
-        out.after is not None
-        and out.after["endpoint"]["configuration"]["to"] == "https://hooks.slack.com/…9f3Q"
+        out.after is not None and out.after["endpoint"]["configuration"]["to"] == "https://hooks.slack.com/…9f3Q"
     )
     with pytest.raises(InputError, match="Finout UI"):
         plan_undo(log.get(rec.change_id))
@@ -225,17 +222,13 @@ def rec_of(op: cl.Operation, **kw: Any) -> ChangeRecord:
 def test_plan_undo_create() -> None:
     plan = plan_undo(rec_of("create_virtual_tag", target_id="vt1", target_name="Teams", after=tag()))
     assert plan.effect == "delete_virtual_tag" and plan.before_image == "tag_and_metadata"
-    assert [(s.action, s.tag_id, s.expected_name) for s in plan.steps] == [
-        ("delete_virtual_tag", "vt1", "Teams")
-    ]
+    assert [(s.action, s.tag_id, s.expected_name) for s in plan.steps] == [("delete_virtual_tag", "vt1", "Teams")]
     assert plan.expected_live == tag()
 
 
 def test_plan_undo_update_puts_before_image_without_server_fields() -> None:
     plan = plan_undo(
-        rec_of(
-            "update_virtual_tag", target_id="vt1", target_name="Teams", before=tag(), after=tag(name="New")
-        )
+        rec_of("update_virtual_tag", target_id="vt1", target_name="Teams", before=tag(), after=tag(name="New"))
     )
     (step,) = plan.steps
     assert step.action == "put_virtual_tag" and step.tag_id == "vt1" and step.expected_name == "New"
@@ -289,9 +282,7 @@ def test_plan_undo_pending() -> None:
 
 def test_undo_of_undo_and_already_undone(tmp_path: Path) -> None:
     log = ChangeLog(tmp_path)
-    orig = done(
-        log, "update_virtual_tag", target_id="vt1", target_name="Teams", before=tag(), after=tag(to="B")
-    )
+    orig = done(log, "update_virtual_tag", target_id="vt1", target_name="Teams", before=tag(), after=tag(to="B"))
     plan = log.plan_undo(orig.change_id)
     undo = done(
         log,

@@ -19,6 +19,7 @@ from finout_mcp.services.composer import (
     evaluate,
     normalize_operator,
     readable,
+    resolve_key,
 )
 from finout_mcp.services.errors import InputError
 
@@ -608,3 +609,23 @@ def test_evaluate_missing_key_semantics() -> None:
     for f, on_row, on_missing in expectations:
         assert evaluate(f, row) is on_row, f
         assert evaluate(f, empty) is on_missing, f
+
+
+def test_resolve_key_shares_the_composer_resolution() -> None:
+    keys = [
+        MegabillKey(cost_center="AWS", key="aws_account_name", display_name="Account Name"),
+        MegabillKey(cost_center="AWS", key="service", display_name="Service"),
+        MegabillKey(cost_center="GCP", key="service", display_name="Service"),
+        MegabillKey(cost_center="Kubernetes", key="pl_app", display_name="App (pod label)"),
+    ]
+    assert resolve_key(keys, "Account Name").key == "aws_account_name"
+    assert resolve_key(keys, "account name", "aws").key == "aws_account_name"
+    assert resolve_key(keys, "pl_app").cost_center == "Kubernetes"
+    with pytest.raises(InputError, match="aws_account_name"):
+        resolve_key(keys, "acount name")
+    with pytest.raises(InputError, match="another cost center"):
+        resolve_key(keys, "pl_app", "AWS")
+    with pytest.raises(InputError, match="ambiguous") as ambiguous:
+        resolve_key(keys, "service")
+    assert "AWS.service" in str(ambiguous.value) and "GCP.service" in str(ambiguous.value)
+    assert resolve_key(keys, "service", "gcp").cost_center == "GCP"

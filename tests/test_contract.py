@@ -16,13 +16,27 @@ from tests.support import demo
 SNAPSHOT = Path(__file__).parent / "snapshots" / "tools_list.json"
 
 READ_TOOLS = {
-    "list_views", "query_view_costs", "list_megabill_keys", "list_key_values", "compose_filter",
-    "list_virtual_tags", "get_virtual_tag", "lint_virtual_tag", "get_virtual_tag_metadata",
-    "list_costguard_scans", "get_scan_recommendations", "list_endpoints",
+    "list_views",
+    "query_view_costs",
+    "list_megabill_keys",
+    "list_key_values",
+    "compose_filter",
+    "list_virtual_tags",
+    "get_virtual_tag",
+    "lint_virtual_tag",
+    "get_virtual_tag_metadata",
+    "list_costguard_scans",
+    "get_scan_recommendations",
+    "list_endpoints",
 }
 WRITE_TOOLS = {
-    "create_virtual_tag", "update_virtual_tag", "clone_virtual_tag", "delete_virtual_tag",
-    "update_virtual_tag_metadata", "create_endpoint", "undo_change",
+    "create_virtual_tag",
+    "update_virtual_tag",
+    "clone_virtual_tag",
+    "delete_virtual_tag",
+    "update_virtual_tag_metadata",
+    "create_endpoint",
+    "undo_change",
 }
 CONTRACT_ARGS = {
     "list_views": {"search"},

@@ -252,8 +252,8 @@ async def test_fetch_costs_windows_merge_and_progress() -> None:
     for w in split_windows(span):
         a, b = span_to_ms(w)
         resp = await FakeApi(delay=0).query_costs("v1", start_ms=a, end_ms=b)
-        expected += sum(p.cost for p in resp.data[0].data)
-    assert sum(p.cost for p in by_name["Total"].data) == pytest.approx(expected)
+        expected += sum(p.amount for p in resp.data[0].data)
+    assert sum(p.amount for p in by_name["Total"].data) == pytest.approx(expected)
 
 
 async def test_fetch_costs_error_propagates_unwrapped() -> None:
@@ -282,7 +282,7 @@ def test_shape_basic_totals_rollup_and_partial() -> None:
     assert ans.series_count == 14 and ans.truncated
     assert len(ans.series) == 6 and ans.series[-1].name == "Other (9 series)"
     groups = [s for s in data if s.name != "Total"]
-    totals = sorted((sum(p.cost for p in s.data) for s in groups), reverse=True)
+    totals = sorted((sum(p.amount for p in s.data) for s in groups), reverse=True)
     assert ans.series[-1].total == round(sum(totals[5:]), 2)
     assert [r.total for r in ans.series[:5]] == [round(t, 2) for t in totals[:5]]
     assert ans.total == round(sum(totals), 2)

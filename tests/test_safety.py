@@ -33,15 +33,12 @@ def test_mask_secret_url_keeps_host_and_last_four() -> None:
     assert "secret" not in mask_secret_url(HOOK)
     assert mask_secret_url("short") == "******"
     assert (
-        mask_secret_url("https://hooks.slack-gov.com/services/a/b/cdef1234")
-        == "https://hooks.slack-gov.com/…1234"
+        mask_secret_url("https://hooks.slack-gov.com/services/a/b/cdef1234") == "https://hooks.slack-gov.com/…1234"
     )
 
 
 def test_mask_endpoint() -> None:
-    slack = Endpoint.model_validate(
-        {"id": "e1", "type": "slack", "name": "alerts", "configuration": {"to": HOOK}}
-    )
+    slack = Endpoint.model_validate({"id": "e1", "type": "slack", "name": "alerts", "configuration": {"to": HOOK}})
     masked = mask_endpoint(slack)
     assert masked.configuration is not None and masked.configuration.to == "https://hooks.slack.com/…9f3Q"
     assert slack.configuration is not None and slack.configuration.to == HOOK  # original untouched
@@ -171,9 +168,7 @@ def test_validate_name() -> None:
 def test_metadata_dots_rejected_with_suggestion() -> None:
     validate_metadata_values({"Data Team": ValueMetadata(), "ops_eu": ValueMetadata()})
     with pytest.raises(InputError) as err:
-        validate_metadata_values(
-            {"team.a": ValueMetadata(), "ok": ValueMetadata(), "v1.2.3": ValueMetadata()}
-        )
+        validate_metadata_values({"team.a": ValueMetadata(), "ok": ValueMetadata(), "v1.2.3": ValueMetadata()})
     msg = str(err.value)
     assert "«team.a»" in msg and "«v1.2.3»" in msg and "«ok»" not in msg
     assert "«team-a»" in msg and "'_'" in msg
@@ -214,9 +209,7 @@ def rule(to: str, flt: dict[str, object]) -> VirtualTagRule:
 
 
 def test_canonical_json_ignores_irrelevant_order() -> None:
-    a = {
-        "AND": [cond("acct", "a", "b"), {"OR": [cond("svc", "ec2"), cond("region", "eu", display="Region")]}]
-    }
+    a = {"AND": [cond("acct", "a", "b"), {"OR": [cond("svc", "ec2"), cond("region", "eu", display="Region")]}]}
     b = {"AND": [{"OR": [cond("region", "eu"), cond("svc", "ec2")]}, cond("acct", "b", "a", "a")]}
     assert canonical_json(a) == canonical_json(b)
     assert canonical_json(cond("acct", "a")) != canonical_json(cond("acct", "b"))
@@ -294,7 +287,5 @@ def test_same_content() -> None:
     assert not same_content(existing, body.model_copy(update={"name": "Other"}))
     two = body.model_copy(update={"rules": [*body.rules, rule("B", cond("k", "z"))]})
     assert not same_content(existing, two)
-    tag_ref = VirtualTagRule.model_validate(
-        {"to": {"key": "vt1", "costCenter": "Virtual Tags"}, "filters": None}
-    )
+    tag_ref = VirtualTagRule.model_validate({"to": {"key": "vt1", "costCenter": "Virtual Tags"}, "filters": None})
     assert not same_content(existing, body.model_copy(update={"rules": [tag_ref]}))

@@ -54,13 +54,20 @@ async def test_opaque_base64_key_with_slash_reaches_its_values(tmp_path: Path) -
 async def test_resources_and_completions(tmp_path: Path) -> None:
     async with demo(tmp_path) as (client, _sb):
         listed = {str(r.uri) for r in (await client.list_resources()).resources}
-        assert {"finout://views", "finout://megabill/keys", "finout://virtual-tags", "finout://guide/filters"} <= listed
+        assert {
+            "finout://views",
+            "finout://megabill/keys",
+            "finout://virtual-tags",
+            "finout://guide/filters",
+        } <= listed
         templates = {t.uri_template for t in (await client.list_resource_templates()).resource_templates}
         assert {"finout://megabill/values/{cost_center}/{key}", "finout://virtual-tags/{tag_id}"} <= templates
 
         guide = (await client.read_resource("finout://guide/filters")).contents[0]
         assert "oneOf" in guide.text and '"any"' in guide.text  # type: ignore[union-attr]
-        values = json.loads((await client.read_resource("finout://megabill/values/AWS/aws_account_name")).contents[0].text)  # type: ignore[union-attr]
+        values = json.loads(
+            (await client.read_resource("finout://megabill/values/AWS/aws_account_name")).contents[0].text
+        )  # type: ignore[union-attr]
         assert "prod-eu" in values["values"]
         spaced = await client.read_resource("finout://megabill/keys/Custom%20Cost")
         assert json.loads(spaced.contents[0].text)  # type: ignore[union-attr]
@@ -71,7 +78,9 @@ async def test_resources_and_completions(tmp_path: Path) -> None:
         ref = ResourceTemplateReference(type="ref/resource", uri="finout://megabill/values/{cost_center}/{key}")
         cc = await client.complete(ref, {"name": "cost_center", "value": "Ku"})
         assert cc.completion.values == ["Kubernetes"]
-        keys = await client.complete(ref, {"name": "key", "value": "pl_"}, context_arguments={"cost_center": "Kubernetes"})
+        keys = await client.complete(
+            ref, {"name": "key", "value": "pl_"}, context_arguments={"cost_center": "Kubernetes"}
+        )
         assert keys.completion.values and all(v.startswith("pl_") for v in keys.completion.values)
 
 

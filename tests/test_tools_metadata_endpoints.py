@@ -16,7 +16,10 @@ async def test_metadata_merge_keeps_existing_values(tmp_path: Path) -> None:
         out = await call(
             client,
             "update_virtual_tag_metadata",
-            {"tag": "Team", "values": {value: {"customMetadata": {"budget": "1"}}, "new-value": {"groups": ["g1"]}}},
+            {
+                "tag": "Team",
+                "values": {value: {"customMetadata": {"budget": "1"}}, "new-value": {"groups": ["g1"]}},
+            },
         )
         assert out["status"] == "updated" and out["change_id"]
         after = sb.account.metadata[team["id"]]
@@ -68,7 +71,9 @@ async def test_endpoints_are_masked_and_validated(tmp_path: Path) -> None:
         for to in ("http://hooks.slack.com/services/T/B/x", "https://hooks.slack.com.evil.example/services/x"):
             message = await call_error(client, "create_endpoint", {"type": "slack", "name": "alerts", "to": to})
             assert "hooks.slack.com" in message
-        message = await call_error(client, "create_endpoint", {"type": "email", "name": "x", "to": "not-an-address"})
+        message = await call_error(
+            client, "create_endpoint", {"type": "email", "name": "x", "to": "not-an-address"}
+        )
         assert "not-an-address" in message
         assert writes(sb) == []
 
@@ -112,9 +117,7 @@ async def test_recommendations_grouped_and_filtered(tmp_path: Path) -> None:
         scans = (await call(client, "list_costguard_scans", {"cost_center": "AWS"}))["scans"]
         ec2 = next(s for s in scans if "EC2" in s["name"])
         whole = await call(client, "get_scan_recommendations", {"scan": ec2["id"]})
-        grouped = await call(
-            client, "get_scan_recommendations", {"scan": ec2["id"], "group_by": "Account Name"}
-        )
+        grouped = await call(client, "get_scan_recommendations", {"scan": ec2["id"], "group_by": "Account Name"})
         assert len(grouped["groups"]) > 1
         savings = [g["totals"]["yearly_potential_savings"] for g in grouped["groups"]]
         assert savings == sorted(savings, reverse=True)
@@ -126,6 +129,8 @@ async def test_recommendations_grouped_and_filtered(tmp_path: Path) -> None:
         )
         assert only["totals"]["yearly_potential_savings"] < whole["totals"]["yearly_potential_savings"]
         message = await call_error(
-            client, "get_scan_recommendations", {"scan": ec2["id"], "filter": {"key": "acount nme", "op": "exists"}}
+            client,
+            "get_scan_recommendations",
+            {"scan": ec2["id"], "filter": {"key": "acount nme", "op": "exists"}},
         )
         assert "aws_account_name" in message

@@ -15,7 +15,7 @@ async def test_list_views_and_search(tmp_path: Path) -> None:
         assert out["total"] == len(sb.account.views) >= 5
         assert "Costs by team" in names
         found = await call(client, "list_views", {"search": "team"})
-        assert [v["name"] for v in found["views"]][0] == "Costs by team"
+        assert found["views"][0]["name"] == "Costs by team"
 
 
 async def test_last_month_total_matches_sum_of_days(tmp_path: Path) -> None:
@@ -56,7 +56,12 @@ async def test_year_is_split_in_windows_within_the_cap_with_progress(tmp_path: P
 
         result = await client.call_tool(
             "query_view_costs",
-            {"view": "All costs by service", "start": "2025-11-01", "end": "2026-10-31", "compare_previous": False},
+            {
+                "view": "All costs by service",
+                "start": "2025-11-01",
+                "end": "2026-10-31",
+                "compare_previous": False,
+            },
             progress_callback=on_progress,
         )
         assert not result.is_error
@@ -72,16 +77,24 @@ async def test_year_is_split_in_windows_within_the_cap_with_progress(tmp_path: P
 
 async def test_window_merge_equals_sum_of_separate_queries(tmp_path: Path) -> None:
     async with demo(tmp_path) as (client, _sb):
-        whole = await call(client, "query_view_costs", {"view": "Costs by team", "start": "2026-01-01", "end": "2026-06-30"})
-        first = await call(client, "query_view_costs", {"view": "Costs by team", "start": "2026-01-01", "end": "2026-03-31"})
-        second = await call(client, "query_view_costs", {"view": "Costs by team", "start": "2026-04-01", "end": "2026-06-30"})
+        whole = await call(
+            client, "query_view_costs", {"view": "Costs by team", "start": "2026-01-01", "end": "2026-06-30"}
+        )
+        first = await call(
+            client, "query_view_costs", {"view": "Costs by team", "start": "2026-01-01", "end": "2026-03-31"}
+        )
+        second = await call(
+            client, "query_view_costs", {"view": "Costs by team", "start": "2026-04-01", "end": "2026-06-30"}
+        )
         assert abs(whole["total"] - (first["total"] + second["total"])) < 0.02
 
 
 async def test_compare_previous_reports_changes(tmp_path: Path) -> None:
     async with demo(tmp_path) as (client, _sb):
         out = await call(
-            client, "query_view_costs", {"view": "All costs by service", "period": "last_month", "compare_previous": True}
+            client,
+            "query_view_costs",
+            {"view": "All costs by service", "period": "last_month", "compare_previous": True},
         )
         assert out["previous_total"] is not None and out["change_abs"] is not None
         assert abs(out["total"] - out["previous_total"] - out["change_abs"]) < 0.02

@@ -24,7 +24,12 @@ async def test_allocate_prod_accounts_and_checkout_namespace(tmp_path: Path) -> 
         composed = await call(client, "compose_filter", {"intent": CHECKOUT_RULE["filter"]})
         assert composed["ok"] and composed["filter"] == {
             "OR": [
-                {"costCenter": "AWS", "key": "aws_account_name", "operator": "oneOf", "value": ["prod-eu", "prod-us"]},
+                {
+                    "costCenter": "AWS",
+                    "key": "aws_account_name",
+                    "operator": "oneOf",
+                    "value": ["prod-eu", "prod-us"],
+                },
                 {"costCenter": "Kubernetes", "key": "namespace", "operator": "is", "value": "checkout"},
             ]
         }
@@ -73,7 +78,9 @@ async def test_update_keeps_fields_not_given_and_dry_run_diffs(tmp_path: Path) -
     async with demo(tmp_path) as (client, sb):
         team = next(t for t in sb.account.virtual_tags.values() if t["name"] == "Team")
         before_rules = dumps(team["rules"])
-        preview = await call(client, "update_virtual_tag", {"tag": "Team", "default_value": "shared", "dry_run": True})
+        preview = await call(
+            client, "update_virtual_tag", {"tag": "Team", "default_value": "shared", "dry_run": True}
+        )
         assert preview["status"] == "dry_run" and writes(sb) == []
         assert preview["diff"]["default_changed"] and preview["diff"]["after_default"] == "shared"
         assert {d["change"] for d in preview["diff"]["rules"]} == {"unchanged"}
@@ -139,7 +146,9 @@ async def test_undo_of_create_deletes_and_second_undo_is_refused(tmp_path: Path)
     async with demo(tmp_path) as (client, sb):
         created = await call(client, "create_virtual_tag", {"name": "Product", "rules": [CHECKOUT_RULE]})
         preview = await call(client, "undo_change", {"change_id": created["change_id"], "dry_run": True})
-        assert preview["status"] == "dry_run" and any(t["name"] == "Product" for t in sb.account.virtual_tags.values())
+        assert preview["status"] == "dry_run" and any(
+            t["name"] == "Product" for t in sb.account.virtual_tags.values()
+        )
         await call(client, "undo_change", {"change_id": created["change_id"]})
         assert all(t["name"] != "Product" for t in sb.account.virtual_tags.values())
         message = await call_error(client, "undo_change", {"change_id": created["change_id"]})
@@ -173,7 +182,9 @@ async def test_lint_finds_shadowed_rules_and_missing_default(tmp_path: Path) -> 
             {"to": "B", "filter": {"key": "namespace", "op": "=", "value": "checkout"}},
         ]
         report = await call(client, "lint_virtual_tag", {"rules": rules})
-        codes = {f["code"] for r in report["rules"] for f in r["findings"]} | {f["code"] for f in report["findings"]}
+        codes = {f["code"] for r in report["rules"] for f in r["findings"]} | {
+            f["code"] for f in report["findings"]
+        }
         assert "shadowed_rule" in codes and "missing_default" in codes
         seeded = await call(client, "lint_virtual_tag", {"tag": "Team"})
         assert seeded["errors"] == 0

@@ -68,13 +68,14 @@ class ViewList(ApiModel):
 
 
 class CostPoint(ApiModel):
-    time: int  # epoch ms, UTC midnight of the day
-    cost: float = 0.0
+    """One day of one series. ``cost`` may be null on the wire: use :attr:`amount`."""
 
-    @field_validator("cost", mode="before")
-    @classmethod
-    def _cost_none_is_zero(cls, v: Any) -> Any:
-        return 0.0 if v is None else v
+    time: int  # epoch ms, UTC midnight of the day
+    cost: float | None = 0.0
+
+    @property
+    def amount(self) -> float:
+        return self.cost or 0.0
 
 
 class CostSeries(ApiModel):

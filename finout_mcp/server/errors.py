@@ -67,6 +67,13 @@ def tool_guard(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
             return result
         except ToolError:
             raise
+        except ExceptionGroup as group:  # a task group (e.g. parallel date windows) failed
+            leaf = _first_leaf(group)
+            if isinstance(leaf, FinoutError | InputError | ValidationError):
+                log.info("tool %s refused: %s", fn.__name__, type(leaf).__name__)
+                raise ToolError(describe(leaf, _secrets_from(kwargs))) from None
+            log.exception("tool %s failed unexpectedly", fn.__name__)
+            raise ToolError(describe(leaf)) from None
         except (FinoutError, InputError, ValidationError) as exc:
             log.info("tool %s refused: %s", fn.__name__, type(exc).__name__)
             raise ToolError(describe(exc, _secrets_from(kwargs))) from None
@@ -75,6 +82,14 @@ def tool_guard(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
             raise ToolError(describe(exc)) from None
 
     return wrapper
+
+
+def _first_leaf(group: BaseExceptionGroup[Any]) -> BaseException:
+    """The first non-group exception in a (nested) exception group."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
 
 
 def compact_result(model: BaseModel, secrets: list[str]) -> CallToolResult:

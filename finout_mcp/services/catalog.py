@@ -490,51 +490,6 @@ def search_values(values: Sequence[str], query: str | None, limit: int = 50) -> 
     return _search(_cached_index("values", values, None, build), query, limit)
 
 
-def resolve_key(keys: Sequence[MegabillKey], key: str, cost_center: str | None = None) -> MegabillKey:
-    """One key by its key or display name (case- and separator-insensitive), optionally in ``cost_center``.
-
-    Unknown or ambiguous → :class:`InputError` naming the candidates.
-    """
-    hint = "Call list_megabill_keys (with search) to find the key, then pass its key and cost_center."
-    ref = (key or "").strip()
-    if not ref:
-        raise InputError("No key given.", hint=hint)
-    cc = cost_center.strip().casefold() if cost_center and cost_center.strip() else None
-    pool = [k for k in keys if cc is None or k.cost_center.casefold() == cc]
-    if cc is not None and not pool:
-        centers = sorted({k.cost_center for k in keys})
-        raise InputError(
-            f"No cost center {fence(cost_center or '')} has keys.",
-            candidates=[fence(c) for c in closest_names(cost_center or "", centers)] or None,
-            hint=f"Cost centers in this account: {', '.join(fence(c) for c in centers[:20])}.",
-        )
-    tiers = (
-        [k for k in pool if k.key == ref],
-        [k for k in pool if k.display_name == ref],
-        [
-            k
-            for k in pool
-            if k.key.casefold() == ref.casefold() or (k.display_name or "").casefold() == ref.casefold()
-        ],
-        [k for k in pool if fold(ref) in (fold(k.key), fold(k.label))],
-    )
-    for matches in tiers:
-        if len(matches) == 1:
-            return matches[0]
-        if len(matches) > 1:
-            listed = ", ".join(f"{fence(k.cost_center)}/{fence(k.key)} ({fence(k.label)})" for k in matches[:8])
-            raise InputError(
-                f"The key {fence(ref)} is ambiguous: {listed}.",
-                hint="Pass cost_center (and the exact key) to pick one.",
-            )
-    near = search_keys(keys, ref, cost_center=cost_center, limit=5).matches
-    raise InputError(
-        f"No key {fence(ref)}" + (f" in cost center {fence(cost_center or '')}." if cc else "."),
-        candidates=[f"{fence(k.cost_center)}/{fence(k.key)} ({fence(k.label)})" for k in near] or None,
-        hint=hint,
-    )
-
-
 def group_by_cost_center(keys: Sequence[MegabillKey]) -> dict[str, list[MegabillKey]]:
     """Keys grouped by cost center, in first-seen order (for the compact listing)."""
     out: dict[str, list[MegabillKey]] = {}

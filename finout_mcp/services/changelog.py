@@ -195,9 +195,7 @@ class ChangeLog:
 
     def fail(self, rec: ChangeRecord, error: str) -> ChangeRecord:
         """Phase 2: the API call failed; nothing was changed."""
-        return self.record(
-            rec.model_copy(update={"status": "failed", "error": error, "completed_at": now_iso()})
-        )
+        return self.record(rec.model_copy(update={"status": "failed", "error": error, "completed_at": now_iso()}))
 
     # -- reading
 
@@ -213,9 +211,7 @@ class ChangeLog:
             try:
                 out.append(ChangeRecord.model_validate(json.loads(line.decode("utf-8"))))
             except (ValueError, ValidationError) as exc:
-                log.warning(
-                    "change log %s: skipping unreadable line %d (%s)", self.path, n, type(exc).__name__
-                )
+                log.warning("change log %s: skipping unreadable line %d (%s)", self.path, n, type(exc).__name__)
         return out
 
     def _records(self) -> dict[str, ChangeRecord]:
@@ -267,8 +263,7 @@ class ChangeLog:
         ]
         for undo in reversed(undos):
             redone = any(
-                r.operation == "undo" and r.undoes == undo.change_id and r.status == "done"
-                for r in recs.values()
+                r.operation == "undo" and r.undoes == undo.change_id and r.status == "done" for r in recs.values()
             )
             if not redone:
                 return undo
@@ -281,9 +276,7 @@ class ChangeLog:
 
 # ----------------------------------------------------------------------------- undo planning
 
-StepAction = Literal[
-    "delete_virtual_tag", "put_virtual_tag", "create_virtual_tag", "put_virtual_tag_metadata"
-]
+StepAction = Literal["delete_virtual_tag", "put_virtual_tag", "create_virtual_tag", "put_virtual_tag_metadata"]
 
 
 class UndoStep(BaseModel):
@@ -292,16 +285,12 @@ class UndoStep(BaseModel):
         default=None, description="Target tag; None on a metadata step after a create: use the new tag's id."
     )
     expected_name: str | None = None
-    tag_body: dict[str, Any] | None = Field(
-        default=None, description="POST/PUT body {name, rules, defaultValue}."
-    )
+    tag_body: dict[str, Any] | None = Field(default=None, description="POST/PUT body {name, rules, defaultValue}.")
     metadata: dict[str, Any] | None = Field(default=None, description="The value map to PUT as metadata.")
 
 
 class UndoPlan(BaseModel):
-    undoes: str = Field(
-        description="change_id of the record being undone (goes in the undo record's `undoes`)."
-    )
+    undoes: str = Field(description="change_id of the record being undone (goes in the undo record's `undoes`).")
     effect: WriteOperation = Field(
         description="The write this undo performs (goes in the undo record's `effect`)."
     )
@@ -474,9 +463,7 @@ def _tag_differences(expected: dict[str, Any], live: dict[str, Any]) -> builtins
     except ValidationError:
         exp_c, live_c = [json.dumps(exp_rules, sort_keys=True)], [json.dumps(live_rules, sort_keys=True)]
     if exp_c != live_c:
-        changed = sum(1 for a, b in zip(exp_c, live_c, strict=False) if a != b) + abs(
-            len(exp_c) - len(live_c)
-        )
+        changed = sum(1 for a, b in zip(exp_c, live_c, strict=False) if a != b) + abs(len(exp_c) - len(live_c))
         out.append(f"rules differ ({len(live_c)} live vs {len(exp_c)} recorded, {changed} rule(s) differ)")
     return out
 

@@ -436,6 +436,23 @@ def key_index(keys: Sequence[MegabillKey], tags: Sequence[VirtualTag] = ()) -> K
     return index
 
 
+def resolve_key(
+    keys: Sequence[MegabillKey], key: str, cost_center: str | None = None, tags: Sequence[VirtualTag] = ()
+) -> MegabillKey:
+    """One key by its key or display name (any case), optionally within ``cost_center``.
+
+    The same resolution the composer applies to conditions, through the same cached index.
+    Unknown or ambiguous -> :class:`InputError` naming the candidates and the fix.
+    """
+    if not key or not key.strip():
+        raise InputError("No key given.", hint="Pass a key or display name from list_megabill_keys.")
+    found = key_index(keys, tags).resolve(cost_center if cost_center and cost_center.strip() else None, key)
+    if found.entry is None:
+        raise InputError(found.message)
+    e = found.entry
+    return MegabillKey(cost_center=e.cost_center, key=e.key, display_name=e.display_name)
+
+
 # ----------------------------------------------------------------------------- internal tree
 
 

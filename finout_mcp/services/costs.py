@@ -29,7 +29,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Literal, Protocol
 
 import anyio
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
 
 from finout_mcp.api.models import CostQueryResponse, CostSeries, CostType, View
 from finout_mcp.services.errors import InputError
@@ -256,11 +256,16 @@ def merge_series(parts: Sequence[Sequence[CostSeries]]) -> list[CostSeries]:
         for s in part:
             points = acc.setdefault(s.name, {})
             for p in s.data:
-                points[p.time] = points.get(p.time, 0.0) + p.cost
-    return [
-        CostSeries.model_validate({"name": name, "data": [{"time": t, "cost": c} for t, c in sorted(pts.items())]})
-        for name, pts in acc.items()
-    ]
+                points[p.time] = points.get(p.time, 0.0) + p.amount
+    return _SERIES_LIST.validate_python(
+        [
+            {"name": name, "data": [{"time": t, "cost": c} for t, c in sorted(pts.items())]}
+            for name, pts in acc.items()
+        ]
+    )
+
+
+_SERIES_LIST = TypeAdapter(list[CostSeries])
 
 
 async def fetch_costs(
@@ -375,7 +380,7 @@ def _daily(series: CostSeries, span: DateSpan) -> dict[date, float]:
     for p in series.data:
         d = _ms_to_day(p.time)
         if span.first <= d <= span.last:
-            out[d] = out.get(d, 0.0) + p.cost
+            out[d] = out.get(d, 0.0) + p.amount
     return out
 
 

@@ -10,8 +10,7 @@ from pydantic import Field
 from finout_mcp.api.models import GroupBy, RecommendationsRequest
 from finout_mcp.server.state import get_state
 from finout_mcp.server.tools.common import FILTER_REF, READ, Envelope, FilterSpec, Refresh, ToolCollector
-from finout_mcp.services.catalog import resolve_key
-from finout_mcp.services.composer import compose
+from finout_mcp.services.composer import compose, resolve_key
 from finout_mcp.services.costguard import (
     RecommendationsAnswer,
     ScanSummary,

@@ -9,7 +9,8 @@ from pydantic import BaseModel, Field
 
 from finout_mcp.server.state import get_state
 from finout_mcp.server.tools.common import READ, Envelope, Refresh, ToolCollector
-from finout_mcp.services.catalog import group_by_cost_center, resolve_key, search_keys, search_values
+from finout_mcp.services.catalog import group_by_cost_center, search_keys, search_values
+from finout_mcp.services.composer import resolve_key
 
 
 class KeyEntry(BaseModel):
