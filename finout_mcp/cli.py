@@ -75,6 +75,9 @@ def _setup_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper() if level.upper() in logging.getLevelNamesMapping() else "WARNING")
+    # httpcore's DEBUG trace prints raw response headers, which a misbehaving server or proxy may
+    # fill with anything it was sent (the secret key): never let it reach the log.
+    logging.getLogger("httpcore").setLevel(logging.INFO)
 
 
 def _fail(message: str) -> int:
@@ -97,6 +100,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 lambda: serve(args.host, args.port, seed=args.seed, scale=args.scale, latency_ms=args.latency_ms)
             )
         return 0
+
+    from finout_mcp.server.toolsets import parse_toolsets
+
+    try:
+        toolsets = parse_toolsets(args.toolsets)
+    except ValueError as exc:
+        return _fail(f"--toolsets: {exc}")
+    if args.stateless and args.transport != "streamable-http":
+        return _fail("--stateless applies to --transport streamable-http only; drop it or change the transport.")
 
     from finout_mcp.config import ConfigError, load_settings
 
@@ -123,12 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not 0 < args.port < 65536:
             return _fail(f"--port {args.port} is not a TCP port; use 1-65535.")
 
-    from finout_mcp.server.app import build_server, parse_toolsets
+    from finout_mcp.server.app import build_server
 
-    try:
-        toolsets = parse_toolsets(args.toolsets)
-    except ValueError as exc:
-        return _fail(f"--toolsets: {exc}")
     server = build_server(settings, toolsets=toolsets)
 
     try:

@@ -156,5 +156,5 @@ async def test_real_mode_against_the_sandbox_api(sandbox: FinoutProcess, tmp_pat
     assert not result.is_error, result.content
     assert isinstance(result.structured_content, dict)
     assert result.structured_content["views"]
-    assert "httpcore" in logged  # the requests to Finout were logged at DEBUG...
+    assert "finout_mcp.api: GET /view -> 200" in logged  # the requests to Finout were logged at DEBUG...
     assert secret not in logged  # ...without the secret

@@ -284,13 +284,22 @@ class FinoutClient:
         self._random = random.Random()
         self._secrets = settings.secrets()
         self.stats = ClientStats()
-        self._http = httpx.AsyncClient(
-            transport=transport,
-            timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
-            headers={"user-agent": USER_AGENT, "accept": "application/json"},
-            follow_redirects=False,
-            trust_env=transport is None,
-        )
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        """The HTTP client, made on first use: building its TLS context costs tens of ms, and the
+        server is spawned on every assistant launch, so start-up does not pay for it."""
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                transport=self._transport,
+                timeout=httpx.Timeout(self._settings.read_timeout, connect=self._settings.connect_timeout),
+                headers={"user-agent": USER_AGENT, "accept": "application/json"},
+                follow_redirects=False,
+                trust_env=self._transport is None,
+            )
+        return self._client
 
     def __repr__(self) -> str:
         return f"FinoutClient(api_url={self._base!r}, max_concurrency={self._max_concurrency})"
@@ -307,7 +316,8 @@ class FinoutClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._client is not None:
+            await self._client.aclose()
 
     @property
     def max_concurrency(self) -> int:

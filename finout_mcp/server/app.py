@@ -3,47 +3,76 @@
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable, Iterable
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+from mcp.types import CallToolResult, EmptyResult, InputRequiredResult, SetLevelRequestParams
+from mcp.types import Tool as MCPTool
 
 from finout_mcp import __version__
 from finout_mcp.config import Settings
+from finout_mcp.server.errors import tool_guard
 from finout_mcp.server.instructions import INSTRUCTIONS
 from finout_mcp.server.state import StateRef, build_lifespan
-from finout_mcp.server.tools.common import ToolCollector
+from finout_mcp.server.tools.common import ToolCollector, ToolSpec, slim_schema
+from finout_mcp.server.toolsets import TOOLSETS, parse_toolsets
 
 if TYPE_CHECKING:
     from finout_mcp.sandbox import Sandbox
 
-# Domain name -> module under finout_mcp.server.tools (each has ``register(server, read_only=)``).
-TOOLSETS: dict[str, str] = {
-    "views": "views",
-    "megabill": "megabill",
-    "composer": "composer",
-    "virtual_tags": "virtual_tags",
-    "metadata": "metadata",
-    "costguard": "costguard",
-    "endpoints": "endpoints",
-    "changes": "changes",
-}
 
+class FinoutServer(MCPServer[Any]):
+    """An MCPServer whose tools are built on first use, and listed with slim schemas.
 
-def parse_toolsets(value: str | Iterable[str] | None) -> list[str]:
-    """``"views,costguard"`` -> validated list; ``None`` or ``"all"`` -> every toolset."""
-    if value is None:
-        return list(TOOLSETS)
-    names = [v.strip() for v in (value.split(",") if isinstance(value, str) else value) if v.strip()]
-    if not names or names == ["all"]:
-        return list(TOOLSETS)
-    unknown = [n for n in names if n not in TOOLSETS]
-    if unknown:
-        raise ValueError(
-            f"Unknown toolset(s): {', '.join(unknown)}. Choose from: {', '.join(TOOLSETS)} (comma-separated)."
-        )
-    return names
+    Building 19 tools (pydantic argument models and JSON schemas) is the largest part of
+    start-up, and ``initialize`` does not need them: they are made on the first ``tools/list``
+    or ``tools/call``. The listing is computed once, with :func:`slim_schema` applied, so the
+    model reads fewer bytes; arguments are still validated against the full pydantic models.
+    """
+
+    def __init__(self, *args: Any, tool_loader: Callable[[], list[ToolSpec]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._tool_loader: Callable[[], list[ToolSpec]] | None = tool_loader
+        self._listing: list[MCPTool] | None = None
+
+    def ensure_tools(self) -> None:
+        if self._tool_loader is None:
+            return
+        for spec in self._tool_loader():
+            self.add_tool(
+                tool_guard(spec.fn),
+                name=spec.fn.__name__,
+                title=spec.title,
+                description=spec.description,
+                annotations=spec.annotations,
+            )
+        self._tool_loader = None
+
+    async def list_tools(self) -> list[MCPTool]:
+        self.ensure_tools()
+        if self._listing is None:
+            self._listing = [
+                t.model_copy(
+                    update={
+                        "input_schema": slim_schema(t.input_schema),
+                        "output_schema": None
+                        if t.output_schema is None
+                        else slim_schema(t.output_schema, output=True),
+                    }
+                )
+                for t in await super().list_tools()
+            ]
+        return self._listing
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        self.ensure_tools()
+        return await super().call_tool(name, arguments, context)
 
 
 def build_server(
@@ -52,22 +81,28 @@ def build_server(
     toolsets: Iterable[str] | None = None,
     sandbox: Sandbox | None = None,
     today: Callable[[], date] | None = None,
-) -> MCPServer[Any]:
+) -> FinoutServer:
     """The MCP server for these settings. Nothing touches the network until the lifespan runs."""
     ref = StateRef()
-    collector = ToolCollector()
-    for name in parse_toolsets(list(toolsets) if toolsets is not None else None):
-        module = importlib.import_module(f"finout_mcp.server.tools.{TOOLSETS[name]}")
-        module.register(collector, read_only=settings.read_only)
-    server: MCPServer[Any] = MCPServer(
+    chosen = parse_toolsets(list(toolsets) if toolsets is not None else None)
+
+    def load_tools() -> list[ToolSpec]:
+        collector = ToolCollector()
+        for name in chosen:
+            module = importlib.import_module(f"finout_mcp.server.tools.{TOOLSETS[name]}")
+            module.register(collector, read_only=settings.read_only)
+        return collector.specs
+
+    server = FinoutServer(
         "finout-mcp",
         title="Finout",
         version=__version__,
         instructions=INSTRUCTIONS,
-        tools=collector.tools,
+        tool_loader=load_tools,
         lifespan=build_lifespan(settings, sandbox=sandbox, today=today, ref=ref),
-        log_level=settings.log_level.upper() if settings.log_level.upper() in _LEVELS else "WARNING",  # type: ignore[arg-type]
+        log_level=settings.log_level.upper() if settings.log_level.upper() in _LEVELS else "WARNING",
     )
+    _accept_log_level(server)
     from finout_mcp.server import prompts, resources
 
     resources.register(server, ref)
@@ -76,3 +111,28 @@ def build_server(
 
 
 _LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+_MCP_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "notice": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+    "alert": logging.CRITICAL,
+    "emergency": logging.CRITICAL,
+}
+
+
+def _accept_log_level(server: MCPServer[Any]) -> None:
+    """Answer ``logging/setLevel`` by setting the verbosity of the server's stderr log.
+
+    Protocol log notifications are deprecated in the SDK (logs go to stderr), but clients of
+    the 2025 revisions still send this request; it must not fail with "method not found".
+    The SDK has no public hook for it, hence the low-level server.
+    """
+
+    async def set_level(_ctx: Any, params: SetLevelRequestParams) -> EmptyResult:
+        logging.getLogger("finout_mcp").setLevel(_MCP_LEVELS.get(str(params.level), logging.WARNING))
+        return EmptyResult()
+
+    server._lowlevel_server.add_request_handler("logging/setLevel", SetLevelRequestParams, set_level)

@@ -37,6 +37,7 @@ from pydantic import BaseModel, Field
 
 from finout_mcp.api.models import FinoutFilter, MegabillKey, TagReference, VirtualTag
 from finout_mcp.services.errors import InputError
+from finout_mcp.services.fencing import fence, neutralise
 
 # ----------------------------------------------------------------------------- limits
 # Finout documents no limits on filters or tags; these are OUR assumptions, chosen to be far
@@ -299,7 +300,11 @@ class KeyEntry:
     def ref(self) -> str:
         """``CostCenter.key (Display Name)``: how a candidate is named in findings."""
         base = f"{self.cost_center}.{self.key}"
-        return f"{base} ({self.display_name})" if self.display_name and self.display_name != self.key else base
+        if not self.display_name or self.display_name == self.key:
+            return base
+        name = self.display_name
+        # Account data: a name with line breaks, control or fence characters is «fenced».
+        return f"{base} ({name if neutralise(name) == name else fence(name)})"
 
 
 @dataclass
@@ -964,7 +969,7 @@ async def _check_values(ctx: ComposeContext, conds: Sequence[Cond]) -> list[Find
         missing = [v for v in c.values if v not in vs.members]
         for v in missing[:MAX_VALUE_WARNINGS_PER_CONDITION]:
             close = vs.closest(v)
-            msg = f"{name} has no value {v!r} yet (it may be new data)."
+            msg = f"{name} has no value {fence(v)} yet (it may be new data)."
             if close:
                 msg += f" Closest existing: {', '.join(close)}."
             findings.append(
@@ -1060,6 +1065,8 @@ async def compose(spec: dict[str, Any], catalog: KeyCatalog, *, check_values: bo
 
 def _fmt_value(v: Any) -> str:
     s = v if isinstance(v, str) else json.dumps(v)
+    if neutralise(s) != s:  # account data with line breaks, control or fence characters
+        return fence(s)
     if not s or s != s.strip() or any(ch in s for ch in ',[]()"'):
         return json.dumps(s)
     return s
@@ -1087,7 +1094,9 @@ def _render(node: Any, display: Callable[[str, str], str | None], top: bool = Tr
             return text if top or len(parts) <= 1 else f"({text})"
     cc = str(node.get("costCenter", node.get("cost_center", "?")))
     key = str(node.get("key", "?"))
-    label = display(cc, key) or node.get("displayName") or key
+    label = str(display(cc, key) or node.get("displayName") or key)
+    if neutralise(label) != label:
+        label = fence(label)
     op = str(node.get("operator", node.get("op", "?")))
     value = node.get("value")
     head = f"{cc}.{label} {_READABLE_OPS.get(op, op)}"

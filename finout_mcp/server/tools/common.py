@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from mcp.server.mcpserver.tools import Tool
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
-
-from finout_mcp.server.errors import tool_guard
 
 # The Finout account is a closed world: the tools only touch the user's own account.
 # destructiveHint and idempotentHint mean something only when readOnlyHint is false (MCP spec),
@@ -108,23 +106,23 @@ def slim_schema(schema: Any, *, output: bool = False) -> Any:
     return out
 
 
-def make_tool(fn: Callable[..., Any], *, annotations: ToolAnnotations, title: str) -> Tool:
-    """A guarded tool with a one-paragraph description and slim schemas."""
-    doc = " ".join(inspect.cleandoc(fn.__doc__ or "").split())
-    tool = Tool.from_function(
-        tool_guard(fn), name=fn.__name__, title=title, description=doc, annotations=annotations
-    )
-    tool.parameters = slim_schema(tool.parameters)
-    if tool.fn_metadata.output_schema is not None:
-        tool.fn_metadata.output_schema = slim_schema(tool.fn_metadata.output_schema, output=True)
-    return tool
+@dataclass(frozen=True)
+class ToolSpec:
+    fn: Callable[..., Any]
+    annotations: ToolAnnotations
+    title: str
+
+    @property
+    def description(self) -> str:
+        """The docstring as one paragraph (a model reads it; indentation is wasted bytes)."""
+        return " ".join(inspect.cleandoc(self.fn.__doc__ or "").split())
 
 
 class ToolCollector:
-    """What each tools module registers into; the server is built from ``tools``."""
+    """What each tools module registers into; the server turns the specs into tools lazily."""
 
     def __init__(self) -> None:
-        self.tools: list[Tool] = []
+        self.specs: list[ToolSpec] = []
 
     def add_tool(self, fn: Callable[..., Any], *, annotations: ToolAnnotations, title: str) -> None:
-        self.tools.append(make_tool(fn, annotations=annotations, title=title))
+        self.specs.append(ToolSpec(fn=fn, annotations=annotations, title=title))
