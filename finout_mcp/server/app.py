@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 from collections.abc import Callable, Iterable
@@ -51,6 +52,9 @@ class FinoutServer(MCPServer[Any]):
                 annotations=spec.annotations,
             )
         self._tool_loader = None
+        # Everything built so far (modules, schemas, validators) lives as long as the process:
+        # move it out of the collector's reach so a large answer does not pay for rescanning it.
+        gc.freeze()
 
     async def list_tools(self) -> list[MCPTool]:
         self.ensure_tools()

@@ -26,10 +26,10 @@ import calendar
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Literal, Protocol
+from typing import Annotated, Literal, NamedTuple, Protocol
 
 import anyio
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from finout_mcp.api.models import CostQueryResponse, CostSeries, CostType, View
 from finout_mcp.services.errors import InputError
@@ -246,7 +246,46 @@ def _ms_to_day(ms: int) -> date:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).date()
 
 
-def merge_series(parts: Sequence[Sequence[CostSeries]]) -> list[CostSeries]:
+class Point(NamedTuple):
+    """A merged day of a series (the API's points were validated when parsed)."""
+
+    time: int
+    cost: float
+
+    @property
+    def amount(self) -> float:
+        return self.cost
+
+
+@dataclass(frozen=True)
+class Series:
+    """A series merged over date windows: same shape as :class:`CostSeries`, no re-validation."""
+
+    name: str
+    data: list[Point]
+
+    @property
+    def is_total(self) -> bool:
+        return self.name == "Total"
+
+
+class SeriesLike(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def is_total(self) -> bool: ...
+    @property
+    def data(self) -> Sequence[PointLike]: ...
+
+
+class PointLike(Protocol):
+    @property
+    def time(self) -> int: ...
+    @property
+    def amount(self) -> float: ...
+
+
+def merge_series(parts: Sequence[Sequence[SeriesLike]]) -> list[Series]:
     """Merge series by name: points concatenated, sorted by time, same timestamps summed.
 
     Series keep the order of their first appearance.
@@ -257,15 +296,7 @@ def merge_series(parts: Sequence[Sequence[CostSeries]]) -> list[CostSeries]:
             points = acc.setdefault(s.name, {})
             for p in s.data:
                 points[p.time] = points.get(p.time, 0.0) + p.amount
-    return _SERIES_LIST.validate_python(
-        [
-            {"name": name, "data": [{"time": t, "cost": c} for t, c in sorted(pts.items())]}
-            for name, pts in acc.items()
-        ]
-    )
-
-
-_SERIES_LIST = TypeAdapter(list[CostSeries])
+    return [Series(name, [Point(t, c) for t, c in sorted(pts.items())]) for name, pts in acc.items()]
 
 
 async def fetch_costs(
@@ -275,7 +306,7 @@ async def fetch_costs(
     cost_type: CostType | None,
     *,
     on_window: Callable[[int, int], Awaitable[None]] | None = None,
-) -> list[CostSeries]:
+) -> list[Series]:
     """Fetch every ≤90-day window of ``span`` concurrently and merge the series by name.
 
     The client caps concurrency (5 in flight). ``on_window(done, total)`` is awaited after
@@ -375,7 +406,7 @@ class CostAnswer(BaseModel):
 # ----------------------------------------------------------------------------- shaping
 
 
-def _daily(series: CostSeries, span: DateSpan) -> dict[date, float]:
+def _daily(series: SeriesLike, span: DateSpan) -> dict[date, float]:
     out: dict[date, float] = {}
     for p in series.data:
         d = _ms_to_day(p.time)
@@ -418,7 +449,7 @@ class _Totals:
     group_daily: dict[str, dict[date, float]]
 
 
-def _totals(series: Sequence[CostSeries], span: DateSpan) -> _Totals:
+def _totals(series: Sequence[SeriesLike], span: DateSpan) -> _Totals:
     merged = merge_series([series])
     total_s = next((s for s in merged if s.is_total), None)
     group_daily = {s.name: _daily(s, span) for s in merged if not s.is_total}
@@ -436,7 +467,7 @@ def _totals(series: Sequence[CostSeries], span: DateSpan) -> _Totals:
 
 
 def shape_costs(
-    series: list[CostSeries],
+    series: Sequence[SeriesLike],
     span: DateSpan,
     *,
     today: date,
@@ -445,7 +476,7 @@ def shape_costs(
     top_n: int = 10,
     granularity: Granularity = "auto",
     breakdown_series: bool = False,
-    previous: list[CostSeries] | None = None,
+    previous: Sequence[SeriesLike] | None = None,
     previous_span: DateSpan | None = None,
     currency: str = "USD",
 ) -> CostAnswer:

@@ -8,7 +8,6 @@ import anyio
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
-from finout_mcp.api.models import CostSeries
 from finout_mcp.server.state import get_state
 from finout_mcp.server.tools.common import READ, Envelope, Refresh, ToolCollector, ViewRef
 from finout_mcp.services import costs
@@ -108,8 +107,8 @@ async def query_view_costs(
         done += 1
         await ctx.report_progress(done, windows, f"fetched {done} of {windows} date windows")
 
-    current: list[CostSeries] = []
-    previous: list[CostSeries] | None = None
+    current: list[costs.Series] = []
+    previous: list[costs.Series] | None = None
 
     async def fetch_current() -> None:
         nonlocal current
