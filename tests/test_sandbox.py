@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from finout_mcp.sandbox import Fault, Sandbox, serve
+from finout_mcp.sandbox.costs import HISTORY_DAYS
 
 TODAY = dt.date(2025, 6, 15)
 DAY = 86_400_000
@@ -163,10 +164,10 @@ async def test_query_history_bounds_and_today_partial(client: httpx.AsyncClient)
     assert times[-1] == ms(TODAY) and len(times) == 6
     totals = [p["cost"] for p in future.json()["data"][0]["data"]]
     assert totals[-1] < 0.7 * statistics.mean(totals[:-1])  # today is partial
-    old = TODAY - dt.timedelta(days=420)
+    old = TODAY - dt.timedelta(days=HISTORY_DAYS + 20)
     r = await query(client, {"viewId": vid, "date": window(old, old + dt.timedelta(days=30))})
     points = r.json()["data"][0]["data"]
-    assert points and points[0]["time"] == ms(TODAY - dt.timedelta(days=400))
+    assert points and points[0]["time"] == ms(TODAY - dt.timedelta(days=HISTORY_DAYS))
 
 
 async def test_cost_types_scale(client: httpx.AsyncClient) -> None:

@@ -127,3 +127,28 @@ async def test_month_to_date_is_partial(tmp_path: Path) -> None:
         out = await call(client, "query_view_costs", {"view": "Costs by team", "period": "month_to_date"})
         assert out["partial"] is True and out["last_day"] == TODAY.isoformat()
         assert out["first_day"] == date(TODAY.year, TODAY.month, 1).isoformat()
+
+
+async def test_last_year_versus_the_year_before_in_one_call(tmp_path: Path) -> None:
+    """'What did we spend last year by service, and what changed most versus the year before?'"""
+    async with demo(tmp_path) as (client, _sb):
+        result = await client.call_tool(
+            "query_view_costs", {"view": "All costs by service", "period": "last_year", "compare_previous": True}
+        )
+        assert not result.is_error
+        out = result.structured_content
+        assert out is not None
+        assert (out["first_day"], out["last_day"]) == ("2025-01-01", "2025-12-31")
+        # the previous period of equal length: 365 days ending 2024-12-31 (2024 is a leap year)
+        assert (out["previous_first_day"], out["previous_last_day"]) == ("2024-01-02", "2024-12-31")
+        assert out["previous_total"] > 0 and out["change_pct"] is not None
+        moves = out["biggest_changes"]
+        assert moves and abs(moves[0]["change_abs"]) == max(abs(m["change_abs"]) for m in moves)
+        every = await call(
+            client,
+            "query_view_costs",
+            {"view": "All costs by service", "period": "last_year", "compare_previous": True, "top_n": 200},
+        )
+        largest = max(every["series"], key=lambda s: abs(s["change_abs"]))
+        assert moves[0]["name"] == largest["name"]  # found over all series, not only the top ones
+        assert len(result.content[0].text.encode()) < 16_000  # type: ignore[union-attr]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from finout_mcp.sandbox import catalog
 
 DAY_MS = 86_400_000
-HISTORY_DAYS = 400
+HISTORY_DAYS = 1100  # three years: enough to compare last year with the year before
 MAX_RANGE_MS = 90 * DAY_MS
 TODAY_FRACTION = 0.5  # today's point is partial: half a day so far (fixed, for determinism)
 
@@ -87,7 +87,7 @@ class View:
         # A cheap deterministic hash (seeding a Random per point cost most of a cost query).
         unit = zlib.crc32(f"{self.seed}:{self.id}:{group}:{day.toordinal()}".encode()) / 0xFFFFFFFF
         age = (today - day).days
-        trend = 1.0 + 0.0006 * (HISTORY_DAYS - age)  # slow growth, ~+24% over the history
+        trend = 1.0 + 0.0003 * (HISTORY_DAYS - age)  # slow growth, ~+33% over the history
         weekday = day.weekday()
         weekly = 0.78 if weekday >= 5 else 1.0 + 0.03 * math.sin(weekday)
         noise = 1.0 + (unit * 0.12 - 0.06)

@@ -369,6 +369,14 @@ class SeriesRow(BaseModel):
     change_pct: Pct | None = None
 
 
+class ChangeRow(BaseModel):
+    name: str
+    total: Money
+    previous_total: Money
+    change_abs: Money
+    change_pct: Pct | None = None
+
+
 class TimelineRow(BaseModel):
     period: str = Field(description='Bucket: "2026-10-05" (day), "2026-W41" (ISO week), "2026-10" (month).')
     total: Money
@@ -397,6 +405,11 @@ class CostAnswer(BaseModel):
     change_abs: Money | None = None
     change_pct: Pct | None = None
     series: list[SeriesRow]
+    biggest_changes: list[ChangeRow] | None = Field(
+        default=None,
+        description="With a comparison: the series that moved most (absolute change), over ALL series, "
+        "not only the top ones listed.",
+    )
     series_count: int
     truncated: bool
     timeline: list[TimelineRow]
@@ -464,6 +477,27 @@ def _totals(series: Sequence[SeriesLike], span: DateSpan) -> _Totals:
     total = sum(total_daily.values())
     sum_of_series = sum(by_name.values()) if by_name else total
     return _Totals(total, sum_of_series, by_name, total_daily, group_daily)
+
+
+BIGGEST_CHANGES = 5
+
+
+def _biggest_changes(current: dict[str, float], previous: dict[str, float]) -> list[ChangeRow]:
+    """The series with the largest absolute change, increases and decreases alike."""
+    names = set(current) | set(previous)
+    moves = [(current.get(n, 0.0) - previous.get(n, 0.0), n) for n in names]
+    moves.sort(key=lambda t: (-abs(t[0]), t[1]))
+    return [
+        ChangeRow(
+            name=n,
+            total=current.get(n, 0.0),
+            previous_total=previous.get(n, 0.0),
+            change_abs=delta,
+            change_pct=_pct_change(current.get(n, 0.0), previous.get(n, 0.0)),
+        )
+        for delta, n in moves[:BIGGEST_CHANGES]
+        if abs(delta) >= 0.005
+    ]
 
 
 def shape_costs(
@@ -568,6 +602,7 @@ def shape_costs(
         answer.previous_total = prev.total
         answer.change_abs = cur.total - prev.total
         answer.change_pct = _pct_change(cur.total, prev.total)
+        answer.biggest_changes = _biggest_changes(cur.by_name, prev.by_name)
         if new_names:
             notes.append(
                 f"New this period (no cost in {previous_span}): {fence_all(new_names)}; change_pct is "
