@@ -10,7 +10,7 @@ import anyio
 import httpx
 import pytest
 
-from finout_mcp.api.client import FinoutClient, parse_retry_after, segment, strip_display_names
+from finout_mcp.api.client import FinoutClient, parse_retry_after, segment
 from finout_mcp.api.errors import (
     APITimeoutError,
     AuthenticationError,
@@ -35,6 +35,7 @@ from finout_mcp.api.models import (
     VirtualTag,
     VirtualTagRule,
     VirtualTagWrite,
+    strip_display_names,
 )
 from finout_mcp.config import Settings
 

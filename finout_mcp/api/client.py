@@ -85,6 +85,7 @@ from finout_mcp.api.models import (
     VirtualTagList,
     VirtualTagMetadata,
     VirtualTagWrite,
+    strip_display_names,
 )
 from finout_mcp.config import MAX_CONCURRENCY, Settings
 
@@ -125,15 +126,6 @@ def segment(value: str) -> str:
     if encoded in (".", ".."):  # dot segments would be normalised away
         encoded = encoded.replace(".", "%2E")
     return encoded
-
-
-def strip_display_names(value: Any) -> Any:
-    """A copy of a filter without ``displayName`` at any depth (GET adds it; POST/PUT refuse it)."""
-    if isinstance(value, dict):
-        return {k: strip_display_names(v) for k, v in value.items() if k != "displayName"}
-    if isinstance(value, list):
-        return [strip_display_names(v) for v in value]
-    return value
 
 
 def virtual_tag_body(body: VirtualTagWrite) -> dict[str, Any]:

@@ -44,6 +44,16 @@ SERVER_OWNED_FIELDS = frozenset(
 )
 
 
+def strip_display_names(value: Any) -> Any:
+    """A copy of a filter (or any JSON) without ``displayName`` at any depth: GET responses add
+    it to conditions, and POST/PUT must never send it back."""
+    if isinstance(value, dict):
+        return {k: strip_display_names(v) for k, v in value.items() if k != "displayName"}
+    if isinstance(value, list):
+        return [strip_display_names(v) for v in value]
+    return value
+
+
 class ApiModel(BaseModel):
     """Base: camelCase aliases, populate by either name, keep unknown fields."""
 

@@ -51,10 +51,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from finout_mcp.api.models import ValueMetadata
+from finout_mcp.api.models import ValueMetadata, strip_display_names
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.fencing import fence
-from finout_mcp.services.safety import canonical_rule, scrub_json, strip_display_names
+from finout_mcp.services.safety import canonical_rule, scrub_json
 
 try:  # POSIX only; on other systems O_APPEND + one write is the guarantee.
     import fcntl

@@ -26,7 +26,7 @@ import calendar
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Literal, NamedTuple, Protocol
+from typing import Annotated, Literal, NamedTuple, Protocol, get_args
 
 import anyio
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -35,7 +35,7 @@ from finout_mcp.api.models import CostQueryResponse, CostSeries, CostType, View
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.fencing import fence, fence_all
 
-PERIODS: tuple[str, ...] = (
+Period = Literal[
     "last_7_days",
     "last_30_days",
     "month_to_date",
@@ -45,7 +45,8 @@ PERIODS: tuple[str, ...] = (
     "year_to_date",
     "last_12_months",
     "last_year",
-)
+]
+PERIODS: tuple[str, ...] = get_args(Period)
 DEFAULT_PERIOD = "last_30_days"
 MAX_WINDOW_DAYS = 90
 MIN_DATE = date(2010, 1, 1)

@@ -27,6 +27,7 @@ from finout_mcp.api.models import (
     VirtualTag,
     VirtualTagRule,
     VirtualTagWrite,
+    strip_display_names,
 )
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.fencing import fence, fence_all
@@ -263,15 +264,6 @@ def merge_metadata(
 # ----------------------------------------------------------------------------- canonical comparison
 
 _SET_OPERATORS = frozenset({"oneOf", "notOneOf"})
-
-
-def strip_display_names(value: Any) -> Any:
-    """A copy of a filter (or any JSON) without ``displayName`` keys, which must never be sent back."""
-    if isinstance(value, dict):
-        return {k: strip_display_names(v) for k, v in value.items() if k != "displayName"}
-    if isinstance(value, list):
-        return [strip_display_names(v) for v in value]
-    return value
 
 
 def _dumps(value: Any) -> str:

@@ -8,23 +8,11 @@ import anyio
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
+from finout_mcp.api.models import CostType
 from finout_mcp.server.state import get_state
 from finout_mcp.server.tools.common import READ, Envelope, Refresh, ToolCollector, ViewRef
 from finout_mcp.services import costs
 from finout_mcp.services.catalog import search_values
-
-CostTypeArg = Literal["blendedCost", "unblendedCost", "netUnblendedCost", "amortizedCost", "netAmortizedCost"]
-PeriodArg = Literal[
-    "last_7_days",
-    "last_30_days",
-    "month_to_date",
-    "last_month",
-    "last_90_days",
-    "quarter_to_date",
-    "year_to_date",
-    "last_12_months",
-    "last_year",
-]
 
 
 class ViewItem(BaseModel):
@@ -67,7 +55,7 @@ async def query_view_costs(
     ctx: Context,
     view: ViewRef,
     period: Annotated[
-        PeriodArg | None,
+        costs.Period | None,
         Field(description="A preset range (UTC). Give either period or start/end; default last_30_days."),
     ] = None,
     start: Annotated[
@@ -76,7 +64,7 @@ async def query_view_costs(
     end: Annotated[
         str | None, Field(description="Last day, ISO date YYYY-MM-DD, inclusive (UTC). Defaults to today.")
     ] = None,
-    cost_type: Annotated[CostTypeArg, Field(description="Which cost to sum.")] = "unblendedCost",
+    cost_type: Annotated[CostType, Field(description="Which cost to sum.")] = "unblendedCost",
     top_n: Annotated[
         int, Field(description="Series (groups of the view) to list before an 'Other' rollup.", ge=1, le=200)
     ] = 10,
