@@ -59,8 +59,9 @@ _NAMED = frozenset({"properties", "$defs", "definitions", "patternProperties"})
 def slim_schema(schema: Any, *, output: bool = False) -> Any:
     """The same schema with fewer bytes for the model to read.
 
-    Drops pydantic's auto-generated ``title`` keywords and ``default: null``, and writes an
-    optional scalar ``anyOf: [{type: T}, {type: null}]`` as ``type: [T, "null"]``. For output
+    Drops pydantic's auto-generated ``title`` keywords and ``default: null``. An optional
+    argument's ``anyOf: [X, {type: null}]`` becomes X (leaving it out means null); in outputs a
+    nullable scalar becomes ``type: [T, "null"]``. For output
     schemas it also drops defaults and descriptions and inlines nested models as
     ``{"type": "object"}``: results validate against the (full) pydantic model on our side,
     and the published schema stays a correct, shallower description of them.
@@ -95,7 +96,11 @@ def slim_schema(schema: Any, *, output: bool = False) -> Any:
     alts = out.get("anyOf")
     if isinstance(alts, list) and len(alts) == 2 and {"type": "null"} in alts:
         other = alts[0] if alts[1] == {"type": "null"} else alts[1]
-        if set(other) <= {"type", "enum"} and isinstance(other.get("type"), str):
+        if not output and isinstance(other, dict):
+            # An optional argument: leaving it out means null, so the schema need not say null.
+            del out["anyOf"]
+            out = {**other, **out}
+        elif set(other) <= {"type", "enum"} and isinstance(other.get("type"), str):
             del out["anyOf"]
             out["type"] = [other["type"], "null"]
             if "enum" in other:
