@@ -16,11 +16,12 @@ import difflib
 import math
 import operator
 import time
+from array import array
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from itertools import repeat
+from itertools import accumulate, chain, islice, repeat
 from typing import Any, Generic, Protocol, TypeVar, cast
 
 import anyio
@@ -263,12 +264,19 @@ def closest_names(ref: str, names: Sequence[str], n: int = 5) -> list[str]:
 _FOLD_TABLE = str.maketrans(dict.fromkeys("_-./:", " "))
 FUZZY_CUTOFF = 0.75
 FUZZY_MAX_LINES = 600  # candidate lines scored for fuzzy matches, at most
+FUZZY_MIN_QUERY = 4  # a search looks for fuzzy matches only for queries this long (folded)
 _SCAN_HIT_CAP = 5000
 
 
 def fold(text: str) -> str:
     """Case- and separator-insensitive form: ``"AWS_Account-Name"`` → ``"aws account name"``."""
     return " ".join(text.casefold().translate(_FOLD_TABLE).split())
+
+
+def _fold_shared(text: str) -> str:
+    """:func:`fold`, returning ``text`` itself when it is already folded (no second copy)."""
+    folded = fold(text)
+    return text if folded == text else folded
 
 
 @dataclass
@@ -278,176 +286,229 @@ class SearchResult(Generic[T]):
     truncated: bool
 
 
-@dataclass
-class _Index(Generic[T]):
-    items: list[T]  # line i of the blob is items[i]
-    names: list[list[str]]  # folded names of item i (exact / prefix / fuzzy tiers)
-    lines: list[str]
-    blob: str  # "\n" + lines joined by "\n" + "\n"; substring search runs over it in C
-    starts: list[int]  # offset of line i in blob
-    exact: dict[str, list[int]]
-    prefix_forms: list[str]  # sorted folded names, for bisect
-    prefix_items: list[int]
+class SearchIndex(Generic[T]):
+    """A searchable list: exact > prefix > substring > fuzzy over folded text, all tiers bounded.
 
-
-def _build_index(
-    items: list[T], names: list[list[str]], extra: list[str] | None, *, single_sorted: bool = False
-) -> _Index[T]:
-    """``names[i]``: the folded names of item i; ``extra[i]``: more folded text (substring tier only).
-
-    ``single_sorted``: every item has exactly one name and items are sorted by it (values).
+    Memory per item: the folded line, its slice of ``blob`` and an offset in ``starts`` (an
+    array, not int objects). With one name per item sorted by it (values), the lines *are*
+    the sorted forms and the item of form ``j`` is item ``j``: no mapping is stored.
     """
-    if single_sorted:
-        forms = [n[0] for n in names]
-        lines = forms
-        exact: dict[str, list[int]] = {}
-        for i, f in enumerate(forms):
-            if f in exact:
-                exact[f].append(i)
-            else:
-                exact[f] = [i]
-        prefix_forms, prefix_items = forms, list(range(len(forms)))
-    else:
-        lines = [
-            "\x00".join([*n, e]) if e else "\x00".join(n)
-            for n, e in zip(names, extra or [""] * len(names), strict=True)
-        ]
-        exact = {}
-        pairs: list[tuple[str, int]] = []
-        for i, fs in enumerate(names):
-            for f in dict.fromkeys(fs):
-                if f:
-                    exact.setdefault(f, []).append(i)
-                    pairs.append((f, i))
-        pairs.sort()
-        prefix_forms, prefix_items = [p[0] for p in pairs], [p[1] for p in pairs]
-    blob = "\n" + "\n".join(lines) + "\n"
-    # Fresh strings, laid out in memory in line order: a full scan is then cache-friendly.
-    lines = blob[1:-1].split("\n") if lines else []
-    starts: list[int] = []
-    pos = 1
-    for line in lines:
-        starts.append(pos)
-        pos += len(line) + 1
-    return _Index(
-        items=items,
-        names=names,
-        lines=lines,
-        blob=blob,
-        starts=starts,
-        exact=exact,
-        prefix_forms=prefix_forms,
-        prefix_items=prefix_items,
-    )
+
+    __slots__ = ("blob", "chars", "form_items", "forms", "items", "lines", "n_names", "starts")
+
+    def __init__(self, items: list[T], lines: list[str], n_names: int, forms: list[str], form_items: array | None):
+        self.items = items  # line i of the blob is items[i]
+        self.lines = lines  # folded text of item i: names (then more text), "\x00"-separated
+        self.n_names = n_names  # the first n_names fields of a line are names; 0: the whole line is one
+        self.forms = forms  # sorted folded names, for bisect (exact and prefix tiers)
+        self.form_items = form_items  # item of forms[j]; None: item j
+        # "\n" + lines joined by "\n" + "\n": substring search runs over it in C.
+        self.blob = "\n".join(chain(("",), lines, ("",)))
+        self.chars = frozenset(self.blob)  # a needle with another character is in no line: no scan
+        offsets = accumulate(map(len, lines), lambda pos, size: pos + size + 1, initial=1)
+        starts = array("I" if len(self.blob) < 2**32 else "q", offsets)
+        starts.pop()
+        self.starts = starts  # offset of line i in blob
+
+    # -------------------------------------------------------------- building
+
+    @classmethod
+    def sorted_single(cls, items: list[T], forms: list[str]) -> SearchIndex[T]:
+        """Items sorted by their one folded name ``forms[i]`` (values)."""
+        return cls(items, forms, 0, forms, None)
+
+    @classmethod
+    def named(cls, items: list[T], names: Sequence[tuple[str, ...]], extra: Sequence[str]) -> SearchIndex[T]:
+        """``names[i]``: the folded names of item i (all tiers); ``extra[i]``: more folded text (substring tier)."""
+        n_names = len(names[0]) if names else 1
+        assert all(len(ns) == n_names for ns in names)
+        lines = ["\x00".join((*ns, e)) for ns, e in zip(names, extra, strict=True)]
+        pairs = sorted((f, i) for i, ns in enumerate(names) for f in dict.fromkeys(ns) if f)
+        forms = [p[0] for p in pairs]
+        form_items = array("q", [p[1] for p in pairs])
+        return cls(items, lines, n_names, forms, form_items)
+
+    # -------------------------------------------------------------- lookups
+
+    def _item(self, j: int) -> int:
+        return j if self.form_items is None else self.form_items[j]
+
+    def _names(self, i: int) -> Sequence[str]:
+        line = self.lines[i]
+        return (line,) if not self.n_names else line.split("\x00")[: self.n_names]
+
+    def _line_hits(self, needle: str, *, collect: int, cap: int) -> tuple[int, list[int]]:
+        """(lines containing ``needle`` — counted up to ``cap``, the first ``collect`` line numbers)."""
+        find, starts = self.blob.find, self.starts
+        hits: list[int] = []
+        count = 0
+        if not self.chars.issuperset(needle):
+            return count, hits
+        pos = find(needle)
+        while pos != -1:
+            count += 1
+            if len(hits) < collect:
+                hits.append(bisect_right(starts, pos) - 1)
+            if count >= cap:
+                break
+            pos = find(needle, find("\n", pos) + 1)
+        return count, hits
+
+    def exact(self, folded: str) -> list[T]:
+        """The items with a name equal to ``folded`` (already folded), in index order."""
+        lo = bisect_left(self.forms, folded)
+        hi = bisect_right(self.forms, folded, lo)
+        return [self.items[self._item(j)] for j in range(lo, hi)]
+
+    def has(self, item: T, folded: str) -> bool:
+        """Is ``item`` (whose folded name is ``folded``) in the list? Bisect, no set needed."""
+        items, forms = self.items, self.forms
+        lo = bisect_left(forms, folded)
+        hi = bisect_right(forms, folded, lo)
+        return any(items[self._item(j)] == item for j in range(lo, hi))
+
+    def contains(self, text: str) -> bool:
+        """Does any item contain ``text`` (case- and separator-insensitively)?"""
+        q = fold(text)
+        return bool(q) and self._line_hits(q, collect=0, cap=1)[0] > 0
+
+    def closest(self, query: str, n: int = 5) -> list[T]:
+        """Did-you-mean: up to ``n`` items for a ``query`` that is not one (fuzzy even when short)."""
+        return self.search(query, n, fuzzy_min=2).matches
+
+    def search(self, query: str, limit: int, *, fuzzy_min: int = FUZZY_MIN_QUERY) -> SearchResult[T]:
+        q = fold(query)
+        n = len(self.items)
+        if not q:
+            return SearchResult(list(self.items[:limit]), n, n > limit)
+        taken: list[int] = []
+        seen: set[int] = set()
+
+        def take(i: int) -> None:
+            if i not in seen and len(taken) < limit:
+                seen.add(i)
+                taken.append(i)
+
+        forms = self.forms
+        lo = bisect_left(forms, q)  # tier 1: exact
+        exact_hi = bisect_right(forms, q, lo)
+        hi = bisect_left(forms, q + "\U0010ffff", exact_hi)  # tier 2: prefix
+        for j in range(lo, hi):
+            if len(taken) >= limit:
+                break
+            take(self._item(j))
+
+        # tier 3: substring (a superset of tiers 1-2, so it also gives the total)
+        want = limit + len(seen)
+        cap = max(_SCAN_HIT_CAP, want)
+        total, hits = self._line_hits(q, collect=want, cap=cap)
+        if total >= cap:  # a very common substring: count the rest the plain way
+            total = sum(map(operator.contains, self.lines, repeat(q)))
+        for i in hits:
+            take(i)
+
+        # tier 4: fuzzy, only when the others found too few
+        if total < limit and len(q) >= fuzzy_min:
+            fuzzy = self._fuzzy(q, exclude=seen)
+            total += len(fuzzy)
+            for i in fuzzy:
+                take(i)
+        return SearchResult([self.items[i] for i in taken], total, total > len(taken))
+
+    def _fuzzy(self, q: str, exclude: set[int]) -> list[int]:
+        """Items with a name, or a word of one, similar to ``q`` (difflib ratio ≥ 0.75).
+
+        Candidates are all lines of a short list; else the lines containing one piece of
+        ``q`` cut in 2 (3 when long): a string within one or two edits of ``q`` keeps at
+        least one piece intact. At most ``FUZZY_MAX_LINES`` candidate lines are scored, so
+        the work is bounded.
+        """
+        size = len(q)
+        cand: set[int] = set()
+        if len(self.items) <= FUZZY_MAX_LINES:
+            cand.update(range(len(self.items)))
+        else:
+            k = 2 if size < 9 else 3
+            step = math.ceil(size / k)
+            pieces = sorted({q[i : i + step] for i in range(0, size, step)}, key=len, reverse=True)
+            for piece in pieces:
+                if len(piece) < 2 or len(cand) >= FUZZY_MAX_LINES:
+                    continue
+                _, hits = self._line_hits(piece, collect=FUZZY_MAX_LINES - len(cand), cap=FUZZY_MAX_LINES)
+                cand.update(hits)
+        matcher = difflib.SequenceMatcher(autojunk=False)
+        matcher.set_seq2(q)
+        best: dict[int, float] = {}
+        lo_len, hi_len = size * 0.6, size / 0.6  # outside this, ratio < 0.75 for sure
+        for i in cand - exclude:
+            score = 0.0
+            for form in self._names(i):
+                for word in (form, *form.split(" ")) if " " in form else (form,):
+                    if not lo_len <= len(word) <= hi_len:
+                        continue
+                    matcher.set_seq1(word)
+                    if matcher.real_quick_ratio() >= FUZZY_CUTOFF and matcher.quick_ratio() >= FUZZY_CUTOFF:
+                        score = max(score, matcher.ratio())
+            if score >= FUZZY_CUTOFF:
+                best[i] = score
+        return sorted(best, key=lambda i: (-best[i], i))
 
 
-_INDEX_CACHE: OrderedDict[tuple[str, int, str | None], tuple[Sequence[Any], int, _Index[Any]]] = OrderedDict()
+_INDEX_CACHE: OrderedDict[tuple[str, int, str | None], tuple[Sequence[Any], int, SearchIndex[Any]]] = OrderedDict()
 _INDEX_CACHE_SIZE = 16
+_INDEX_CACHE_ITEMS = 600_000  # items indexed in all, at most (older indexes are dropped first)
 
 
-def _cached_index(kind: str, seq: Sequence[T], subset: str | None, build: Callable[[], _Index[T]]) -> _Index[T]:
+def _cached_index(
+    kind: str, seq: Sequence[T], subset: str | None, build: Callable[[], SearchIndex[T]]
+) -> SearchIndex[T]:
     """The index of ``seq`` (and filter ``subset``), reused while the same list object is passed."""
     ck = (kind, id(seq), subset)
     hit = _INDEX_CACHE.get(ck)
     if hit is not None and hit[0] is seq and hit[1] == len(seq):
         _INDEX_CACHE.move_to_end(ck)
-        return cast(_Index[T], hit[2])
+        return cast(SearchIndex[T], hit[2])
+    _INDEX_CACHE.pop(ck, None)  # a stale index goes before the new one is built
     idx = build()
     _INDEX_CACHE[ck] = (seq, len(seq), idx)  # holds seq, so its id cannot be reused meanwhile
-    while len(_INDEX_CACHE) > _INDEX_CACHE_SIZE:
+    while len(_INDEX_CACHE) > 1 and (
+        len(_INDEX_CACHE) > _INDEX_CACHE_SIZE or sum(e[1] for e in _INDEX_CACHE.values()) > _INDEX_CACHE_ITEMS
+    ):
         _INDEX_CACHE.popitem(last=False)
     return idx
 
 
-def _line_hits(idx: _Index[Any], needle: str, *, collect: int, cap: int) -> tuple[int, list[int]]:
-    """(lines containing ``needle`` — counted up to ``cap``, the first ``collect`` line numbers)."""
-    find, starts = idx.blob.find, idx.starts
-    hits: list[int] = []
-    count = 0
-    pos = find(needle)
-    while pos != -1:
-        count += 1
-        if len(hits) < collect:
-            hits.append(bisect_right(starts, pos) - 1)
-        if count >= cap:
-            break
-        pos = find(needle, find("\n", pos) + 1)
-    return count, hits
+def key_search_index(keys: Sequence[MegabillKey], cost_center: str | None = None) -> SearchIndex[MegabillKey]:
+    """The (cached) search index of ``keys``, only those of ``cost_center`` (case-insensitive) if given."""
+    cc = cost_center.strip().casefold() if cost_center and cost_center.strip() else None
+
+    def build() -> SearchIndex[MegabillKey]:
+        rows = [
+            (fold(k.cost_center), fold(k.label), _fold_shared(k.key), k)
+            for k in keys
+            if cc is None or k.cost_center.casefold() == cc
+        ]
+        rows.sort(key=lambda r: (r[0], r[1], r[2]))
+        return SearchIndex.named([r[3] for r in rows], [(r[1], r[2]) for r in rows], [r[0] for r in rows])
+
+    return _cached_index("keys", keys, cc, build)
 
 
-def _search(idx: _Index[T], query: str, limit: int) -> SearchResult[T]:
-    q = fold(query)
-    n = len(idx.items)
-    if not q:
-        return SearchResult(list(idx.items[:limit]), n, n > limit)
-    taken: list[int] = []
-    seen: set[int] = set()
-
-    def take(i: int) -> None:
-        if i not in seen and len(taken) < limit:
-            seen.add(i)
-            taken.append(i)
-
-    for i in idx.exact.get(q, ()):  # tier 1: exact
-        take(i)
-    lo = bisect_left(idx.prefix_forms, q)  # tier 2: prefix
-    hi = bisect_left(idx.prefix_forms, q + "\U0010ffff", lo)
-    for j in range(lo, hi):
-        if len(taken) >= limit:
-            break
-        take(idx.prefix_items[j])
-
-    # tier 3: substring (a superset of tiers 1-2, so it also gives the total)
-    want = limit + len(seen)
-    cap = max(_SCAN_HIT_CAP, want)
-    total, hits = _line_hits(idx, q, collect=want, cap=cap)
-    if total >= cap:  # a very common substring: count the rest the plain way
-        total = sum(map(operator.contains, idx.lines, repeat(q)))
-    for i in hits:
-        take(i)
-
-    # tier 4: fuzzy, only when the others found too few
-    if total < limit and len(q) >= 4:
-        fuzzy = _fuzzy(idx, q, exclude=seen)
-        total += len(fuzzy)
-        for i in fuzzy:
-            take(i)
-    return SearchResult([idx.items[i] for i in taken], total, total > len(taken))
+def build_value_index(values: Sequence[str]) -> SearchIndex[str]:
+    """A new search index of ``values`` (non-strings skipped), sorted by folded form."""
+    vals: Sequence[str] = values
+    if not all(isinstance(v, str) for v in vals):
+        vals = [v for v in vals if isinstance(v, str)]
+    folds = list(map(_fold_shared, vals))
+    if all(map(operator.le, folds, islice(folds, 1, None))):  # already in order: share the list
+        return SearchIndex.sorted_single(vals if isinstance(vals, list) else list(vals), folds)
+    order = sorted(range(len(folds)), key=folds.__getitem__)
+    return SearchIndex.sorted_single([vals[i] for i in order], [folds[i] for i in order])
 
 
-def _fuzzy(idx: _Index[Any], q: str, exclude: set[int]) -> list[int]:
-    """Items with a name, or a word of one, similar to ``q`` (difflib ratio ≥ 0.75).
-
-    Candidates are the lines containing one piece of ``q`` cut in 2 (3 when long): a
-    string within one or two edits of ``q`` keeps at least one piece intact. At most
-    ``FUZZY_MAX_LINES`` candidate lines are scored, so the work is bounded.
-    """
-    size = len(q)
-    k = 2 if size < 9 else 3
-    step = math.ceil(size / k)
-    pieces = sorted({q[i : i + step] for i in range(0, size, step)}, key=len, reverse=True)
-    cand: set[int] = set()
-    for piece in pieces:
-        if len(piece) < 2 or len(cand) >= FUZZY_MAX_LINES:
-            continue
-        _, hits = _line_hits(idx, piece, collect=FUZZY_MAX_LINES - len(cand), cap=FUZZY_MAX_LINES)
-        cand.update(hits)
-    matcher = difflib.SequenceMatcher(autojunk=False)
-    matcher.set_seq2(q)
-    best: dict[int, float] = {}
-    lo_len, hi_len = size * 0.6, size / 0.6  # outside this, ratio < 0.75 for sure
-    for i in cand - exclude:
-        score = 0.0
-        for form in idx.names[i]:
-            for word in (form, *form.split(" ")) if " " in form else (form,):
-                if not lo_len <= len(word) <= hi_len:
-                    continue
-                matcher.set_seq1(word)
-                if matcher.real_quick_ratio() >= FUZZY_CUTOFF and matcher.quick_ratio() >= FUZZY_CUTOFF:
-                    score = max(score, matcher.ratio())
-        if score >= FUZZY_CUTOFF:
-            best[i] = score
-    return sorted(best, key=lambda i: (-best[i], i))
+def value_search_index(values: Sequence[str]) -> SearchIndex[str]:
+    """The (cached) search index of ``values``: the same object ``search_values`` uses for that list."""
+    return _cached_index("values", values, None, lambda: build_value_index(values))
 
 
 def search_keys(
@@ -463,17 +524,7 @@ def search_keys(
     if query is None or not fold(query):
         items = list(keys) if cc is None else [k for k in keys if k.cost_center.casefold() == cc]
         return SearchResult(items[:limit], len(items), len(items) > limit)
-
-    def build() -> _Index[MegabillKey]:
-        rows = [
-            (fold(k.cost_center), fold(k.label), fold(k.key), k)
-            for k in keys
-            if cc is None or k.cost_center.casefold() == cc
-        ]
-        rows.sort(key=lambda r: (r[0], r[1], r[2]))
-        return _build_index([r[3] for r in rows], [[r[1], r[2]] for r in rows], [r[0] for r in rows])
-
-    return _search(_cached_index("keys", keys, cc, build), query, limit)
+    return key_search_index(keys, cost_center).search(query, limit)
 
 
 def search_values(values: Sequence[str], query: str | None, limit: int = 50) -> SearchResult[str]:
@@ -481,13 +532,7 @@ def search_values(values: Sequence[str], query: str | None, limit: int = 50) -> 
     limit = max(0, limit)
     if query is None or not fold(query):
         return SearchResult(list(values[:limit]), len(values), len(values) > limit)
-
-    def build() -> _Index[str]:
-        folds = [fold(v) for v in values]
-        order = sorted(range(len(folds)), key=folds.__getitem__)
-        return _build_index([values[i] for i in order], [[folds[i]] for i in order], None, single_sorted=True)
-
-    return _search(_cached_index("values", values, None, build), query, limit)
+    return value_search_index(values).search(query, limit)
 
 
 def group_by_cost_center(keys: Sequence[MegabillKey]) -> dict[str, list[MegabillKey]]:

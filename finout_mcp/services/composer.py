@@ -23,11 +23,9 @@ the De Morgan push-down exact.
 
 from __future__ import annotations
 
-import bisect
 import difflib
 import json
 import re
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -36,6 +34,14 @@ import anyio
 from pydantic import BaseModel, Field
 
 from finout_mcp.api.models import FinoutFilter, MegabillKey, TagReference, VirtualTag
+from finout_mcp.services.catalog import (
+    SearchIndex,
+    build_value_index,
+    fold,
+    key_search_index,
+    search_keys,
+    value_search_index,
+)
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.fencing import fence, neutralise
 
@@ -202,85 +208,6 @@ class StaticCatalog:
         return self._tags
 
 
-# ----------------------------------------------------------------------------- fuzzy matching
-
-_FUZZY_FULL_SCAN = 2000
-_FUZZY_POOL = 500
-_FUZZY_HITS_PER_GRAM = 2000
-
-
-class FuzzyIndex:
-    """Did-you-mean over many strings, with bounded cost.
-
-    Small lists are ranked with difflib directly. Large ones (50k keys, 200k values) are first
-    narrowed to a pool of at most ``_FUZZY_POOL`` strings sharing the most trigrams with the
-    query, found with ``str.find`` over one joined lowercase blob (C speed, capped per trigram).
-    """
-
-    def __init__(self, labels: Sequence[str]) -> None:
-        self.labels = list(labels)
-        self.lowered = [s.lower().replace("\n", " ") for s in self.labels]
-        self._blob: str | None = None
-        self._starts: list[int] = []
-
-    def _ensure_blob(self) -> str:
-        if self._blob is None:
-            starts: list[int] = []
-            pos = 0
-            for s in self.lowered:
-                starts.append(pos)
-                pos += len(s) + 1
-            self._starts = starts
-            self._blob = "\n".join(self.lowered)
-        return self._blob
-
-    def _pool(self, q: str) -> list[int]:
-        if len(self.labels) <= _FUZZY_FULL_SCAN:
-            return list(range(len(self.labels)))
-        blob = self._ensure_blob()
-        grams = [q] if len(q) <= 3 else [q[i : i + 3] for i in range(len(q) - 2)]
-        if len(grams) > 12:  # spread probes evenly over a long query
-            step = len(grams) / 12
-            grams = [grams[int(i * step)] for i in range(12)]
-        hits: Counter[int] = Counter()
-        # Rarest trigrams first (str.count runs at C speed); a trigram found everywhere says little,
-        # so one that is too common is only used while nothing else has matched.
-        counted = sorted((blob.count(g), g) for g in dict.fromkeys(grams))
-        for n, g in counted:
-            if n == 0 or (n > _FUZZY_HITS_PER_GRAM and hits):
-                continue
-            start, found = 0, 0
-            while found < _FUZZY_HITS_PER_GRAM:
-                at = blob.find(g, start)
-                if at < 0:
-                    break
-                hits[bisect.bisect_right(self._starts, at) - 1] += 1
-                start = at + 1
-                found += 1
-        ranked = sorted(hits.items(), key=lambda t: (-t[1], abs(len(self.lowered[t[0]]) - len(q))))
-        return [i for i, _ in ranked[:_FUZZY_POOL]]
-
-    def closest(self, query: str, n: int = 5, cutoff: float = 0.45) -> list[str]:
-        q = query.lower().strip()
-        if not q or not self.labels:
-            return []
-        scored: list[tuple[float, str]] = []
-        matcher = difflib.SequenceMatcher(None, autojunk=False)
-        matcher.set_seq2(q)
-        for i in self._pool(q):
-            cand = self.lowered[i]
-            matcher.set_seq1(cand)
-            if matcher.real_quick_ratio() < cutoff - 0.25:
-                continue
-            score = matcher.ratio()
-            if q in cand or cand in q:
-                score += 0.25
-            if score >= cutoff:
-                scored.append((score, self.labels[i]))
-        scored.sort(key=lambda t: (-t[0], t[1]))
-        return list(dict.fromkeys(label for _, label in scored))[:n]
-
-
 # ----------------------------------------------------------------------------- key index
 
 
@@ -316,58 +243,66 @@ class _Resolution:
 
 
 class KeyIndex:
-    """Lookup tables over the keys list and the virtual tags, built once per list identity."""
+    """Key resolution over the keys list and the virtual tags.
+
+    Lookups go through the catalogue's search index of the same keys list (the one
+    ``list_megabill_keys`` uses): no tables of its own beyond the cost centers and the few
+    virtual tags the keys list lacks or names differently.
+    """
 
     def __init__(self, keys: Sequence[MegabillKey], tags: Sequence[VirtualTag]) -> None:
-        self.entries: dict[tuple[str, str], KeyEntry] = {}
-        self.by_key: dict[str, list[KeyEntry]] = {}
-        self.by_name: dict[str, list[KeyEntry]] = {}
-        self.cost_centers: dict[str, str] = {}
+        self._keys = keys
         self.tags: dict[str, VirtualTag] = {t.id: t for t in tags}
-        self._fuzzy: FuzzyIndex | None = None
-        self._fuzzy_targets: dict[str, list[KeyEntry]] = {}
+        self.cost_centers: dict[str, str] = {}
+        tag_names: dict[str, str | None] = {}
         for k in keys:
-            self._add(k.cost_center, k.key, k.display_name)
+            self.cost_centers.setdefault(k.cost_center.lower(), k.cost_center)
+            if k.cost_center == VIRTUAL_TAGS:
+                tag_names.setdefault(k.key, k.display_name)
+        self._extra: list[MegabillKey] = []  # tags the keys list lacks, or names differently
         for t in tags:
-            existing = self.entries.get((VIRTUAL_TAGS, t.id))
-            if existing is None:
-                self._add(VIRTUAL_TAGS, t.id, t.name)
-            elif existing.display_name != t.name:
-                self._add_name(t.name, existing)
+            if t.id in tag_names and tag_names[t.id] == t.name:
+                continue
+            tag_names.setdefault(t.id, t.name)
+            self._extra.append(MegabillKey(cost_center=VIRTUAL_TAGS, key=t.id, display_name=t.name))
+            self.cost_centers.setdefault(VIRTUAL_TAGS.lower(), VIRTUAL_TAGS)
 
-    def _add(self, cc: str, key: str, display: str | None) -> None:
-        if (cc, key) in self.entries:
-            return
-        entry = KeyEntry(cc, key, display)
-        self.entries[(cc, key)] = entry
-        self.by_key.setdefault(key.lower(), []).append(entry)
-        if display:
-            self._add_name(display, entry)
-        self.cost_centers.setdefault(cc.lower(), cc)
+    def _pools(self) -> tuple[Sequence[MegabillKey], ...]:
+        return (self._keys, self._extra) if self._extra else (self._keys,)
 
-    def _add_name(self, name: str, entry: KeyEntry) -> None:
-        bucket = self.by_name.setdefault(name.lower(), [])
-        if entry not in bucket:
-            bucket.append(entry)
+    def _matches(self, text: str) -> list[MegabillKey]:
+        """Keys (then extra tags) whose key or display name folds to ``fold(text)``."""
+        q = fold(text)
+        if not q:  # only separators: no folded form to look up
+            low = text.lower()
+            return [
+                k for pool in self._pools() for k in pool if low in (k.key.lower(), (k.display_name or "").lower())
+            ]
+        return [k for pool in self._pools() for k in key_search_index(pool).exact(q)]
+
+    def entry(self, cc: str, key: str) -> KeyEntry | None:
+        """The entry of ``(cc, key)``: from the keys list when it is there, else from the tags."""
+        for k in self._matches(key):
+            if k.cost_center == cc and k.key == key:
+                return KeyEntry(cc, key, k.display_name)
+        return None
 
     def display_name(self, cc: str, key: str) -> str | None:
-        entry = self.entries.get((cc, key))
+        entry = self.entry(cc, key)
         return entry.display_name if entry else None
 
     def fuzzy(self, query: str, cost_center: str | None, n: int = 5) -> list[str]:
-        """Closest keys to ``query`` by key and display name, as ``CC.key (Name)`` refs."""
-        if self._fuzzy is None:
-            targets: dict[str, list[KeyEntry]] = {}
-            for entry in self.entries.values():
-                targets.setdefault(entry.key, []).append(entry)
-                if entry.display_name:
-                    targets.setdefault(entry.display_name, []).append(entry)
-            self._fuzzy_targets = targets
-            self._fuzzy = FuzzyIndex(list(targets))
+        """Closest keys to ``query`` by key and display name, as ``CC.key (Name)`` refs: the
+        catalogue's key search over the keys list, then over the tags it lacks."""
         out: list[str] = []
-        for label in self._fuzzy.closest(query, n=4 * n):
-            for entry in self._fuzzy_targets[label]:
-                if (cost_center is None or entry.cost_center == cost_center) and entry.ref not in out:
+        for pool in self._pools():
+            if len(out) >= n:
+                break
+            for k in search_keys(pool, query, cost_center=cost_center, limit=n).matches:
+                if cost_center is not None and k.cost_center != cost_center:
+                    continue
+                entry = self.entry(k.cost_center, k.key) or KeyEntry(k.cost_center, k.key, k.display_name)
+                if entry.ref not in out:
                     out.append(entry.ref)
         return out[:n]
 
@@ -388,16 +323,16 @@ class KeyIndex:
                 )
         k = key.strip()
         low = k.lower()
+        # (matched text, entry): by key, then by display name, case-insensitively
+        found = [(m, self.entry(m.cost_center, m.key) or KeyEntry(m.cost_center, m.key)) for m in self._matches(k)]
+        by_key = [(m.key, e) for m, e in found if m.key.lower() == low]
+        by_name = [(m.display_name, e) for m, e in found if m.display_name and m.display_name.lower() == low]
 
-        def tiers(pool: list[KeyEntry], attr: Callable[[KeyEntry], str | None]) -> list[list[KeyEntry]]:
-            scoped = [e for e in pool if cc is None or e.cost_center == cc]
-            exact = [e for e in scoped if attr(e) == k]
-            return [exact, scoped]
+        def tiers(pool: Sequence[tuple[str | None, KeyEntry]]) -> list[list[KeyEntry]]:
+            scoped = [(text, e) for text, e in pool if cc is None or e.cost_center == cc]
+            return [[e for text, e in scoped if text == k], [e for _, e in scoped]]
 
-        for tier in (
-            *tiers(self.by_key.get(low, []), lambda e: e.key),
-            *tiers(self.by_name.get(low, []), lambda e: e.display_name),
-        ):
+        for tier in (*tiers(by_key), *tiers(by_name)):
             uniq = list(dict.fromkeys(tier))
             if len(uniq) == 1:
                 return _Resolution(entry=uniq[0])
@@ -415,8 +350,7 @@ class KeyIndex:
         candidates = self.fuzzy(k, cc)
         elsewhere: list[str] = []
         if cc is not None:
-            elsewhere = [e.ref for e in (*self.by_key.get(low, []), *self.by_name.get(low, []))]
-            elsewhere = list(dict.fromkeys(elsewhere))
+            elsewhere = list(dict.fromkeys(e.ref for _, e in (*by_key, *by_name)))
         msg = f"Unknown key {key!r}{where}."
         if elsewhere:
             msg += f" It exists under another cost center: {', '.join(elsewhere)}."
@@ -603,42 +537,46 @@ def guard_input(spec: Any) -> Finding | None:
 
 @dataclass
 class ValueSet:
-    values: list[str]
-    members: frozenset[str]
-    lowered: list[str]
-    _fuzzy: FuzzyIndex | None = None
+    """The values of one key, checked through the catalogue's search index of that list.
+
+    A list the catalogue holds (``shared``) uses the cached index that ``list_key_values``
+    builds for the same list object; any other list (a tag's outputs) gets its own.
+    """
+
+    values: Sequence[str]
+    shared: bool = True
+    _own: SearchIndex[str] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of(cls, values: Sequence[str]) -> ValueSet:
-        vals = [v for v in values if isinstance(v, str)]
-        return cls(vals, frozenset(vals), [v.lower() for v in vals])
+        """A set over a list of our own (not the catalogue's): indexed privately."""
+        return cls(values, shared=False)
+
+    @property
+    def index(self) -> SearchIndex[str]:
+        if self.shared:
+            return value_search_index(self.values)
+        if self._own is None:
+            self._own = build_value_index(self.values)
+        return self._own
+
+    def __contains__(self, value: object) -> bool:
+        return isinstance(value, str) and self.index.has(value, fold(value))
 
     def closest(self, value: str, n: int = 5) -> list[str]:
-        if self._fuzzy is None:
-            self._fuzzy = FuzzyIndex(self.values)
-        return self._fuzzy.closest(value, n=n)
+        return self.index.closest(value, n)
 
     def any_contains(self, sub: str) -> bool:
-        s = sub.lower()
-        return any(s in v for v in self.lowered)
-
-
-_VALUESET_CACHE: list[tuple[Sequence[str], int, ValueSet]] = []
-_VALUESET_CACHE_SIZE = 32
+        """Does a value contain ``sub``, case- and separator-insensitively?"""
+        if not fold(sub):  # only separators: compare them plainly
+            s = sub.casefold()
+            return any(s in v.casefold() for v in self.values if isinstance(v, str))
+        return self.index.contains(sub)
 
 
 def value_set(values: Sequence[str]) -> ValueSet:
-    """The :class:`ValueSet` of a values list, cached by the list's identity (and length), so a
-    catalogue that caches its lists pays for the set and the fuzzy index once."""
-    for i, (cached, n, vs) in enumerate(_VALUESET_CACHE):
-        if cached is values and n == len(values):
-            if i:
-                _VALUESET_CACHE.insert(0, _VALUESET_CACHE.pop(i))
-            return vs
-    vs = ValueSet.of(values)
-    _VALUESET_CACHE.insert(0, (values, len(values), vs))
-    del _VALUESET_CACHE[_VALUESET_CACHE_SIZE:]
-    return vs
+    """The :class:`ValueSet` of a catalogue's values list (its index is cached by the list's identity)."""
+    return ValueSet(values)
 
 
 def tag_outputs(tag: VirtualTag, tags: Mapping[str, VirtualTag]) -> list[str]:
@@ -966,7 +904,7 @@ async def _check_values(ctx: ComposeContext, conds: Sequence[Cond]) -> list[Find
                     )
                 )
             continue
-        missing = [v for v in c.values if v not in vs.members]
+        missing = [v for v in c.values if v not in vs]
         for v in missing[:MAX_VALUE_WARNINGS_PER_CONDITION]:
             close = vs.closest(v)
             msg = f"{name} has no value {fence(v)} yet (it may be new data)."
