@@ -1,36 +1,5 @@
-"""The Finout API layer: settings-driven async client, typed errors and models."""
+"""The Finout API layer: settings-driven async client, typed errors and models.
 
-from finout_mcp.api.client import ClientStats, FinoutClient
-from finout_mcp.api.errors import (
-    APITimeoutError,
-    AuthenticationError,
-    ConflictError,
-    FinoutAPIStatusError,
-    FinoutError,
-    InvalidRequestError,
-    MalformedResponseError,
-    NotFoundError,
-    PermissionDeniedError,
-    RateLimitedError,
-    ServerError,
-    TransportError,
-    UnprocessableError,
-)
-
-__all__ = [
-    "APITimeoutError",
-    "AuthenticationError",
-    "ClientStats",
-    "ConflictError",
-    "FinoutAPIStatusError",
-    "FinoutClient",
-    "FinoutError",
-    "InvalidRequestError",
-    "MalformedResponseError",
-    "NotFoundError",
-    "PermissionDeniedError",
-    "RateLimitedError",
-    "ServerError",
-    "TransportError",
-    "UnprocessableError",
-]
+Import from the submodules (``finout_mcp.api.client``, ``.errors``, ``.models``): this package
+imports nothing itself, so a module that needs only the errors does not load httpx.
+"""

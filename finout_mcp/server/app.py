@@ -16,7 +16,6 @@ from mcp.types import Tool as MCPTool
 
 from finout_mcp import __version__
 from finout_mcp.config import Settings
-from finout_mcp.server.errors import tool_guard
 from finout_mcp.server.instructions import INSTRUCTIONS
 from finout_mcp.server.state import StateRef, build_lifespan
 from finout_mcp.server.tools.common import ToolCollector, ToolSpec, slim_schema
@@ -43,6 +42,8 @@ class FinoutServer(MCPServer[Any]):
     def ensure_tools(self) -> None:
         if self._tool_loader is None:
             return
+        from finout_mcp.server.errors import tool_guard
+
         for spec in self._tool_loader():
             self.add_tool(
                 tool_guard(spec.fn),

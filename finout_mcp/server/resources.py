@@ -9,11 +9,7 @@ from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.types import Completion, ResourceTemplateReference
 
-from finout_mcp.api.errors import FinoutError, NotFoundError
-from finout_mcp.server.errors import describe
 from finout_mcp.server.state import AppState, StateRef
-from finout_mcp.services.catalog import group_by_cost_center
-from finout_mcp.services.errors import InputError
 
 FILTER_GUIDE = """\
 # Finout filters and the intent format
@@ -60,6 +56,10 @@ def _json(data: Any) -> str:
 
 
 async def _guarded(state: AppState, coro: Any) -> Any:
+    from finout_mcp.api.errors import FinoutError, NotFoundError
+    from finout_mcp.server.errors import describe
+    from finout_mcp.services.errors import InputError
+
     try:
         return await coro
     except NotFoundError as exc:
@@ -100,6 +100,8 @@ def register(server: MCPServer, state_ref: StateRef) -> None:
         description="Every MegaBill key grouped by cost center: {cost_center: {key: display name}}.",
     )
     async def keys() -> str:
+        from finout_mcp.services.catalog import group_by_cost_center
+
         ks = await _guarded(state(), state().catalog.keys())
         return _json(
             {cc: {k.key: k.display_name or k.key for k in items} for cc, items in group_by_cost_center(ks).items()}
@@ -166,6 +168,9 @@ def register(server: MCPServer, state_ref: StateRef) -> None:
         state = state_ref.current
         if state is None:
             return None
+        from finout_mcp.api.errors import FinoutError
+        from finout_mcp.services.errors import InputError
+
         partial = (argument.value or "").lower()
         try:
             if argument.name == "cost_center":

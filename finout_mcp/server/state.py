@@ -1,7 +1,9 @@
 """What every tool needs at run time: the API client, the cached catalogue, the change log.
 
-Built once per server run by the lifespan (``build_lifespan``) and handed to tools through
-``ctx.request_context.lifespan_context``. Nothing here runs at import time.
+One :class:`AppState` per server run, made by the lifespan (``build_lifespan``) and handed to
+tools through ``ctx.request_context.lifespan_context``. Its parts are built on first use: the
+server is spawned on every assistant launch, and ``initialize`` needs none of them, so start-up
+does not import httpx, the API models or the services, nor build the demo sandbox.
 """
 
 from __future__ import annotations
@@ -9,22 +11,20 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
-from finout_mcp.api.client import FinoutClient
 from finout_mcp.config import Settings
-from finout_mcp.services.catalog import Catalog
-from finout_mcp.services.changelog import ChangeLog
 
 if TYPE_CHECKING:
     from mcp.server import MCPServer
     from mcp.server.mcpserver import Context
 
+    from finout_mcp.api.client import FinoutClient
     from finout_mcp.sandbox import Sandbox
+    from finout_mcp.services.catalog import Catalog
+    from finout_mcp.services.changelog import ChangeLog
 
 log = logging.getLogger("finout_mcp.server")
 
@@ -33,20 +33,66 @@ def utc_today() -> date:
     return datetime.now(UTC).date()
 
 
-@dataclass
 class AppState:
-    settings: Settings
-    client: FinoutClient
-    catalog: Catalog
-    changelog: ChangeLog
-    today: Callable[[], date] = utc_today
-    sandbox: Sandbox | None = None
-    secrets: list[str] = field(default_factory=list)
+    def __init__(
+        self, settings: Settings, *, sandbox: Sandbox | None = None, today: Callable[[], date] | None = None
+    ) -> None:
+        self.settings = settings
+        self.today: Callable[[], date] = today or utc_today
+        self.secrets: list[str] = [
+            v for v in (s.get_secret_value() for s in (settings.secret_key, settings.auth_token) if s) if v
+        ]
+        self._sandbox = sandbox
+        self._client: FinoutClient | None = None
+        self._catalog: Catalog | None = None
+        self._changelog: ChangeLog | None = None
+
+    @property
+    def sandbox(self) -> Sandbox | None:
+        """The in-process sandbox account of demo mode (None otherwise)."""
+        if self._sandbox is None and self.settings.demo:
+            from finout_mcp.sandbox import Sandbox
+
+            self._sandbox = Sandbox(seed=7)
+        return self._sandbox
+
+    @property
+    def client(self) -> FinoutClient:
+        if self._client is None:
+            from finout_mcp.api.client import FinoutClient
+
+            transport = None
+            if self.settings.demo and self.sandbox is not None:
+                import httpx
+
+                transport = httpx.ASGITransport(app=self.sandbox.app)
+            self._client = FinoutClient(self.settings, transport=transport)
+        return self._client
+
+    @property
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            from finout_mcp.services.catalog import Catalog
+
+            self._catalog = Catalog(self.client, ttl_s=self.settings.cache_ttl_s)
+        return self._catalog
+
+    @property
+    def changelog(self) -> ChangeLog:
+        if self._changelog is None:
+            from finout_mcp.services.changelog import ChangeLog
+
+            self._changelog = ChangeLog(self.settings.resolved_state_dir())
+        return self._changelog
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
 
 
 @dataclass
 class StateRef:
-    """Where handlers without a Context (completions) find the running state."""
+    """Where handlers without a Context (completions, static resources) find the running state."""
 
     current: AppState | None = None
 
@@ -65,37 +111,19 @@ def build_lifespan(
     today: Callable[[], date] | None = None,
     ref: StateRef | None = None,
 ) -> Callable[[MCPServer[Any]], Any]:
-    """The MCPServer lifespan: opens the Finout client (or the in-process sandbox in demo mode)."""
+    """The MCPServer lifespan: one AppState for the run, its client closed at the end."""
 
     @asynccontextmanager
     async def lifespan(_server: MCPServer[Any]) -> AsyncIterator[AppState]:
-        sb = sandbox
-        transport: httpx.AsyncBaseTransport | None = None
-        if settings.demo:
-            if sb is None:
-                from finout_mcp.sandbox import Sandbox
-
-                sb = Sandbox(seed=7)
-            transport = httpx.ASGITransport(app=sb.app)
-        async with FinoutClient(settings, transport=transport) as client:
-            catalog = Catalog(client, ttl_s=settings.cache_ttl_s)
-            secrets = [s.get_secret_value() for s in (settings.secret_key, settings.auth_token) if s is not None]
-            state = AppState(
-                settings=settings,
-                client=client,
-                catalog=catalog,
-                changelog=ChangeLog(settings.resolved_state_dir()),
-                today=today or utc_today,
-                sandbox=sb,
-                secrets=[s for s in secrets if s],
-            )
-            log.info("finout-mcp ready (%s)", "demo sandbox" if settings.demo else settings.api_url)
+        state = AppState(settings, sandbox=sandbox, today=today)
+        log.info("finout-mcp ready (%s)", "demo sandbox" if settings.demo else settings.api_url)
+        if ref is not None:
+            ref.current = state
+        try:
+            yield state
+        finally:
             if ref is not None:
-                ref.current = state
-            try:
-                yield state
-            finally:
-                if ref is not None:
-                    ref.current = None
+                ref.current = None
+            await state.aclose()
 
     return lifespan
