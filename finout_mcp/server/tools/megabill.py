@@ -89,7 +89,8 @@ async def list_key_values(
     found = search_values(values, search, limit=limit)
     notes = []
     if found.truncated:
-        notes.append(f"Showing {len(found.matches)} of {found.total} values; use search to narrow.")
+        about = "about " if found.approximate else ""
+        notes.append(f"Showing {len(found.matches)} of {about}{found.total} values; use search to narrow.")
     return ValuesResult(
         cost_center=k.cost_center,
         key=k.key,
