@@ -615,6 +615,13 @@ class FinoutClient:
         return data
 
     def _parse(self, response: httpx.Response, model: type[M], call: _Call, *, unwrap: str | None = None) -> M:
+        if unwrap is None:
+            # Fast path: pydantic parses the bytes itself, without building Python dicts first
+            # (50,000 keys or 200,000 values otherwise peak at several times their final size).
+            try:
+                return model.model_validate_json(response.content)
+            except ValidationError:
+                pass  # the slow path below names what is wrong
         data = self._json(response, call)
         if unwrap and isinstance(data, dict) and isinstance(data.get(unwrap), dict):
             data = data[unwrap]

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 FinoutFilter = dict[str, Any]
 """A Finout filter as JSON: ``{"costCenter","key","operator","value"?}`` or ``{"AND"|"OR": [...]}``."""
@@ -125,7 +126,12 @@ class CostQueryResponse(ApiModel):
 # ----------------------------------------------------------------------------- megabill
 
 
-class MegabillKey(ApiModel):
+@pydantic_dataclass(frozen=True, slots=True, config=ConfigDict(alias_generator=to_camel, populate_by_name=True))
+class MegabillKey:
+    """One MegaBill key. A slotted dataclass, not a model: an account can have 50,000 keys,
+    and a model instance (dict, fields-set, extras) costs about three times the memory.
+    Keys are only read, so no unknown field needs keeping."""
+
     cost_center: str
     key: str
     display_name: str | None = None

@@ -22,7 +22,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, chain, islice
-from typing import Any, Generic, Protocol, TypeVar, cast
+from typing import Any, Generic, Protocol, TypeVar, cast, overload
 
 import anyio
 
@@ -284,7 +284,32 @@ class SearchResult(Generic[T]):
     matches: list[T]
     total: int  # matches found (fuzzy ones are looked for only when too few others)
     truncated: bool
-    approximate: bool = False  # total counted by occurrences (a very common search text)
+    at_least: bool = False  # counting stopped at the cap: ``total`` is a lower bound
+
+
+class _BlobLines(Sequence[str]):
+    """Line ``j`` of a search blob, sliced on demand: the lines are not kept twice."""
+
+    __slots__ = ("_blob", "_starts")
+
+    def __init__(self, blob: str, starts: array) -> None:
+        self._blob, self._starts = blob, starts
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    @overload
+    def __getitem__(self, j: int) -> str: ...
+    @overload
+    def __getitem__(self, j: slice) -> list[str]: ...
+    def __getitem__(self, j: int | slice) -> str | list[str]:
+        if isinstance(j, slice):
+            return [self[i] for i in range(*j.indices(len(self)))]
+        starts = self._starts
+        if j < 0:
+            j += len(starts)
+        end = starts[j + 1] - 1 if j + 1 < len(starts) else len(self._blob) - 1
+        return self._blob[starts[j] : end]
 
 
 class SearchIndex(Generic[T]):
@@ -297,7 +322,9 @@ class SearchIndex(Generic[T]):
 
     __slots__ = ("blob", "chars", "form_items", "forms", "items", "lines", "n_names", "starts")
 
-    def __init__(self, items: list[T], lines: list[str], n_names: int, forms: list[str], form_items: array | None):
+    def __init__(
+        self, items: list[T], lines: Sequence[str], n_names: int, forms: Sequence[str], form_items: array | None
+    ):
         self.items = items  # line i of the blob is items[i]
         self.lines = lines  # folded text of item i: names (then more text), "\x00"-separated
         self.n_names = n_names  # the first n_names fields of a line are names; 0: the whole line is one
@@ -315,8 +342,14 @@ class SearchIndex(Generic[T]):
 
     @classmethod
     def sorted_single(cls, items: list[T], forms: list[str]) -> SearchIndex[T]:
-        """Items sorted by their one folded name ``forms[i]`` (values)."""
-        return cls(items, forms, 0, forms, None)
+        """Items sorted by their one folded name ``forms[i]`` (values).
+
+        The forms are then read back from the blob (bisect works on any sequence), so 200,000
+        values do not also keep 200,000 folded strings.
+        """
+        index = cls(items, forms, 0, forms, None)
+        index.lines = index.forms = _BlobLines(index.blob, index.starts)
+        return index
 
     @classmethod
     def named(cls, items: list[T], names: Sequence[tuple[str, ...]], extra: Sequence[str]) -> SearchIndex[T]:
@@ -403,11 +436,9 @@ class SearchIndex(Generic[T]):
         want = limit + len(seen)
         cap = max(_SCAN_HIT_CAP, want)
         total, hits = self._line_hits(q, collect=want, cap=cap)
-        approximate = False
-        if total >= cap:
-            # A very common text: count its occurrences at C speed instead of visiting every
-            # matching line. Exact unless some lines hold it twice, so the total is "about".
-            total, approximate = max(total, self.blob.count(q)), True
+        # A very common text (thousands of matches) is not counted to the end: the answer says
+        # "more than N", which is all a caller can use, instead of scanning 200,000 values.
+        at_least = total >= cap
         for i in hits:
             take(i)
 
@@ -417,7 +448,7 @@ class SearchIndex(Generic[T]):
             total += len(fuzzy)
             for i in fuzzy:
                 take(i)
-        return SearchResult([self.items[i] for i in taken], total, total > len(taken), approximate)
+        return SearchResult([self.items[i] for i in taken], total, total > len(taken), at_least)
 
     def _fuzzy(self, q: str, exclude: set[int]) -> list[int]:
         """Items with a name, or a word of one, similar to ``q`` (difflib ratio ≥ 0.75).

@@ -20,7 +20,7 @@ class KeyEntry(BaseModel):
 
 class KeysResult(Envelope):
     cost_centers: dict[str, list[KeyEntry]] = Field(description="Matching keys grouped by cost center.")
-    total: int = Field(description="Keys matching the search (before the limit).")
+    total: int = Field(description="Keys matching the search (before the limit; a lower bound when very many).")
     shown: int
     truncated: bool
 
@@ -30,7 +30,7 @@ class ValuesResult(Envelope):
     key: str
     display_name: str | None
     values: list[str]
-    total: int = Field(description="Values matching the search (before the limit).")
+    total: int = Field(description="Values matching the search (before the limit; a lower bound when very many).")
     truncated: bool
 
 
@@ -58,7 +58,8 @@ async def list_megabill_keys(
     }
     notes = []
     if found.truncated:
-        notes.append(f"Showing {len(found.matches)} of {found.total}; narrow the search or raise limit.")
+        of = f"more than {found.total}" if found.at_least else str(found.total)
+        notes.append(f"Showing {len(found.matches)} of {of}; narrow the search or raise limit.")
     if not found.matches:
         notes.append("No key matched; try a shorter search or drop cost_center.")
     return KeysResult(
@@ -89,8 +90,8 @@ async def list_key_values(
     found = search_values(values, search, limit=limit)
     notes = []
     if found.truncated:
-        about = "about " if found.approximate else ""
-        notes.append(f"Showing {len(found.matches)} of {about}{found.total} values; use search to narrow.")
+        of = f"more than {found.total}" if found.at_least else str(found.total)
+        notes.append(f"Showing {len(found.matches)} of {of} values; use search to narrow.")
     return ValuesResult(
         cost_center=k.cost_center,
         key=k.key,
