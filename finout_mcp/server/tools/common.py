@@ -33,11 +33,9 @@ class Envelope(BaseModel):
 
 FilterSpec = dict[str, Any]
 FILTER_DESCRIPTION = (
-    "A filter intent or a raw Finout filter (see resource finout://guide/filters). Intent nodes: "
-    '{"all": [...]} (AND), {"any": [...]} (OR), {"not": node}, or a condition '
-    '{"key": "<key or display name>", "cost_center": "AWS" (optional if unambiguous), '
-    '"op": "in|not in|=|!=|contains|not contains|exists|not exists", "values": [...] or "value": "..."}. '
-    "Keys and values are checked against the account."
+    'Intent (or raw Finout filter): {"all": [..]}, {"any": [..]}, {"not": node}, or a condition '
+    '{"key": key or display name, "cost_center"?, "op": "in|not in|=|!=|contains|not contains|exists|not '
+    'exists", "values": [..] | "value": ".."}. Guide: finout://guide/filters.'
 )
 
 FILTER_REF = "Intent or raw Finout filter, as for compose_filter."
@@ -46,7 +44,7 @@ ViewRef = Annotated[str, Field(description="View id or exact name.", min_length=
 TagRef = Annotated[str, Field(description="Tag id or exact name.", min_length=1)]
 DryRun = Annotated[
     bool,
-    Field(description="true: validate and return the exact body; send nothing."),
+    Field(description="true: only show the exact body; send nothing."),
 ]
 Refresh = Annotated[bool, Field(description="true: bypass the cache.")]
 

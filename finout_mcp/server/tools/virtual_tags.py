@@ -36,8 +36,7 @@ class RuleInput(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
     to: str | TagReference = Field(
-        description="Value for matching costs, e.g. 'Checkout', or {'key': <tag id>, 'costCenter': 'Virtual Tags'} "
-        "to use another tag's value."
+        description="Value for matching costs, e.g. 'Checkout'; or {'key': <tag id>} for another tag's value."
     )
     filter: FilterSpec = Field(validation_alias=AliasChoices("filter", "filters"), description=FILTER_REF)
     timeframe: Timeframe | None = Field(
@@ -157,15 +156,11 @@ async def get_virtual_tag(
 
 async def lint_virtual_tag(
     ctx: Context,
-    tag: Annotated[
-        str | None, Field(description="An existing tag's id or exact name to check. Give tag or rules.")
-    ] = None,
+    tag: Annotated[str | None, Field(description="A tag's id or exact name. Give tag or rules.")] = None,
     rules: Annotated[
-        list[RuleInput] | None, Field(description="Proposed rules to check (as for create_virtual_tag).")
+        list[RuleInput] | None, Field(description="Proposed rules, as for create_virtual_tag.")
     ] = None,
-    default_value: Annotated[
-        str | None, Field(description="Default value of the proposed rules (ignored with tag).")
-    ] = None,
+    default_value: Annotated[str | None, Field(description="Default value of the proposed rules.")] = None,
 ) -> LintReport:
     """Check virtual tag rules before writing: filter errors with did-you-mean, rules shadowed by an
     earlier rule (first match wins), duplicates, references to missing tags, dotted values, no default."""
