@@ -211,32 +211,19 @@ class StaticCatalog:
 # ----------------------------------------------------------------------------- key index
 
 
-@dataclass(frozen=True)
-class KeyEntry:
-    """One resolvable key: (cost center, key) and its display name."""
-
-    cost_center: str
-    key: str
-    display_name: str | None = None
-
-    @property
-    def label(self) -> str:
-        return self.display_name or self.key
-
-    @property
-    def ref(self) -> str:
-        """``CostCenter.key (Display Name)``: how a candidate is named in findings."""
-        base = f"{self.cost_center}.{self.key}"
-        if not self.display_name or self.display_name == self.key:
-            return base
-        name = self.display_name
-        # Account data: a name with line breaks, control or fence characters is «fenced».
-        return f"{base} ({name if neutralise(name) == name else fence(name)})"
+def key_ref(k: MegabillKey) -> str:
+    """``CostCenter.key (Display Name)``: how a key is named in findings and candidates."""
+    base = f"{k.cost_center}.{k.key}"
+    if not k.display_name or k.display_name == k.key:
+        return base
+    name = k.display_name
+    # Account data: a name with line breaks, control or fence characters is «fenced».
+    return f"{base} ({name if neutralise(name) == name else fence(name)})"
 
 
 @dataclass
 class _Resolution:
-    entry: KeyEntry | None = None
+    entry: MegabillKey | None = None
     code: str = ""
     message: str = ""
     candidates: list[str] = field(default_factory=list)
@@ -280,11 +267,11 @@ class KeyIndex:
             ]
         return [k for pool in self._pools() for k in key_search_index(pool).exact(q)]
 
-    def entry(self, cc: str, key: str) -> KeyEntry | None:
-        """The entry of ``(cc, key)``: from the keys list when it is there, else from the tags."""
+    def entry(self, cc: str, key: str) -> MegabillKey | None:
+        """The key ``(cc, key)``: from the keys list when it is there, else from the tags."""
         for k in self._matches(key):
             if k.cost_center == cc and k.key == key:
-                return KeyEntry(cc, key, k.display_name)
+                return k
         return None
 
     def display_name(self, cc: str, key: str) -> str | None:
@@ -301,9 +288,9 @@ class KeyIndex:
             for k in search_keys(pool, query, cost_center=cost_center, limit=n).matches:
                 if cost_center is not None and k.cost_center != cost_center:
                     continue
-                entry = self.entry(k.cost_center, k.key) or KeyEntry(k.cost_center, k.key, k.display_name)
-                if entry.ref not in out:
-                    out.append(entry.ref)
+                ref = key_ref(self.entry(k.cost_center, k.key) or k)
+                if ref not in out:
+                    out.append(ref)
         return out[:n]
 
     def resolve(self, cost_center: str | None, key: str) -> _Resolution:
@@ -324,11 +311,11 @@ class KeyIndex:
         k = key.strip()
         low = k.lower()
         # (matched text, entry): by key, then by display name, case-insensitively
-        found = [(m, self.entry(m.cost_center, m.key) or KeyEntry(m.cost_center, m.key)) for m in self._matches(k)]
+        found = [(m, self.entry(m.cost_center, m.key) or m) for m in self._matches(k)]
         by_key = [(m.key, e) for m, e in found if m.key.lower() == low]
         by_name = [(m.display_name, e) for m, e in found if m.display_name and m.display_name.lower() == low]
 
-        def tiers(pool: Sequence[tuple[str | None, KeyEntry]]) -> list[list[KeyEntry]]:
+        def tiers(pool: Sequence[tuple[str | None, MegabillKey]]) -> list[list[MegabillKey]]:
             scoped = [(text, e) for text, e in pool if cc is None or e.cost_center == cc]
             return [[e for text, e in scoped if text == k], [e for _, e in scoped]]
 
@@ -337,7 +324,7 @@ class KeyIndex:
             if len(uniq) == 1:
                 return _Resolution(entry=uniq[0])
             if len(uniq) > 1:
-                refs = [e.ref for e in uniq]
+                refs = [key_ref(e) for e in uniq]
                 return _Resolution(
                     code="ambiguous_key",
                     message=(
@@ -350,7 +337,7 @@ class KeyIndex:
         candidates = self.fuzzy(k, cc)
         elsewhere: list[str] = []
         if cc is not None:
-            elsewhere = list(dict.fromkeys(e.ref for _, e in (*by_key, *by_name)))
+            elsewhere = list(dict.fromkeys(key_ref(e) for _, e in (*by_key, *by_name)))
         msg = f"Unknown key {key!r}{where}."
         if elsewhere:
             msg += f" It exists under another cost center: {', '.join(elsewhere)}."
@@ -388,8 +375,7 @@ def resolve_key(
     found = key_index(keys, tags).resolve(cost_center if cost_center and cost_center.strip() else None, key)
     if found.entry is None:
         raise InputError(found.message)
-    e = found.entry
-    return MegabillKey(cost_center=e.cost_center, key=e.key, display_name=e.display_name)
+    return found.entry
 
 
 # ----------------------------------------------------------------------------- internal tree
@@ -777,7 +763,7 @@ class _Parser:
                 list(OPERATORS),
             )
             ok = False
-        entry: KeyEntry | None = None
+        entry: MegabillKey | None = None
         if isinstance(key, str) and key.strip():
             res = self.index.resolve(cc if isinstance(cc, str) else None, key)
             if res.entry is None:
