@@ -87,6 +87,7 @@ async def test_names_arguments_and_annotations(tmp_path: Path) -> None:
             assert schema.get("description"), f"{name}.{prop} has no description"
     assert tools["delete_virtual_tag"].annotations.destructive_hint  # type: ignore[union-attr]
     assert tools["update_virtual_tag_metadata"].annotations.destructive_hint  # type: ignore[union-attr]
+    assert tools["update_virtual_tag"].annotations.destructive_hint  # replaces the rules  # type: ignore[union-attr]
     assert not tools["create_virtual_tag"].annotations.destructive_hint  # type: ignore[union-attr]
     for name in WRITE_TOOLS - {"undo_change"}:
         assert "dry_run" in tools[name].input_schema["properties"], name

@@ -12,6 +12,7 @@ from finout_mcp.server.state import get_state
 from finout_mcp.server.tools.common import (
     COMPUTE,
     DESTRUCTIVE,
+    DESTRUCTIVE_IDEMPOTENT,
     FILTER_REF,
     READ,
     WRITE_IDEMPOTENT,
@@ -249,6 +250,6 @@ def register(server: ToolCollector, *, read_only: bool) -> None:
     if read_only:
         return
     server.add_tool(create_virtual_tag, annotations=WRITE_IDEMPOTENT, title="Create a virtual tag")
-    server.add_tool(update_virtual_tag, annotations=WRITE_IDEMPOTENT, title="Update a virtual tag")
+    server.add_tool(update_virtual_tag, annotations=DESTRUCTIVE_IDEMPOTENT, title="Update a virtual tag")
     server.add_tool(clone_virtual_tag, annotations=WRITE_IDEMPOTENT, title="Clone a virtual tag")
     server.add_tool(delete_virtual_tag, annotations=DESTRUCTIVE, title="Delete a virtual tag")
