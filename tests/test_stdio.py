@@ -6,6 +6,7 @@ import json
 import select
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -170,3 +171,58 @@ def _read_line(proc: subprocess.Popen[bytes], timeout: float) -> bytes:
             return line
         assert proc.poll() is None, f"server exited with {proc.returncode}"
     raise TimeoutError("no line on stdout")
+
+
+def test_a_request_too_deep_to_parse_still_gets_an_answer(tmp_path: Path) -> None:
+    """The SDK drops a line it cannot parse; the client would wait for that id forever."""
+    proc = subprocess.Popen(
+        finout_cmd("--demo"),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=server_env(tmp_path / "state"),
+        text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        intent = '{"key":"pl_app","op":"exists"}'
+        for _ in range(10_000):
+            intent = '{"not":' + intent + "}"
+        lines = [
+            json.dumps(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": "initialize",
+                    "params": {
+                        "protocolVersion": "2025-06-18",
+                        "capabilities": {},
+                        "clientInfo": {"name": "t", "version": "1"},
+                    },
+                }
+            ),
+            json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+            '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"compose_filter","arguments":{"intent":'
+            + intent
+            + "}}}",
+            "{this is not json",
+            json.dumps({"jsonrpc": "2.0", "id": 3, "method": "ping"}),
+        ]
+        proc.stdin.write("\n".join(lines) + "\n")
+        proc.stdin.flush()
+        answers = {}
+        watchdog = threading.Timer(30, proc.kill)  # no answer: the read ends and the test fails, not hangs
+        watchdog.start()
+        try:
+            while 3 not in answers:
+                line = proc.stdout.readline()
+                assert line, f"the server stopped answering; got {sorted(answers, key=str)}"
+                message = json.loads(line)
+                answers[message.get("id")] = message
+        finally:
+            watchdog.cancel()
+        assert answers[2]["error"]["code"] == -32700 and "nested" in answers[2]["error"]["message"]
+        assert answers[3]["result"] == {}  # and the server goes on serving
+    finally:
+        proc.kill()
+        proc.wait()

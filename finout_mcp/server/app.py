@@ -73,6 +73,11 @@ class FinoutServer(MCPServer[Any]):
             ]
         return self._listing
 
+    async def run_stdio_async(self) -> None:
+        from finout_mcp.server.stdio import run_stdio
+
+        await run_stdio(self)
+
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
