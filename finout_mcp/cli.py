@@ -93,7 +93,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         import anyio
 
         from finout_mcp.sandbox import serve
+        from finout_mcp.server.http import is_loopback
 
+        if not is_loopback(args.host):
+            sys.stderr.write(
+                "finout-mcp: warning: the sandbox is a test tool and its /_sandbox control routes have no "
+                "authentication; bind it to 127.0.0.1 unless you mean to expose it.\n"
+            )
         sys.stderr.write(f"finout-mcp: sandbox Finout API on http://{args.host}:{args.port}/v1\n")
         with contextlib.suppress(KeyboardInterrupt):
             anyio.run(

@@ -325,12 +325,8 @@ def test_10000_deep_intent_over_stdio(tmp_path: Path) -> None:
                 f'{{"jsonrpc": "2.0", "id": {n}, "method": "tools/call", "params": {{"name": "{tool}", '
                 f'"arguments": {args}}}}}'
             )
-            try:
-                answer = server.wait(n, timeout=5)
-            except TimeoutError:
-                # The MCP SDK's stdio transport cannot parse JSON this deep (pydantic's recursion
-                # limit) and drops the line without an answer: the server itself stays healthy.
-                continue
+            # The SDK's parser cannot read JSON this deep; the server still answers that id.
+            answer = server.wait(n, timeout=10)
             assert time.monotonic() - started < 10
             body = json.dumps(answer)
             assert "RecursionError" not in body and "Traceback" not in body, body[:500]
