@@ -37,8 +37,8 @@ def describe(exc: BaseException, secrets: list[str] | None = None) -> str:
     """The model-facing text for an exception."""
     if isinstance(exc, FinoutError):
         text = str(exc)
-        retry = "This is temporary: retry in a moment." if exc.retryable else "Retrying as is will not help."
-        if retry not in text:
+        if "retry" not in text.lower():  # say whether to retry, unless the hint already does
+            retry = "This is temporary: retry in a moment." if exc.retryable else "Retrying as is will not help."
             text = f"{text} {retry}"
     elif isinstance(exc, InputError):
         text = str(exc)
