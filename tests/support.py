@@ -18,6 +18,31 @@ from finout_mcp.server.app import build_server
 
 TODAY = date(2026, 11, 25)
 
+# The contract's tools (DESIGN.md): what every listing must show.
+READ_TOOLS = {
+    "list_views",
+    "query_view_costs",
+    "list_megabill_keys",
+    "list_key_values",
+    "compose_filter",
+    "list_virtual_tags",
+    "get_virtual_tag",
+    "lint_virtual_tag",
+    "get_virtual_tag_metadata",
+    "list_costguard_scans",
+    "get_scan_recommendations",
+    "list_endpoints",
+}
+WRITE_TOOLS = {
+    "create_virtual_tag",
+    "update_virtual_tag",
+    "clone_virtual_tag",
+    "delete_virtual_tag",
+    "update_virtual_tag_metadata",
+    "create_endpoint",
+    "undo_change",
+}
+
 
 @asynccontextmanager
 async def demo(

@@ -11,33 +11,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tests.support import demo
+from tests.support import READ_TOOLS, WRITE_TOOLS, demo
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "tools_list.json"
 
-READ_TOOLS = {
-    "list_views",
-    "query_view_costs",
-    "list_megabill_keys",
-    "list_key_values",
-    "compose_filter",
-    "list_virtual_tags",
-    "get_virtual_tag",
-    "lint_virtual_tag",
-    "get_virtual_tag_metadata",
-    "list_costguard_scans",
-    "get_scan_recommendations",
-    "list_endpoints",
-}
-WRITE_TOOLS = {
-    "create_virtual_tag",
-    "update_virtual_tag",
-    "clone_virtual_tag",
-    "delete_virtual_tag",
-    "update_virtual_tag_metadata",
-    "create_endpoint",
-    "undo_change",
-}
 CONTRACT_ARGS = {
     "list_views": {"search"},
     "query_view_costs": {"view", "start", "end", "period", "cost_type"},

@@ -15,39 +15,11 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from tests.conftest import finout_cmd, server_env
+from tests.support import READ_TOOLS, WRITE_TOOLS
 
 pytestmark = pytest.mark.slow
 
-ALL_TOOLS = {
-    "list_views",
-    "query_view_costs",
-    "list_megabill_keys",
-    "list_key_values",
-    "compose_filter",
-    "list_virtual_tags",
-    "get_virtual_tag",
-    "lint_virtual_tag",
-    "create_virtual_tag",
-    "update_virtual_tag",
-    "clone_virtual_tag",
-    "delete_virtual_tag",
-    "get_virtual_tag_metadata",
-    "update_virtual_tag_metadata",
-    "list_costguard_scans",
-    "get_scan_recommendations",
-    "list_endpoints",
-    "create_endpoint",
-    "undo_change",
-}
-WRITE_TOOLS = {
-    "create_virtual_tag",
-    "update_virtual_tag",
-    "clone_virtual_tag",
-    "delete_virtual_tag",
-    "update_virtual_tag_metadata",
-    "create_endpoint",
-    "undo_change",
-}
+ALL_TOOLS = READ_TOOLS | WRITE_TOOLS
 
 
 def stdio_params(tmp_path: Path, *args: str) -> StdioServerParameters:
