@@ -107,16 +107,7 @@ _VIEW_GROUPS: list[tuple[str, list[str]]] = [
     (
         "All costs by service",
         [
-            "AmazonEC2",
-            "AmazonRDS",
-            "AmazonS3",
-            "AWSLambda",
-            "AmazonEKS",
-            "AmazonCloudFront",
-            "AmazonDynamoDB",
-            "AmazonElastiCache",
-            "AWSDataTransfer",
-            "AmazonCloudWatch",
+            *catalog.AWS_SERVICES[:10],  # the biggest AWS services, as in the key catalogue
             "Compute Engine",
             "BigQuery",
             "Cloud Storage",
