@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import difflib
 import math
-import operator
 import time
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from itertools import accumulate, chain, islice
+from itertools import accumulate, chain
 from typing import Any, Generic, Protocol, TypeVar, cast, overload
 
 import anyio
@@ -341,14 +340,27 @@ class SearchIndex(Generic[T]):
     # -------------------------------------------------------------- building
 
     @classmethod
-    def sorted_single(cls, items: list[T], forms: list[str]) -> SearchIndex[T]:
-        """Items sorted by their one folded name ``forms[i]`` (values).
+    def sorted_values(cls, items: list[T], fold_item: Callable[[T], str]) -> SearchIndex[T]:
+        """``items`` sorted by their one folded name ``fold_item(item)`` (values).
 
-        The forms are then read back from the blob (bisect works on any sequence), so 200,000
-        values do not also keep 200,000 folded strings.
-        """
-        index = cls(items, forms, 0, forms, None)
-        index.lines = index.forms = _BlobLines(index.blob, index.starts)
+        The blob is built a slice at a time, so at most one slice of folded strings exists at
+        once, and the forms are read back from the blob afterwards (bisect works on any
+        sequence): 200,000 values never also keep 200,000 folded strings."""
+        step = 20_000
+        parts = ["\n".join(map(fold_item, items[i : i + step])) for i in range(0, len(items), step)]
+        blob = "\n" + "\n".join(parts) + "\n" if items else "\n"
+        del parts
+        index = cls.__new__(cls)
+        index.items, index.n_names, index.form_items = items, 0, None
+        index.blob = blob
+        index.chars = frozenset(blob)
+        starts = array("I" if len(blob) < 2**32 else "q")
+        find, pos = blob.find, 1
+        for _ in range(len(items)):
+            starts.append(pos)
+            pos = find("\n", pos) + 1
+        index.starts = starts
+        index.lines = index.forms = _BlobLines(blob, starts)
         return index
 
     @classmethod
@@ -360,7 +372,9 @@ class SearchIndex(Generic[T]):
         pairs = sorted((f, i) for i, ns in enumerate(names) for f in dict.fromkeys(ns) if f)
         forms = [p[0] for p in pairs]
         form_items = array("q", [p[1] for p in pairs])
-        return cls(items, lines, n_names, forms, form_items)
+        index = cls(items, lines, n_names, forms, form_items)
+        index.lines = _BlobLines(index.blob, index.starts)  # read lines back from the blob: no second copy
+        return index
 
     # -------------------------------------------------------------- lookups
 
@@ -531,14 +545,9 @@ def key_search_index(keys: Sequence[MegabillKey], cost_center: str | None = None
 
 def build_value_index(values: Sequence[str]) -> SearchIndex[str]:
     """A new search index of ``values`` (non-strings skipped), sorted by folded form."""
-    vals: Sequence[str] = values
-    if not all(isinstance(v, str) for v in vals):
-        vals = [v for v in vals if isinstance(v, str)]
-    folds = list(map(_fold_shared, vals))
-    if all(map(operator.le, folds, islice(folds, 1, None))):  # already in order: share the list
-        return SearchIndex.sorted_single(vals if isinstance(vals, list) else list(vals), folds)
-    order = sorted(range(len(folds)), key=folds.__getitem__)
-    return SearchIndex.sorted_single([vals[i] for i in order], [folds[i] for i in order])
+    vals = [v for v in values if isinstance(v, str)]
+    vals.sort(key=fold)  # the sort keys are the only full set of folded strings, and only for now
+    return SearchIndex.sorted_values(vals, fold)
 
 
 def value_search_index(values: Sequence[str]) -> SearchIndex[str]:
