@@ -60,8 +60,9 @@ async def get_scan_recommendations(
         int, Field(description="Resources listed per group (totals still cover all).", ge=1, le=100)
     ] = 5,
 ) -> RecommendationsAnswer:
-    """Savings a CostGuard scan found: totals (cost, waste, yearly savings), groups by savings, top
-    resources per group with a one-line reason."""
+    """Savings a CostGuard scan found (pick the scan with list_costguard_scans): totals (cost, waste,
+    yearly savings, in the account currency), groups by savings, top resources per group with a
+    one-line reason."""
     s = get_state(ctx)
     sc = await s.catalog.resolve_scan(scan)
     body = RecommendationsRequest(scan_id=sc.scan_id)

@@ -83,7 +83,8 @@ async def list_key_values(
     limit: Annotated[int, Field(description="Maximum values to return.", ge=1, le=5000)] = 100,
     refresh: Refresh = False,
 ) -> ValuesResult:
-    """The values a MegaBill key takes in this account, to pick exact values for filters."""
+    """The values a MegaBill key takes in this account, to pick exact values for filters. Unsure of the
+    key? list_megabill_keys first."""
     state = get_state(ctx)
     k = resolve_key(await state.catalog.keys(), key, cost_center)
     values = await state.catalog.values(k.cost_center, k.key, refresh=refresh)

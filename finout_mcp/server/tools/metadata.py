@@ -47,8 +47,8 @@ async def update_virtual_tag_metadata(
     ] = "merge",
     dry_run: DryRun = False,
 ) -> WriteResult:
-    """Set metadata of a virtual tag's values; merges by default (the full map is sent, as Finout replaces
-    it). Returns a change_id for undo_change."""
+    """Set metadata of a virtual tag's values (endpoint ids from list_endpoints); merges by default (the
+    full map is sent, as Finout replaces it). Returns a change_id for undo_change."""
     s = get_state(ctx)
     return await Writer(s.client, s.catalog, s.changelog).update_metadata(tag, values, mode, dry_run=dry_run)
 

@@ -81,7 +81,8 @@ async def query_view_costs(
 ) -> costs.CostAnswer:
     """Costs of a saved view over a date range: total, per-group totals with shares (the view's grouping,
     e.g. service or team), a timeline, optional change vs the previous period. Ranges over 90 days are
-    split and merged for you. Dates are UTC days, end inclusive; amounts rounded for display."""
+    split and merged for you. Pick the view with list_views. Dates are UTC days, end inclusive; amounts
+    in the account currency, rounded for display."""
     state = get_state(ctx)
     v = await state.catalog.resolve_view(view)
     today = state.today()

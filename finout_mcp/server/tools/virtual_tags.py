@@ -185,7 +185,8 @@ async def create_virtual_tag(
     ] = None,
     dry_run: DryRun = False,
 ) -> WriteResult:
-    """Create a virtual tag. Every rule is composed and linted; nothing is written on any error. Call with
+    """Create a virtual tag. Find keys and values first (list_megabill_keys, list_key_values or
+    compose_filter). Every rule is composed and linted; nothing is written on any error. Call with
     dry_run=true first and show the body. Same name and content returns the existing tag. Returns a
     change_id for undo_change."""
     return await Writer(get_state(ctx).client, get_state(ctx).catalog, get_state(ctx).changelog).create_tag(
@@ -207,7 +208,8 @@ async def update_virtual_tag(
     default_value: Annotated[str | None, Field(description="New default value; omit to keep.")] = None,
     dry_run: DryRun = False,
 ) -> WriteResult:
-    """Change a virtual tag; fields you omit keep their values (a complete body is sent). dry_run=true
+    """Change a virtual tag (read it first with get_virtual_tag); fields you omit keep their values (a
+    complete body is sent). dry_run=true
     shows the body and a rule-by-rule diff. Returns a change_id for undo_change."""
     s = get_state(ctx)
     return await Writer(s.client, s.catalog, s.changelog).update_tag(
