@@ -24,7 +24,7 @@ from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, ValidationError
 
 from finout_mcp.api.errors import FinoutError
-from finout_mcp.services.errors import InputError
+from finout_mcp.services.errors import InputError, first_error
 from finout_mcp.services.safety import scrub_json, scrub_secrets
 
 log = logging.getLogger("finout_mcp.server")
@@ -67,29 +67,19 @@ def tool_guard(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
             return result
         except ToolError:
             raise
-        except ExceptionGroup as group:  # a task group (e.g. parallel date windows) failed
-            leaf = _first_leaf(group)
-            if isinstance(leaf, FinoutError | InputError | ValidationError):
-                log.info("tool %s refused: %s", fn.__name__, type(leaf).__name__)
-                raise ToolError(describe(leaf, _secrets_from(kwargs))) from None
-            log.exception("tool %s failed unexpectedly", fn.__name__)
-            raise ToolError(describe(leaf)) from None
-        except (FinoutError, InputError, ValidationError) as exc:
-            log.info("tool %s refused: %s", fn.__name__, type(exc).__name__)
-            raise ToolError(describe(exc, _secrets_from(kwargs))) from None
-        except Exception as exc:
+        except Exception as caught:
+            # A task group (e.g. a range and its comparison fetched at once) reports a group:
+            # classify the first real error in it like any other.
+            exc = first_error(caught) if isinstance(caught, BaseExceptionGroup) else caught
+            if isinstance(exc, ToolError):
+                raise exc from None
+            if isinstance(exc, FinoutError | InputError | ValidationError):
+                log.info("tool %s refused: %s", fn.__name__, type(exc).__name__)
+                raise ToolError(describe(exc, _secrets_from(kwargs))) from None
             log.exception("tool %s failed unexpectedly", fn.__name__)
             raise ToolError(describe(exc)) from None
 
     return wrapper
-
-
-def _first_leaf(group: BaseExceptionGroup[Any]) -> BaseException:
-    """The first non-group exception in a (nested) exception group."""
-    exc: BaseException = group
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    return exc
 
 
 def compact_result(model: BaseModel, secrets: list[str]) -> CallToolResult:

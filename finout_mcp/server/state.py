@@ -39,9 +39,7 @@ class AppState:
     ) -> None:
         self.settings = settings
         self.today: Callable[[], date] = today or utc_today
-        self.secrets: list[str] = [
-            v for v in (s.get_secret_value() for s in (settings.secret_key, settings.auth_token) if s) if v
-        ]
+        self.secrets: list[str] = settings.secrets()
         self._sandbox = sandbox
         self._client: FinoutClient | None = None
         self._catalog: Catalog | None = None

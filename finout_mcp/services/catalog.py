@@ -579,6 +579,18 @@ def search_values(values: Sequence[str], query: str | None, limit: int = 50) -> 
     return value_search_index(values).search(query, limit)
 
 
+def search_named(items: Sequence[T], query: str | None, name: Callable[[T], str]) -> list[T]:
+    """Items whose name matches ``query``, best match first (same ranking as :func:`search_values`);
+    all of them, in order, without a query. Items sharing a name stay together."""
+    if query is None or not fold(query):
+        return list(items)
+    by_name: dict[str, list[T]] = {}
+    for item in items:
+        by_name.setdefault(name(item), []).append(item)
+    ranked = search_values(list(by_name), query, limit=len(by_name) or 1).matches
+    return [item for n in ranked for item in by_name[n]]
+
+
 def group_by_cost_center(keys: Sequence[MegabillKey]) -> dict[str, list[MegabillKey]]:
     """Keys grouped by cost center, in first-seen order (for the compact listing)."""
     out: dict[str, list[MegabillKey]] = {}

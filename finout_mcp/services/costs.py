@@ -32,7 +32,7 @@ import anyio
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from finout_mcp.api.models import CostQueryResponse, CostSeries, CostType, View
-from finout_mcp.services.errors import InputError
+from finout_mcp.services.errors import InputError, first_error
 from finout_mcp.services.fencing import fence, fence_all
 
 Period = Literal[
@@ -332,10 +332,7 @@ async def fetch_costs(
             for i, w in enumerate(windows):
                 tg.start_soon(one, i, w)
     except BaseExceptionGroup as group:  # surface the client's own error, not a group
-        leaf: BaseException = group
-        while isinstance(leaf, BaseExceptionGroup):
-            leaf = leaf.exceptions[0]
-        raise leaf from None
+        raise first_error(group) from None
     return merge_series(results)
 
 

@@ -24,3 +24,11 @@ class InputError(Exception):
         if self.hint:
             parts.append(self.hint)
         return " ".join(parts)
+
+
+def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first real error in a (nested) exception group: what concurrent work reports to a caller."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc

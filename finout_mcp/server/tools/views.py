@@ -12,7 +12,7 @@ from finout_mcp.api.models import CostType
 from finout_mcp.server.state import get_state
 from finout_mcp.server.tools.common import READ, Envelope, Refresh, ToolCollector, ViewRef
 from finout_mcp.services import costs
-from finout_mcp.services.catalog import search_values
+from finout_mcp.services.catalog import search_named
 
 
 class ViewItem(BaseModel):
@@ -37,11 +37,7 @@ async def list_views(
     """List saved views (id, name). Costs are queried per view: call this, then query_view_costs."""
     state = get_state(ctx)
     views = await state.catalog.views(refresh=refresh)
-    chosen = list(views)
-    if search:
-        names = search_values([v.name for v in views], search, limit=len(views) or 1).matches
-        by_name = {v.name: v for v in views}
-        chosen = [by_name[n] for n in names if n in by_name]
+    chosen = search_named(views, search, lambda v: v.name)
     items = [ViewItem(id=v.id, name=v.name) for v in chosen[:limit]]
     notes = []
     if search and not items:

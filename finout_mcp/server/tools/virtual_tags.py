@@ -23,7 +23,7 @@ from finout_mcp.server.tools.common import (
     TagRef,
     ToolCollector,
 )
-from finout_mcp.services.catalog import search_values
+from finout_mcp.services.catalog import search_named
 from finout_mcp.services.composer import readable
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.fencing import fence
@@ -96,10 +96,7 @@ async def list_virtual_tags(
 ) -> TagList:
     """List virtual tags (allocation rules): id, name, rule count, default value."""
     tags = await get_state(ctx).catalog.virtual_tags(refresh=refresh)
-    chosen = list(tags)
-    if search:
-        names = set(search_values([t.name for t in tags], search, limit=len(tags) or 1).matches)
-        chosen = [t for t in tags if t.name in names]
+    chosen = search_named(tags, search, lambda t: t.name)
     items = [
         TagListItem(
             id=t.id, name=t.name, rules=len(t.rules), default_value=t.default_value, updated_at=t.updated_at
