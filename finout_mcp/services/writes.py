@@ -32,7 +32,6 @@ from finout_mcp.api.models import (
 )
 from finout_mcp.services.catalog import Catalog
 from finout_mcp.services.changelog import ChangeLog, ChangeRecord, Operation, TargetType, drift
-from finout_mcp.services.composer import Finding
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.fencing import fence
 from finout_mcp.services.lint import LintReport, RuleSpec, lint_rules
@@ -83,23 +82,23 @@ def _body_summary(body: VirtualTagWrite, tag_id: str | None) -> TagSummary:
     return TagSummary(id=tag_id, name=body.name, default_value=body.default_value, rules=len(body.rules))
 
 
+def _metadata_json(metadata: dict[str, ValueMetadata]) -> dict[str, Any]:
+    return {value: m.model_dump(by_alias=True, mode="json") for value, m in metadata.items()}
+
+
 def _tag_json(tag: VirtualTag) -> dict[str, Any]:
     return tag.model_dump(by_alias=True, exclude_none=True, mode="json")
-
-
-def _finding_line(prefix: str, f: Finding) -> str:
-    return f"{prefix}{f.message}"
 
 
 def lint_failure(report: LintReport) -> InputError:
     lines: list[str] = []
     for f in report.findings:
         if f.severity == "error":
-            lines.append(_finding_line("", f))
+            lines.append(f.message)
     for r in report.rules:
         for f in r.findings:
             if f.severity == "error":
-                lines.append(_finding_line(f"rule {r.index + 1} (to {r.to}): ", f))
+                lines.append(f"rule {r.index + 1} (to {r.to}): {f.message}")
     shown = "; ".join(lines[:8]) + (f"; and {len(lines) - 8} more" if len(lines) > 8 else "")
     return InputError(
         f"Nothing was written: the rules have {len(lines)} error(s): {shown}.",
@@ -334,7 +333,7 @@ class Writer:
             metadata = (await self.client.get_virtual_tag_metadata(live.id)).metadata
         except NotFoundError:
             metadata = {}
-        meta_json = {k: v.model_dump(by_alias=True, mode="json") for k, v in metadata.items()}
+        meta_json = _metadata_json(metadata)
         if dry_run:
             return WriteResult(
                 status="dry_run",
@@ -380,8 +379,8 @@ class Writer:
                 )
         current = (await self.client.get_virtual_tag_metadata(listed.id)).metadata
         new = merge_metadata(current, values) if mode == "merge" else dict(values)
-        as_json = {k: v.model_dump(by_alias=True, mode="json") for k, v in new.items()}
-        before_json = {k: v.model_dump(by_alias=True, mode="json") for k, v in current.items()}
+        as_json = _metadata_json(new)
+        before_json = _metadata_json(current)
         removed = sorted(set(current) - set(new))
         notes = []
         if removed:
@@ -483,7 +482,7 @@ class Writer:
         try:
             if target_type == "virtual_tag_metadata":
                 md = (await self.client.get_virtual_tag_metadata(tag_id)).metadata
-                return {"metadata": {k: v.model_dump(by_alias=True, mode="json") for k, v in md.items()}}
+                return {"metadata": _metadata_json(md)}
             return _tag_json(await self.client.get_virtual_tag(tag_id))
         except NotFoundError:
             return None
