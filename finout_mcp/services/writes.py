@@ -150,7 +150,10 @@ class Writer:
             self.changelog.fail(rec, f"{type(exc).__name__} {exc.status or ''}".strip())
             raise
         finally:
-            self.catalog.invalidate("virtual_tags")
+            if (
+                target_type == "virtual_tag"
+            ):  # the catalogue caches tags (and their keys), not metadata or endpoints
+                self.catalog.invalidate("virtual_tags")
         done = self.changelog.complete(rec, after=after(result), target_id=new_id(result) or target_id)
         return result, done
 
