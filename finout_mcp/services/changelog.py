@@ -85,8 +85,11 @@ def now_iso() -> str:
 
 
 def new_change_id() -> str:
-    """``chg_20261125T120501Z_3f9a0c``: UTC time (sortable) + 24 random bits."""
-    return f"chg_{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}_{secrets.token_hex(3)}"
+    """``chg_20261125T120501Z_3f9a0c12d4e5``: UTC time (sortable) + 48 random bits.
+
+    Records of one change share its id, so two writes must never draw the same one: with 24
+    bits, a few hundred writes in one second (two busy processes) could collide."""
+    return f"chg_{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}_{secrets.token_hex(6)}"
 
 
 class ChangeRecord(BaseModel):
