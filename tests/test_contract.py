@@ -17,7 +17,16 @@ SNAPSHOT = Path(__file__).parent / "snapshots" / "tools_list.json"
 
 CONTRACT_ARGS = {
     "list_views": {"search"},
-    "query_view_costs": {"view", "start", "end", "period", "cost_type"},
+    "query_view_costs": {
+        "view",
+        "start",
+        "end",
+        "period",
+        "cost_type",
+        "compare_previous",
+        "compare_start",
+        "compare_end",
+    },
     "list_megabill_keys": {"search", "cost_center"},
     "list_key_values": {"cost_center", "key", "search"},
     "compose_filter": {"intent"},

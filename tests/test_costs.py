@@ -7,19 +7,17 @@ import anyio
 import pytest
 
 from finout_mcp.api.models import CostQueryResponse, CostSeries, CostType, View
-from finout_mcp.services.costs import (
+from finout_mcp.services.costs import fetch_costs, merge_series, shape_costs
+from finout_mcp.services.errors import InputError
+from finout_mcp.services.periods import (
     PERIODS,
     DateSpan,
-    fetch_costs,
-    merge_series,
+    preceding_span,
     preset_span,
-    previous_span,
     resolve_span,
-    shape_costs,
     span_to_ms,
     split_windows,
 )
-from finout_mcp.services.errors import InputError
 
 TODAY = date(2026, 10, 15)
 VIEW = View(id="v1", name="Costs by service")
@@ -116,9 +114,9 @@ def test_bad_input_errors_carry_an_example(kwargs: dict[str, str], fragment: str
     assert 'period="last_month"' in msg
 
 
-def test_previous_span() -> None:
+def test_preceding_span() -> None:
     s = DateSpan(date(2026, 10, 1), date(2026, 10, 31))
-    p = previous_span(s)
+    p = preceding_span(s)
     assert p == DateSpan(date(2026, 8, 31), date(2026, 9, 30))
     assert p.days == s.days
 
@@ -340,10 +338,10 @@ def test_granularity_auto_and_labels() -> None:
 
 def test_comparison_with_previous_period() -> None:
     span = DateSpan(date(2026, 9, 1), date(2026, 9, 2))
-    prev = previous_span(span)
+    prev = preceding_span(span)
     cur = [series("A", {span.first: 150.0}), series("New", {span.first: 10.0})]
     old = [series("A", {prev.first: 100.0}), series("Gone", {prev.first: 5.0})]
-    ans = shape_costs(cur, span, today=TODAY, view=VIEW, cost_type="x", previous=old, previous_span=prev)
+    ans = shape_costs(cur, span, today=TODAY, view=VIEW, cost_type="x", previous=old, previous_window=prev)
     assert ans.previous_total == 105 and ans.change_abs == 55 and ans.change_pct == pytest.approx(52.4)
     a = next(r for r in ans.series if r.name == "A")
     assert (a.previous_total, a.change_abs, a.change_pct) == (100, 50, 50.0)
@@ -364,9 +362,9 @@ def test_breakdown_series() -> None:
 
 @pytest.mark.parametrize("days", [1, 7, 31, 60, 90, 120, 121, 200, 366])
 @pytest.mark.parametrize("breakdown", [False, True])
-def test_answer_size_under_16kb(days: int, breakdown: bool) -> None:
+def test_answer_size_within_8kb(days: int, breakdown: bool) -> None:
     span = DateSpan(date(2025, 10, 1), date(2025, 10, 1) + timedelta(days=days - 1))
-    prev = previous_span(span)
+    prev = preceding_span(span)
     ans = shape_costs(
         synthetic(span, 40),
         span,
@@ -375,10 +373,10 @@ def test_answer_size_under_16kb(days: int, breakdown: bool) -> None:
         cost_type="amortizedCost",
         breakdown_series=breakdown,
         previous=synthetic(prev, 40, seed=3),
-        previous_span=prev,
+        previous_window=prev,
     )
-    size = len(ans.model_dump_json())
-    assert size < 16 * 1024, size
+    size = len(ans.model_dump_json(exclude_none=True))
+    assert size <= 8 * 1024, size
     assert ans.series_count == 40 and len(ans.series) == 11
 
 
@@ -387,5 +385,5 @@ def test_size_guard_coarsens_explicit_day_granularity() -> None:
     ans = shape_costs(
         synthetic(span, 40), span, today=TODAY, view=VIEW, cost_type="x", granularity="day", breakdown_series=True
     )
-    assert len(ans.model_dump_json()) < 16 * 1024
+    assert len(ans.model_dump_json(exclude_none=True)) <= 8 * 1024
     assert any("keep the answer small" in n for n in ans.notes)

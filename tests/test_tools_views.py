@@ -119,7 +119,7 @@ async def test_default_answer_of_a_year_stays_small(tmp_path: Path) -> None:
                 "query_view_costs", {"view": view, "period": "last_12_months", "compare_previous": True}
             )
             size = len("".join(getattr(c, "text", "") for c in result.content).encode())
-            assert not result.is_error and size < 16_000, (view, size)
+            assert not result.is_error and size <= 8 * 1024, (view, size)
 
 
 async def test_month_to_date_is_partial(tmp_path: Path) -> None:
@@ -139,8 +139,9 @@ async def test_last_year_versus_the_year_before_in_one_call(tmp_path: Path) -> N
         out = result.structured_content
         assert out is not None
         assert (out["first_day"], out["last_day"]) == ("2025-01-01", "2025-12-31")
-        # the previous period of equal length: 365 days ending 2024-12-31 (2024 is a leap year)
-        assert (out["previous_first_day"], out["previous_last_day"]) == ("2024-01-02", "2024-12-31")
+        # the previous period of the same kind: the calendar year 2024 (366 days: a leap year)
+        assert (out["previous_first_day"], out["previous_last_day"]) == ("2024-01-01", "2024-12-31")
+        assert (out["days"], out["previous_days"]) == (365, 366) and out["per_day"] is not None
         assert out["previous_total"] > 0 and out["change_pct"] is not None
         moves = out["biggest_changes"]
         assert moves and abs(moves[0]["change_abs"]) == max(abs(m["change_abs"]) for m in moves)
@@ -151,4 +152,4 @@ async def test_last_year_versus_the_year_before_in_one_call(tmp_path: Path) -> N
         )
         largest = max(every["series"], key=lambda s: abs(s["change_abs"]))
         assert moves[0]["name"] == largest["name"]  # found over all series, not only the top ones
-        assert len(result.content[0].text.encode()) < 16_000  # type: ignore[union-attr]
+        assert len(result.content[0].text.encode()) <= 8 * 1024  # type: ignore[union-attr]

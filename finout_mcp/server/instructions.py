@@ -4,7 +4,7 @@ INSTRUCTIONS = """\
 finout-mcp gives access to one Finout cloud-cost account.
 Questions about spend: list_views, then query_view_costs (view by id or exact name; period presets \
 or start/end ISO dates, end inclusive, UTC; ranges over 90 days are split for you; \
-compare_previous=true for changes).
+compare_previous=true compares with the previous period of the same kind — last month with the month before, a quarter with the quarter before; compare_start/compare_end for any other range).
 Dimensions: list_megabill_keys (keys by key, display name or cost center), then list_key_values.
 Savings: list_costguard_scans, then get_scan_recommendations.
 Allocation (virtual tags): list_virtual_tags / get_virtual_tag; build every filter with \

@@ -24,10 +24,12 @@ def register(server: MCPServer) -> None:
         return (
             "Run a monthly cost review of our Finout account.\n"
             f"1. Call list_views and pick {which}.\n"
-            f"2. Call query_view_costs with {when}, compare_previous=true.\n"
+            f"2. Call query_view_costs with {when}, compare_previous=true: a whole calendar month is "
+            "compared with the calendar month before (its `comparison` line names both months with their "
+            "dates and day counts).\n"
             "3. Report the total, the top groups with their share, and the largest increases and "
-            "decreases versus the previous month (amounts and percent). State the cost type and "
-            "whether the range is partial.\n"
+            "decreases versus the calendar month before (amounts and percent); when the months differ in "
+            "length, also the per-day change. State the cost type and whether the range is partial.\n"
             '4. For the biggest increase, call query_view_costs with granularity="day" to locate when it '
             "started.\n5. End with three concrete follow-ups."
         )

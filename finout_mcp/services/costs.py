@@ -1,232 +1,32 @@
-"""Cost queries: date ranges, 90-day windows, concurrent fetch, and a compact answer.
+"""Cost queries: concurrent fetch over 90-day windows, and a compact answer.
 
-Flow used by ``query_view_costs``::
+Flow used by ``query_view_costs`` (which days: :mod:`finout_mcp.services.periods`)::
 
-    span = resolve_span(period=..., start=..., end=..., today=utc_today())
-    series = await fetch_costs(api, view.id, span, cost_type, on_window=progress)
-    previous = await fetch_costs(api, view.id, previous_span(span), cost_type)   # optional
-    answer = shape_costs(series, span, today=..., view=view, cost_type=..., previous=..., previous_span=...)
-
-Preset semantics (all in UTC, relative to ``today``):
-
-* ``last_7_days`` / ``last_30_days`` / ``last_90_days``: the N *full* days ending
-  yesterday (today is excluded because its costs are still incomplete).
-* ``month_to_date``: the 1st of this month .. today (partial; on the 1st it is one day).
-* ``quarter_to_date`` / ``year_to_date``: first day of the quarter / year .. today (partial).
-* ``last_month``: the previous calendar month.
-* ``last_12_months``: the 12 full calendar months before the current month.
-* ``last_year``: the previous calendar year.
-
-No period and no dates means ``last_30_days``.
+    window = periods.resolve_window(period=..., start=..., end=..., today=utc_today())
+    series = await fetch_costs(api, view.id, window.span, cost_type, on_window=progress)
+    before = periods.comparison_window(window, today=...)                           # optional
+    previous = await fetch_costs(api, view.id, before.span, cost_type)
+    answer = shape_costs(series, window, today=..., view=view, cost_type=..., previous=..., previous_window=before)
 """
 
 from __future__ import annotations
 
-import calendar
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Literal, NamedTuple, Protocol, get_args
+from typing import Annotated, Literal, NamedTuple, Protocol
 
 import anyio
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from finout_mcp.api.models import CostQueryResponse, CostSeries, CostType, View
-from finout_mcp.services.errors import InputError, first_error
-from finout_mcp.services.fencing import fence, fence_all
+from finout_mcp.services.errors import first_error
+from finout_mcp.services.fencing import fence_all
+from finout_mcp.services.periods import DateSpan, Window, as_window, span_to_ms, split_windows
 
-Period = Literal[
-    "last_7_days",
-    "last_30_days",
-    "month_to_date",
-    "last_month",
-    "last_90_days",
-    "quarter_to_date",
-    "year_to_date",
-    "last_12_months",
-    "last_year",
-]
-PERIODS: tuple[str, ...] = get_args(Period)
-DEFAULT_PERIOD = "last_30_days"
-MAX_WINDOW_DAYS = 90
-MIN_DATE = date(2010, 1, 1)
-ANSWER_BUDGET_BYTES = 15_500  # the serialised answer is kept below 16 KB
+ANSWER_BUDGET_BYTES = 7_900  # the compact answer a model reads stays within 8 KB
 
 Granularity = Literal["auto", "day", "week", "month", "total"]
-
-
-# ----------------------------------------------------------------------------- dates
-
-
-@dataclass(frozen=True, slots=True)
-class DateSpan:
-    """An inclusive range of whole UTC days."""
-
-    first: date
-    last: date
-
-    @property
-    def days(self) -> int:
-        return (self.last - self.first).days + 1
-
-    def __str__(self) -> str:
-        return f"{self.first.isoformat()}..{self.last.isoformat()}"
-
-
-def _month_start(d: date) -> date:
-    return d.replace(day=1)
-
-
-def _add_months(d: date, months: int) -> date:
-    """The first day of the month ``months`` after ``d``'s month."""
-    idx = d.year * 12 + (d.month - 1) + months
-    return date(idx // 12, idx % 12 + 1, 1)
-
-
-def _month_end(d: date) -> date:
-    return d.replace(day=calendar.monthrange(d.year, d.month)[1])
-
-
-def _one_year_after(d: date) -> date:
-    try:
-        return d.replace(year=d.year + 1)
-    except ValueError:  # 29 February
-        return d.replace(year=d.year + 1, day=28)
-
-
-def _example(today: date) -> str:
-    lm_first = _add_months(today, -1)
-    return (
-        f'Example: start="{lm_first.isoformat()}", end="{_month_end(lm_first).isoformat()}" '
-        f'(ISO dates, end inclusive), or period="last_month". Periods: {", ".join(PERIODS)}.'
-    )
-
-
-def preset_span(period: str, today: date) -> DateSpan:
-    """The span of a preset ``period`` relative to ``today`` (see the module docstring)."""
-    p = period.strip().lower().replace("-", "_").replace(" ", "_")
-    yesterday = today - timedelta(days=1)
-    if p in ("last_7_days", "last_30_days", "last_90_days"):
-        n = int(p.split("_")[1])
-        return DateSpan(today - timedelta(days=n), yesterday)
-    if p == "month_to_date":
-        return DateSpan(_month_start(today), today)
-    if p == "last_month":
-        first = _add_months(today, -1)
-        return DateSpan(first, _month_end(first))
-    if p == "quarter_to_date":
-        return DateSpan(date(today.year, 3 * ((today.month - 1) // 3) + 1, 1), today)
-    if p == "year_to_date":
-        return DateSpan(date(today.year, 1, 1), today)
-    if p == "last_12_months":
-        this_month = _month_start(today)
-        return DateSpan(_add_months(this_month, -12), this_month - timedelta(days=1))
-    if p == "last_year":
-        return DateSpan(date(today.year - 1, 1, 1), date(today.year - 1, 12, 31))
-    raise InputError(
-        f"Unknown period {fence(period)}.",
-        hint=f"Use one of: {', '.join(PERIODS)}; or give start/end dates. {_example(today)}",
-    )
-
-
-def _parse_date(name: str, value: str | date, today: date) -> date:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).date() if value.tzinfo else value.date()
-    if isinstance(value, date):
-        return value
-    text = value.strip()
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        pass
-    try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(f"{name}={fence(value)} is not an ISO date (YYYY-MM-DD).", hint=_example(today)) from None
-    return dt.astimezone(UTC).date() if dt.tzinfo else dt.date()
-
-
-def _blank(value: str | date | None) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
-
-
-def resolve_span(
-    *,
-    period: str | None = None,
-    start: str | date | None = None,
-    end: str | date | None = None,
-    today: date,
-) -> DateSpan:
-    """Turn the tool arguments into an inclusive :class:`DateSpan`.
-
-    Either ``period`` or ``start`` (with optional ``end``, default today) — not both.
-    Nothing at all means ``last_30_days``. Raises :class:`InputError` with an example.
-    """
-    has_period = period is not None and period.strip() != ""
-    has_start, has_end = not _blank(start), not _blank(end)
-    if has_period and (has_start or has_end):
-        raise InputError(
-            "Give either period or start/end, not both.",
-            hint=_example(today),
-        )
-    if not has_start:
-        if has_end:
-            raise InputError("end was given without start.", hint=_example(today))
-        return preset_span(period if has_period and period else DEFAULT_PERIOD, today)
-    assert start is not None
-    first = _parse_date("start", start, today)
-    last = _parse_date("end", end, today) if has_end and end is not None else today
-    latest = _one_year_after(today)
-    for name, d in (("start", first), ("end", last)):
-        if d < MIN_DATE:
-            raise InputError(
-                f"{name}={d.isoformat()} is before {MIN_DATE.isoformat()}; Finout has no costs that old.",
-                hint=_example(today),
-            )
-        if d > latest:
-            raise InputError(
-                f"{name}={d.isoformat()} is more than a year after today ({today.isoformat()}).",
-                hint=_example(today),
-            )
-    if first > today:
-        raise InputError(
-            f"start={first.isoformat()} is in the future (today is {today.isoformat()} UTC).",
-            hint=_example(today),
-        )
-    if last < first:
-        raise InputError(
-            f"end={last.isoformat()} is before start={first.isoformat()}.",
-            hint=_example(today),
-        )
-    return DateSpan(first, last)
-
-
-def previous_span(span: DateSpan) -> DateSpan:
-    """The span of the same number of days immediately before ``span``."""
-    last = span.first - timedelta(days=1)
-    return DateSpan(last - timedelta(days=span.days - 1), last)
-
-
-def _day_start_ms(d: date) -> int:
-    return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp()) * 1000
-
-
-def span_to_ms(span: DateSpan) -> tuple[int, int]:
-    """First day 00:00:00.000 UTC and last day 23:59:59.999 UTC, in epoch milliseconds."""
-    return _day_start_ms(span.first), _day_start_ms(span.last + timedelta(days=1)) - 1
-
-
-def split_windows(span: DateSpan, max_days: int = MAX_WINDOW_DAYS) -> list[DateSpan]:
-    """Contiguous, non-overlapping windows of at most ``max_days`` days covering ``span``."""
-    if max_days < 1:
-        raise ValueError("max_days must be >= 1")
-    out: list[DateSpan] = []
-    cur = span.first
-    while cur <= span.last:
-        last = min(span.last, cur + timedelta(days=max_days - 1))
-        out.append(DateSpan(cur, last))
-        cur = last + timedelta(days=1)
-    return out
 
 
 # ----------------------------------------------------------------------------- fetching
@@ -389,6 +189,9 @@ class CostAnswer(BaseModel):
     view: ViewRef
     cost_type: str
     currency: str
+    period: str = Field(
+        description='The range in words: "November 2026", "Q3 2026", "2026-11-01..2026-11-25 (...)".'
+    )
     first_day: date
     last_day: date
     days: int
@@ -397,11 +200,22 @@ class CostAnswer(BaseModel):
     total: Money
     sum_of_series: Money
     reconciliation_note: str | None = None
+    comparison: str | None = Field(
+        default=None,
+        description="One line: both ranges with dates and day counts, how the second was chosen, the change.",
+    )
+    previous_period: str | None = None
     previous_first_day: date | None = None
     previous_last_day: date | None = None
+    previous_days: int | None = None
     previous_total: Money | None = None
     change_abs: Money | None = None
     change_pct: Pct | None = None
+    per_day: Money | None = Field(
+        default=None, description="Average per day; given when the two ranges differ in length."
+    )
+    previous_per_day: Money | None = None
+    per_day_change_pct: Pct | None = None
     series: list[SeriesRow]
     biggest_changes: list[ChangeRow] | None = Field(
         default=None,
@@ -500,7 +314,7 @@ def _biggest_changes(current: dict[str, float], previous: dict[str, float]) -> l
 
 def shape_costs(
     series: Sequence[SeriesLike],
-    span: DateSpan,
+    window: DateSpan | Window,
     *,
     today: date,
     view: View,
@@ -509,16 +323,21 @@ def shape_costs(
     granularity: Granularity = "auto",
     breakdown_series: bool = False,
     previous: Sequence[SeriesLike] | None = None,
-    previous_span: DateSpan | None = None,
+    previous_window: DateSpan | Window | None = None,
     currency: str = "USD",
 ) -> CostAnswer:
-    """A compact answer (well under 16 KB) for the costs of ``view`` over ``span``.
+    """A compact answer (its JSON within 8 KB) for the costs of ``view`` over ``window``.
 
     All sums use unrounded floats; the model rounds money to 2 decimals and percentages
-    to 1 decimal. Points outside ``span`` are ignored. If the answer would still be too
+    to 1 decimal. Points outside the window are ignored. If the answer would still be too
     large, the per-series breakdown and then the granularity are reduced, with a note.
+    With ``previous`` (the series over ``previous_window``) the answer compares the two,
+    stating both ranges, and per-day averages when their lengths differ.
     """
     top_n = max(1, top_n)
+    win = as_window(window)
+    span = win.span
+    before = as_window(previous_window) if previous_window is not None else None
     cur = _totals(series, span)
     notes: list[str] = []
 
@@ -532,8 +351,8 @@ def shape_costs(
         )
 
     prev: _Totals | None = None
-    if previous is not None and previous_span is not None:
-        prev = _totals(previous, previous_span)
+    if previous is not None and before is not None:
+        prev = _totals(previous, before.span)
 
     ranked = sorted(cur.by_name.items(), key=lambda kv: (-kv[1], kv[0]))
     shown, rest = ranked[:top_n], ranked[top_n:]
@@ -580,6 +399,7 @@ def shape_costs(
         view=ViewRef(id=view.id, name=view.name),
         cost_type=cost_type,
         currency=currency,
+        period=win.label,
         first_day=span.first,
         last_day=span.last,
         days=span.days,
@@ -594,16 +414,12 @@ def shape_costs(
         timeline=[],
         notes=notes,
     )
-    if prev is not None and previous_span is not None:
-        answer.previous_first_day = previous_span.first
-        answer.previous_last_day = previous_span.last
-        answer.previous_total = prev.total
-        answer.change_abs = cur.total - prev.total
-        answer.change_pct = _pct_change(cur.total, prev.total)
+    if prev is not None and before is not None:
+        _compare(answer, win, before, cur.total, prev.total, today, notes)
         answer.biggest_changes = _biggest_changes(cur.by_name, prev.by_name)
         if new_names:
             notes.append(
-                f"New this period (no cost in {previous_span}): {fence_all(new_names)}; change_pct is "
+                f"New this period (no cost in {before.span}): {fence_all(new_names)}; change_pct is "
                 "not defined for them."
             )
         gone = [n for n, v in prev.by_name.items() if n not in cur.by_name and abs(v) >= 0.01]
@@ -618,7 +434,7 @@ def shape_costs(
 
     # Size guard: shrink the breakdown, then coarsen the timeline, until it fits.
     coarser = {"day": "week", "week": "month", "month": "total"}
-    while len(answer.model_dump_json()) > ANSWER_BUDGET_BYTES:
+    while len(answer.model_dump_json(exclude_none=True).encode()) > ANSWER_BUDGET_BYTES:
         if len(breakdown_names) > 5:
             breakdown_names = breakdown_names[:5]
             msg = "Per-series breakdown limited to the top 5 series to keep the answer small."
@@ -633,6 +449,46 @@ def shape_costs(
         answer.notes.append(msg)
         _fill_timeline(answer, cur, span, gran, breakdown_names)
     return answer
+
+
+def _span_text(w: Window) -> str:
+    dates = f"{w.first.isoformat()}..{w.last.isoformat()}, {w.days} day{'s' if w.days != 1 else ''}"
+    return w.label if dates in w.label or w.label.startswith(f"{w.first}..") else f"{w.label} ({dates})"
+
+
+def _compare(
+    answer: CostAnswer, win: Window, before: Window, total: float, previous: float, today: date, notes: list[str]
+) -> None:
+    """Fill the comparison fields and the one-line ``comparison``."""
+    answer.previous_period = before.label
+    answer.previous_first_day = before.first
+    answer.previous_last_day = before.last
+    answer.previous_days = before.days
+    answer.previous_total = previous
+    answer.change_abs = total - previous
+    answer.change_pct = _pct_change(total, previous)
+    pct = f" ({answer.change_pct:+.1f} %)" if answer.change_pct is not None else ""
+    line = (
+        f"{_span_text(win)}: {total:,.2f} vs {_span_text(before)}, {before.basis or 'the range compared'}: "
+        f"{previous:,.2f}; change {total - previous:+,.2f}{pct}."
+    )
+    if win.days != before.days:
+        answer.per_day = total / win.days
+        answer.previous_per_day = previous / before.days
+        answer.per_day_change_pct = _pct_change(total / win.days, previous / before.days)
+        per = f" ({answer.per_day_change_pct:+.1f} %)" if answer.per_day_change_pct is not None else ""
+        line += (
+            f" The ranges differ in length ({win.days} vs {before.days} days): per day "
+            f"{total / win.days:,.2f} vs {previous / before.days:,.2f}{per}."
+        )
+    answer.comparison = line
+    if win.last >= today and before.last < today:
+        notes.append(
+            f"Today ({today.isoformat()}) is still incomplete, while {before.last.isoformat()} is a full day: "
+            "the change understates the current range."
+        )
+    if win.first <= before.last and before.first <= win.last:
+        notes.append("The two ranges overlap; their shared days count in both totals.")
 
 
 def _fill_timeline(answer: CostAnswer, cur: _Totals, span: DateSpan, gran: str, names: list[str]) -> None:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from finout_mcp.api.models import CostType
 from finout_mcp.server.state import get_state
 from finout_mcp.server.tools.common import READ, Envelope, Refresh, ToolCollector, ViewRef
-from finout_mcp.services import costs
+from finout_mcp.services import costs, periods
 from finout_mcp.services.catalog import search_named
 
 
@@ -51,7 +51,7 @@ async def query_view_costs(
     ctx: Context,
     view: ViewRef,
     period: Annotated[
-        costs.Period | None,
+        periods.Period | None,
         Field(description="A preset range (UTC). Give either period or start/end; default last_30_days."),
     ] = None,
     start: Annotated[
@@ -69,22 +69,40 @@ async def query_view_costs(
         Field(description="Time buckets of the timeline; auto keeps the answer small."),
     ] = "auto",
     compare_previous: Annotated[
-        bool, Field(description="true: also fetch the previous period of equal length and show changes.")
+        bool,
+        Field(
+            description="true: compare with the previous period of the same kind: a calendar month with the "
+            "month before, a quarter with the quarter before, a year with the year before, month/quarter/year "
+            "to date with the same days of the previous one, last_N_days and other ranges with the N days before."
+        ),
     ] = False,
+    compare_start: Annotated[
+        str | None,
+        Field(description="Compare with this range instead (e.g. the same month last year): first day, ISO date."),
+    ] = None,
+    compare_end: Annotated[
+        str | None,
+        Field(description="Last day of the compared range, inclusive; default: as many days as the main range."),
+    ] = None,
     breakdown_series: Annotated[
         bool, Field(description="true: per-series amounts in each time bucket (top series only; larger).")
     ] = False,
 ) -> costs.CostAnswer:
     """Costs of a saved view over a date range: total, per-group totals with shares (the view's grouping,
-    e.g. service or team), a timeline, optional change vs the previous period. Ranges over 90 days are
-    split and merged for you. Pick the view with list_views. Dates are UTC days, end inclusive; amounts
-    in the account currency, rounded for display."""
+    e.g. service or team), a timeline, optional comparison with the previous period of the same kind (both
+    ranges stated with dates and day counts). Ranges over 90 days are split and merged for you. Pick the
+    view with list_views. Dates are UTC days, end inclusive; amounts in the account currency, rounded for
+    display."""
     state = get_state(ctx)
-    v = await state.catalog.resolve_view(view)
     today = state.today()
-    span = costs.resolve_span(period=period, start=start, end=end, today=today)
-    prev_span = costs.previous_span(span) if compare_previous else None
-    windows = len(costs.split_windows(span)) + (len(costs.split_windows(prev_span)) if prev_span else 0)
+    window = periods.resolve_window(period=period, start=start, end=end, today=today)
+    before: periods.Window | None = None
+    if compare_previous or compare_start or compare_end:
+        before = periods.comparison_window(window, today=today, start=compare_start, end=compare_end)
+    v = await state.catalog.resolve_view(view)
+    span = window.span
+    prev_span = before.span if before else None
+    windows = len(periods.split_windows(span)) + (len(periods.split_windows(prev_span)) if prev_span else 0)
     done = 0
 
     async def on_window(_d: int, _t: int) -> None:
@@ -110,7 +128,7 @@ async def query_view_costs(
             tg.start_soon(fetch_previous)
     return costs.shape_costs(
         current,
-        span,
+        window,
         today=today,
         view=v,
         cost_type=cost_type,
@@ -118,7 +136,7 @@ async def query_view_costs(
         granularity=granularity,
         breakdown_series=breakdown_series,
         previous=previous,
-        previous_span=prev_span,
+        previous_window=before,
     )
 
 

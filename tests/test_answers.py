@@ -1,0 +1,92 @@
+"""The questions users ask most, end to end through the MCP client, in one or two calls each.
+
+Expected figures are computed here from the sandbox's own data (its daily costs and its scan
+resources), never copied from a tool's answer.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+from finout_mcp.sandbox import Sandbox
+from tests.support import TODAY, call, demo, text
+
+
+def sandbox_total(sb: Sandbox, view_name: str, first: date, last: date) -> float:
+    """The view's cost over [first, last], summed from the sandbox's per-group daily costs."""
+    view = next(v for v in sb.account.views if v.name == view_name)
+    total = 0.0
+    d = first
+    while d <= last:
+        total += sum(round(view.cost(g, d, sb.account.today), 4) for g in view.groups)
+        d += timedelta(days=1)
+    return total
+
+
+async def test_last_month_compared_with_the_month_before(tmp_path: Path) -> None:
+    """'What did we spend last month, and how does that compare with the month before?' (2 calls)"""
+    async with demo(tmp_path) as (client, sb):
+        views = await call(client, "list_views")
+        view = next(v for v in views["views"] if v["name"] == "All costs by service")
+        result = await client.call_tool(
+            "query_view_costs", {"view": view["id"], "period": "last_month", "compare_previous": True}
+        )
+        out = result.structured_content
+        assert not result.is_error and out is not None
+        assert len(text(result).encode()) <= 8 * 1024
+
+    assert date(2026, 11, 25) == TODAY  # last month: October 2026 (31 days); before: September (30)
+    october = sandbox_total(sb, "All costs by service", date(2026, 10, 1), date(2026, 10, 31))
+    september = sandbox_total(sb, "All costs by service", date(2026, 9, 1), date(2026, 9, 30))
+    assert (out["first_day"], out["last_day"], out["days"]) == ("2026-10-01", "2026-10-31", 31)
+    assert (out["previous_first_day"], out["previous_last_day"], out["previous_days"]) == (
+        "2026-09-01",
+        "2026-09-30",
+        30,
+    )
+    assert (out["period"], out["previous_period"]) == ("October 2026", "September 2026")
+    assert abs(out["total"] - october) < 0.01
+    assert abs(out["previous_total"] - september) < 0.01
+    assert abs(out["change_abs"] - (october - september)) < 0.01
+    assert out["change_pct"] == round((october - september) / september * 100, 1)
+    # different lengths: the per-day figures say whether the daily run rate moved
+    assert abs(out["per_day"] - october / 31) < 0.01
+    assert abs(out["previous_per_day"] - september / 30) < 0.01
+    line = out["comparison"]
+    assert "October 2026 (2026-10-01..2026-10-31, 31 days)" in line
+    assert "September 2026 (2026-09-01..2026-09-30, 30 days), the calendar month before" in line
+    assert "per day" in line
+
+
+async def test_same_month_last_year_by_explicit_window(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, sb):
+        out = await call(
+            client,
+            "query_view_costs",
+            {
+                "view": "Costs by team",
+                "period": "last_month",
+                "compare_start": "2025-10-01",
+                "compare_end": "2025-10-31",
+            },
+        )
+    expected = sandbox_total(sb, "Costs by team", date(2025, 10, 1), date(2025, 10, 31))
+    assert out["previous_period"] == "October 2025" and out["previous_days"] == 31
+    assert abs(out["previous_total"] - expected) < 0.01
+    assert out.get("per_day") is None  # same length: no per-day figures needed
+    assert "the window you asked for" in out["comparison"]
+
+
+async def test_month_to_date_against_the_same_days_of_last_month(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, sb):
+        out = await call(
+            client,
+            "query_view_costs",
+            {"view": "Costs by team", "period": "month_to_date", "compare_previous": True},
+        )
+    assert (out["first_day"], out["last_day"]) == ("2026-11-01", "2026-11-25")
+    assert (out["previous_first_day"], out["previous_last_day"]) == ("2026-10-01", "2026-10-25")
+    expected = sandbox_total(sb, "Costs by team", date(2026, 10, 1), date(2026, 10, 25))
+    assert abs(out["previous_total"] - expected) < 0.01
+    assert any("still incomplete" in n for n in out["notes"])
