@@ -37,8 +37,13 @@ Guarantees
   retry would only add latency. When a create's outcome is unknown the error says so in its
   hint ("the tag may have been created; check list_virtual_tags before retrying") and has
   ``retryable=False``, ``outcome_unknown=True``.
-- **Responses**: JSON parsed into the model; HTML, empty, truncated or wrongly shaped bodies
-  raise :class:`MalformedResponseError` with a short reason (never the body itself).
+- **Responses**: JSON parsed into the model. A response is *recognised* only when its main
+  field is there (in the documented place or a documented alternative, see
+  :class:`finout_mcp.api.models.Response`); HTML, empty, truncated or wrongly shaped bodies raise
+  :class:`MalformedResponseError` naming the operation and the field, with a sketch of the
+  shape that came (keys and types only, never a value). Nothing unrecognised is read as empty.
+- **Metadata PUT** sends the bare value map the docs describe and returns nothing: what was
+  stored is only known by reading it back (the write service does, after every write).
 """
 
 from __future__ import annotations
@@ -76,6 +81,7 @@ from finout_mcp.api.models import (
     EndpointList,
     KeyList,
     RecommendationsRequest,
+    Response,
     ScanList,
     ScanRecommendations,
     ValueList,
@@ -85,6 +91,8 @@ from finout_mcp.api.models import (
     VirtualTagList,
     VirtualTagMetadata,
     VirtualTagWrite,
+    metadata_body,
+    shape_of,
     strip_display_names,
 )
 from finout_mcp.config import MAX_CONCURRENCY, Settings
@@ -107,6 +115,14 @@ ENDPOINT_OUTCOME_HINT = (
     "The endpoint may have been created anyway; check list_endpoints before retrying, "
     "so as not to create a duplicate."
 )
+
+
+@dataclass(frozen=True)
+class WriteAck:
+    """Finout's answer to a write whose body is not documented: only that it was accepted."""
+
+    status: int
+    request_id: str | None = None
 
 
 @dataclass
@@ -354,6 +370,8 @@ class FinoutClient:
         return await self._get(VirtualTagList, "virtual-tags")
 
     async def get_virtual_tag(self, tag_id: str) -> VirtualTag:
+        """GET /virtual-tags/{id}: the tag object itself ([seen]); ``{"virtualTag": ...}`` or
+        ``{"data": ...}`` around it are accepted too."""
         call = _Call("GET", self._path("virtual-tags", _id(tag_id, "tag_id")))
         return self._parse(await self._send(call), VirtualTag, call, unwrap="virtualTag")
 
@@ -388,18 +406,26 @@ class FinoutClient:
 
     async def set_virtual_tag_metadata(
         self, tag_id: str, metadata: Mapping[str, ValueMetadata | Mapping[str, Any]]
-    ) -> VirtualTagMetadata:
-        """PUT /virtual-tags/{id}/metadata: **replaces** all metadata of the tag."""
+    ) -> WriteAck:
+        """PUT /virtual-tags/{id}/metadata with the **bare value map** (no ``metadata`` wrapper):
+        **replaces** all metadata of the tag.
+
+        The answer is not documented, so it is not taken as what was stored (an echo of the body
+        proves nothing): read the metadata back to know. An empty answer is an acknowledgement;
+        a body that is not JSON (an HTML error page, a cut-off answer) is a malformed response.
+        """
         values = {
-            name: (m if isinstance(m, ValueMetadata) else ValueMetadata.model_validate(m)).wire()
+            name: m if isinstance(m, ValueMetadata) else ValueMetadata.model_validate(m)
             for name, m in metadata.items()
         }
-        call = _Call("PUT", self._path("virtual-tags", _id(tag_id, "tag_id"), "metadata"), {"metadata": values})
+        call = _Call("PUT", self._path("virtual-tags", _id(tag_id, "tag_id"), "metadata"), metadata_body(values))
         response = await self._send(call)
-        data = self._json(response, call)
-        if isinstance(data, dict) and "metadata" not in data:  # an ack without the map: echo what was set
-            data = {"metadata": values, "requestId": data.get("requestId")}
-        return self._validate(data, VirtualTagMetadata, call, response)
+        data = self._json(response, call) if response.content.strip() else None
+        request_id = data.get("requestId") if isinstance(data, dict) else None
+        return WriteAck(
+            response.status_code,
+            str(request_id) if isinstance(request_id, str | int) else _header_request_id(response),
+        )
 
     # ------------------------------------------------------------------ cost guard
 
@@ -421,6 +447,8 @@ class FinoutClient:
     async def create_endpoint(self, body: EndpointCreate) -> Endpoint:
         """POST /endpoints. Never re-sent once it may have reached Finout (see module doc)."""
         data = {k: v for k, v in body.wire().items() if k not in SERVER_OWNED_FIELDS}
+        if body.to is None and body.configuration.to is not None:  # one body for both readings of `to`
+            data["to"] = body.configuration.to
         call = _Call("POST", self._path("endpoints"), data, idempotent=False, outcome_hint=ENDPOINT_OUTCOME_HINT)
         response = await self._send(call)
         payload = self._json(response, call)
@@ -616,29 +644,56 @@ class FinoutClient:
 
     def _parse(self, response: httpx.Response, model: type[M], call: _Call, *, unwrap: str | None = None) -> M:
         if unwrap is None:
-            # Fast path: pydantic parses the bytes itself, without building Python dicts first
-            # (50,000 keys or 200,000 values otherwise peak at several times their final size).
+            # Fast path for the documented shape: pydantic parses the bytes itself, without building
+            # Python dicts first (50,000 keys or 200,000 values otherwise peak at several times their
+            # final size). Main fields are required, so a body without one never passes here.
             try:
                 return model.model_validate_json(response.content)
             except ValidationError:
-                pass  # the slow path below names what is wrong
+                pass  # the slow path below accepts the documented alternatives, or names what is wrong
         data = self._json(response, call)
-        if unwrap and isinstance(data, dict) and isinstance(data.get(unwrap), dict):
-            data = data[unwrap]
+        if unwrap and isinstance(data, dict):
+            for wrapper in (unwrap, "data"):
+                if isinstance(data.get(wrapper), dict) and "id" not in data:
+                    data = data[wrapper]
+                    break
         return self._validate(data, model, call, response)
 
     def _validate(self, data: Any, model: type[M], call: _Call, response: httpx.Response) -> M:
+        request_id = data.get("requestId") if isinstance(data, dict) else None
+        request_id = request_id if isinstance(request_id, str) else None
+        if issubclass(model, Response):
+            recognised, missing = model.recognise(data)
+            if missing is not None:
+                raise self._malformed(
+                    f"unexpected response shape: {missing}",
+                    response,
+                    call,
+                    request_id,
+                    field=model.MAIN,
+                    data=data,
+                )
+            data = recognised
         summary: str | None = None
+        field: str | None = None
         try:
             return model.model_validate(data)
         except ValidationError as exc:
             summary = _validation_summary(exc)
+            first = exc.errors(include_input=False, include_url=False)[0]
+            field = ".".join(str(p) for p in first.get("loc", ())) or None
         assert summary is not None
-        request_id = data.get("requestId") if isinstance(data, dict) else None
-        raise self._malformed(summary, response, call, request_id if isinstance(request_id, str) else None)
+        raise self._malformed(summary, response, call, request_id, field=field, data=data)
 
     def _malformed(
-        self, reason: str, response: httpx.Response, call: _Call, request_id: str | None
+        self,
+        reason: str,
+        response: httpx.Response,
+        call: _Call,
+        request_id: str | None,
+        *,
+        field: str | None = None,
+        data: Any = None,
     ) -> MalformedResponseError:
         self.stats.errors += 1
         unknown = not call.idempotent
@@ -652,6 +707,8 @@ class FinoutClient:
             retryable=not unknown,
             outcome_unknown=unknown,
             hint=call.outcome_hint if unknown else None,
+            field=field,
+            shape=self._scrub(shape_of(data)) if data is not None else None,
         )
 
 
@@ -667,6 +724,7 @@ __all__ = [
     "USER_AGENT",
     "ClientStats",
     "FinoutClient",
+    "WriteAck",
     "error_details",
     "parse_retry_after",
     "segment",

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from http import HTTPStatus
+from typing import Any
 
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 _MAX_MESSAGE = 300
@@ -229,15 +230,31 @@ class APITimeoutError(TransportError, TimeoutError):
 
 
 class MalformedResponseError(FinoutError):
-    """An answer whose body is not the documented JSON (HTML, empty, truncated, wrong shape)."""
+    """An answer whose body is not the documented JSON (HTML, empty, truncated, wrong shape).
+
+    ``field`` names the field that was missing or wrong (wire name, dotted path) when the body was
+    JSON of another shape; ``shape`` sketches what came (keys and types, never values)."""
 
     default_hint = (
         "This is usually a transient gateway or proxy problem; retry later. If it persists, check that "
         "FINOUT_API_URL points at the Finout API."
     )
+    shape_hint = (
+        "Nothing was read as empty. Run `finout-mcp doctor` to check every response shape of this "
+        "account, and report the mismatch."
+    )
+
+    def __init__(self, message: str, *, field: str | None = None, shape: str | None = None, **kwargs: Any) -> None:
+        if field is not None and kwargs.get("hint") is None:
+            kwargs["hint"] = self.shape_hint
+        super().__init__(message, **kwargs)
+        self.field = field
+        self.shape = shape
 
     def _headline(self) -> str:
         status = f"{self.status} {_phrase(self.status or 0)}".strip() if self.status else "an answer"
+        if self.field is not None:
+            return f"Finout API answered {self.operation} ({status}) in a shape finout-mcp does not recognise"
         return f"Finout API returned {status} with an unreadable body for {self.operation}"
 
 

@@ -148,7 +148,15 @@ def register(server: MCPServer, state_ref: StateRef) -> None:
     async def tags() -> str:
         ts = await _guarded(state(), state().catalog.virtual_tags())
         return _json(
-            [{"id": t.id, "name": t.name, "rules": len(t.rules), "defaultValue": t.default_value} for t in ts]
+            [
+                {
+                    "id": t.id,
+                    "name": t.name,
+                    "rules": len(t.rules),
+                    "defaultValue": t.model_dump(by_alias=True, mode="json").get("defaultValue"),
+                }
+                for t in ts
+            ]
         )
 
     @server.resource(

@@ -583,7 +583,11 @@ def tag_outputs(tag: VirtualTag, tags: Mapping[str, VirtualTag]) -> list[str]:
                     stack.append(ref)
             elif rule.to:
                 out[rule.to] = None
-        if t.default_value:
+        if isinstance(t.default_value, TagReference):  # "else, the value of that other tag"
+            ref = tags.get(t.default_value.key)
+            if ref is not None:
+                stack.append(ref)
+        elif t.default_value:
             out[t.default_value] = None
     return list(out)
 

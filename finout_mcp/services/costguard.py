@@ -92,7 +92,7 @@ class Totals(BaseModel):
 
 
 class ResourceRow(BaseModel):
-    id: str
+    id: str | None = Field(description="Finout's resourceId (absent when Finout sends none).")
     reason: str = Field(description="One line: what was measured and what to do.")
     account: str | None = None
     cost: Money
@@ -490,7 +490,7 @@ def summarize_recommendations(
     rows: list[GroupRow] = []
     truncated = False
     for g, cost, waste, sav in group_vals[:max_groups]:
-        ranked = sorted(g.resources, key=lambda r: (-r.resource_yearly_potential_savings, r.resource_id))
+        ranked = sorted(g.resources, key=lambda r: (-r.resource_yearly_potential_savings, r.resource_id or ""))
         shown = ranked[:top_n]
         more = len(ranked) - len(shown)
         if more:

@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import AliasChoices, BaseModel, Field
 
-from finout_mcp.api.models import TagReference, Timeframe, VirtualTag
+from finout_mcp.api.models import DefaultValue, TagReference, Timeframe, VirtualTag
 from finout_mcp.services.composer import (
     MAX_RULES,
     VIRTUAL_TAGS,
@@ -240,7 +240,7 @@ def _check_to(to: str | TagReference, i: int, tags: dict[str, VirtualTag], tag_i
 
 async def lint_rules(
     rules: Sequence[RuleSpec],
-    default_value: str | None,
+    default_value: DefaultValue | None,
     catalog: KeyCatalog,
     *,
     tag_id: str | None = None,
@@ -263,7 +263,9 @@ async def lint_rules(
             )
         )
         return _report([], tag_findings)
-    if default_value is None or not default_value.strip():
+    if isinstance(default_value, TagReference):
+        pass  # "else, the value of another tag" (finout-api.md "Corrections"): nothing to check here
+    elif default_value is None or not default_value.strip():
         tag_findings.append(
             _finding(
                 "warning",
@@ -280,7 +282,8 @@ async def lint_rules(
     for i, rule in enumerate(rules):
         findings = _check_to(rule.to, i, tags, tag_id)
         tf = rule.timeframe
-        if tf is not None and tf.from_ is not None and tf.to is not None and tf.from_ > tf.to:
+        start, end = tf.bounds_ms() if tf is not None else (None, None)
+        if tf is not None and start is not None and end is not None and start > end:
             findings.append(
                 _finding(
                     "error",

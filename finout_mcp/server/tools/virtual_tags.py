@@ -42,7 +42,7 @@ class RuleInput(BaseModel):
     filter: FilterSpec = Field(validation_alias=AliasChoices("filter", "filters"), description=FILTER_REF)
     timeframe: Timeframe | None = Field(
         default=None,
-        description="Optional {'from', 'to'} in epoch ms.",
+        description="Optional {'from', 'to'}: epoch ms or ISO dates; either end may be left open.",
     )
 
     def spec(self) -> RuleSpec:
@@ -59,7 +59,7 @@ class TagListItem(BaseModel):
     id: str
     name: str
     rules: int
-    default_value: str | None = None
+    default_value: str | TagReference | None = None
     updated_at: str | None = None
 
 
@@ -80,7 +80,9 @@ class RuleView(BaseModel):
 class TagDetail(Envelope):
     id: str
     name: str
-    default_value: str | None
+    default_value: str | TagReference | None = Field(
+        description="Value for cost no rule matches; an object means the value of another tag."
+    )
     category: str | None = None
     created_at: str | None = None
     updated_at: str | None = None
