@@ -366,7 +366,8 @@ async def test_create_virtual_tag_strips_display_name_and_server_fields() -> Non
     assert created.id == "vt-1"
     sent = rec.bodies()[0]
     assert rec.requests[0].method == "POST" and rec.requests[0].url.raw_path == b"/v1/virtual-tags"
-    assert set(sent) == {"name", "rules", "defaultValue"}
+    # category is the tag's, not Finout's bookkeeping: it goes back (finout-api.md "Tag object")
+    assert set(sent) == {"name", "rules", "defaultValue", "category"}
     assert "displayName" not in json.dumps(sent)
     assert sent["rules"][0]["filters"]["AND"][0] == {
         "costCenter": "AWS",
@@ -401,16 +402,17 @@ async def test_update_without_tag_in_answer_rereads_it() -> None:
     assert [r.method for r in rec.requests] == ["PUT", "GET"]
 
 
-async def test_set_metadata_wraps_in_metadata_key() -> None:
-    rec = Recorder(ok(METADATA))
+async def test_set_metadata_sends_the_bare_value_map() -> None:
+    """finout-api.md, first correction: the PUT body is the map keyed by tag value, never wrapped."""
+    rec = Recorder(ok({"requestId": "r-put"}))
     meta = {"Data Team": ValueMetadata(groups=["g-1"], custom_metadata={"owner": "dana"}, endpoints=["ep-1"])}
     async with client_for(rec) as client:
-        result = await client.set_virtual_tag_metadata("vt-1", meta)
-    assert result.metadata["Data Team"].custom_metadata == {"owner": "dana"}
+        ack = await client.set_virtual_tag_metadata("vt-1", meta)
+    assert ack.status == 200 and ack.request_id == "r-put"
     req = rec.requests[0]
     assert req.method == "PUT" and req.url.raw_path == b"/v1/virtual-tags/vt-1/metadata"
     assert rec.bodies()[0] == {
-        "metadata": {"Data Team": {"groups": ["g-1"], "customMetadata": {"owner": "dana"}, "endpoints": ["ep-1"]}}
+        "Data Team": {"groups": ["g-1"], "customMetadata": {"owner": "dana"}, "endpoints": ["ep-1"]}
     }
 
 
@@ -446,7 +448,13 @@ async def test_endpoints() -> None:
     assert [e.type for e in eps.endpoints] == ["email", "slack", "msteams"]
     assert eps.endpoints[2].configuration is None  # msteams: no configuration
     assert created.id == "ep-new"
-    assert rec.bodies()[1] == {"type": "email", "name": "Alerts", "configuration": {"to": "alerts@example.com"}}
+    # `to` in configuration (every example) and at top level (the older table): right under both readings
+    assert rec.bodies()[1] == {
+        "type": "email",
+        "name": "Alerts",
+        "configuration": {"to": "alerts@example.com"},
+        "to": "alerts@example.com",
+    }
 
 
 def test_strip_display_names_any_depth() -> None:

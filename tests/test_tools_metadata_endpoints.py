@@ -41,7 +41,7 @@ async def test_metadata_replace_and_dry_run(tmp_path: Path) -> None:
             {"tag": "Team", "values": {"only": {"groups": []}}, "mode": "replace", "dry_run": True},
         )
         assert preview["status"] == "dry_run" and writes(sb) == []
-        assert list(preview["body"]["metadata"]) == ["only"]
+        assert list(preview["body"]) == ["only"]  # the bare value map, exactly what PUT would send
         assert any("removes" in n for n in preview["notes"])
 
 

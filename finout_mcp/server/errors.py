@@ -24,7 +24,7 @@ from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, ValidationError
 
 from finout_mcp.api.errors import FinoutError
-from finout_mcp.services.errors import InputError, first_error
+from finout_mcp.services.errors import InputError, WriteVerificationError, first_error
 from finout_mcp.services.safety import scrub_json, scrub_secrets
 
 log = logging.getLogger("finout_mcp.server")
@@ -40,7 +40,7 @@ def describe(exc: BaseException, secrets: list[str] | None = None) -> str:
         if "retry" not in text.lower():  # say whether to retry, unless the hint already does
             retry = "This is temporary: retry in a moment." if exc.retryable else "Retrying as is will not help."
             text = f"{text} {retry}"
-    elif isinstance(exc, InputError):
+    elif isinstance(exc, InputError | WriteVerificationError):
         text = str(exc)
     elif isinstance(exc, ValidationError):
         problems = "; ".join(
@@ -73,7 +73,7 @@ def tool_guard(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
             exc = first_error(caught) if isinstance(caught, BaseExceptionGroup) else caught
             if isinstance(exc, ToolError):
                 raise exc from None
-            if isinstance(exc, FinoutError | InputError | ValidationError):
+            if isinstance(exc, FinoutError | InputError | WriteVerificationError | ValidationError):
                 log.info("tool %s refused: %s", fn.__name__, type(exc).__name__)
                 raise ToolError(describe(exc, _secrets_from(kwargs))) from None
             log.exception("tool %s failed unexpectedly", fn.__name__)

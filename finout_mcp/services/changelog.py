@@ -51,7 +51,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from finout_mcp.api.models import ValueMetadata, strip_display_names
+from finout_mcp.api.models import SERVER_OWNED_FIELDS, ValueMetadata, strip_display_names
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.fencing import fence
 from finout_mcp.services.safety import canonical_rule, scrub_json
@@ -312,10 +312,11 @@ class UndoPlan(BaseModel):
 
 
 def tag_write_body(tag: dict[str, Any]) -> dict[str, Any]:
-    """``{name, rules, defaultValue}`` from a tag's JSON: server-owned fields and displayName dropped."""
-    body: dict[str, Any] = {"name": tag.get("name"), "rules": strip_display_names(tag.get("rules") or [])}
-    if tag.get("defaultValue") is not None:
-        body["defaultValue"] = tag["defaultValue"]
+    """The POST/PUT body from a tag's JSON: server-owned fields and displayName dropped, the rest
+    (``category`` and fields we do not know included) kept as it was read."""
+    body: dict[str, Any] = {k: v for k, v in tag.items() if k not in SERVER_OWNED_FIELDS and v is not None}
+    body["name"] = tag.get("name")
+    body["rules"] = strip_display_names(tag.get("rules") or [])
     return body
 
 
@@ -475,7 +476,7 @@ def _value_canon(value: Any) -> str:
     """Canonical text of one value's metadata, defaults filled in."""
     if isinstance(value, dict) or value is None:
         with contextlib.suppress(ValidationError):
-            return json.dumps(ValueMetadata.model_validate(value or {}).wire(), sort_keys=True, default=str)
+            return json.dumps(ValueMetadata.model_validate(value or {}).comparable(), sort_keys=True, default=str)
     return json.dumps(value, sort_keys=True, default=str)
 
 

@@ -26,6 +26,23 @@ class InputError(Exception):
         return " ".join(parts)
 
 
+class WriteVerificationError(Exception):
+    """A write went through, but reading the target back shows something else than was sent.
+
+    ``str()`` is the full, model-facing message: what differs, and the ``change_id`` whose
+    undo restores the state before the write.
+    """
+
+    def __init__(self, message: str, *, change_id: str, problems: list[str]) -> None:
+        self.message = message
+        self.change_id = change_id
+        self.problems = problems
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
 def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """The first real error in a (nested) exception group: what concurrent work reports to a caller."""
     exc: BaseException = group

@@ -22,12 +22,15 @@ from pydantic import BaseModel, Field
 
 from finout_mcp.api.models import (
     Endpoint,
+    EndpointRef,
     TagReference,
     ValueMetadata,
     VirtualTag,
     VirtualTagRule,
     VirtualTagWrite,
+    endpoint_id,
     strip_display_names,
+    value_label,
 )
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.fencing import fence, fence_all
@@ -61,14 +64,19 @@ def _looks_secret_url(value: str) -> bool:
 
 
 def mask_endpoint(endpoint: Endpoint) -> Endpoint:
-    """A copy with a Slack ``to`` (or any webhook-looking ``to``) masked; e-mail shown as is."""
+    """A copy with a Slack ``to`` (or any webhook-looking ``to``) masked, in ``configuration``
+    and at top level alike; e-mail shown as is."""
+
+    def secret(to: str | None) -> bool:
+        return bool(to) and (endpoint.type.lower() == "slack" or _looks_secret_url(to or ""))
+
+    update: dict[str, object] = {}
     cfg = endpoint.configuration
-    if cfg is None or not cfg.to:
-        return endpoint
-    if endpoint.type.lower() == "slack" or _looks_secret_url(cfg.to):
-        new_cfg = cfg.model_copy(update={"to": mask_secret_url(cfg.to)})
-        return endpoint.model_copy(update={"configuration": new_cfg})
-    return endpoint
+    if cfg is not None and cfg.to and secret(cfg.to):
+        update["configuration"] = cfg.model_copy(update={"to": mask_secret_url(cfg.to)})
+    if endpoint.to and secret(endpoint.to):
+        update["to"] = mask_secret_url(endpoint.to)
+    return endpoint.model_copy(update=update) if update else endpoint
 
 
 def scrub_secrets(text: str, secrets: Iterable[str] = ()) -> str:
@@ -88,10 +96,14 @@ def scrub_json(value: Any, secrets: Iterable[str] = ()) -> Any:
     if isinstance(value, dict):
         out = {k: scrub_json(v, secret_list) for k, v in value.items()}
         cfg = out.get("configuration")
-        if str(out.get("type", "")).lower() == "slack" and isinstance(cfg, dict) and cfg.get("to"):
+        slack = str(out.get("type", "")).lower() == "slack"
+        masked = ("https://hooks.slack.com/…", "https://hooks.slack-gov.com/…")
+        if slack and isinstance(cfg, dict) and cfg.get("to"):
             to = str(cfg["to"])
-            if not to.startswith(("https://hooks.slack.com/…", "https://hooks.slack-gov.com/…")):
+            if not to.startswith(masked):
                 out["configuration"] = {**cfg, "to": mask_secret_url(to)}
+        if slack and isinstance(out.get("to"), str) and out["to"] and not out["to"].startswith(masked):
+            out["to"] = mask_secret_url(out["to"])  # the older pages' top-level `to`
         return out
     return value
 
@@ -238,12 +250,44 @@ def _union(a: list[str], b: list[str]) -> list[str]:
     return out
 
 
+def _union_refs(a: list[str | EndpointRef], b: list[str | EndpointRef]) -> list[str | EndpointRef]:
+    """Endpoint references unioned by id; those already there keep their shape."""
+    out = list(a)
+    seen = {endpoint_id(x) for x in a}
+    for x in b:
+        if endpoint_id(x) not in seen:
+            seen.add(endpoint_id(x))
+            out.append(x)
+    return out
+
+
+def in_endpoint_style(
+    metadata: dict[str, ValueMetadata], like: dict[str, ValueMetadata]
+) -> dict[str, ValueMetadata]:
+    """``metadata`` with endpoint references written the way ``like`` (the metadata read from
+    Finout) writes them: ``{"endpoint": id}`` objects if it uses any, else plain ids as given.
+    The docs show both (GET: ids; the PUT table: objects); the account's own answer decides."""
+    objects = any(isinstance(e, EndpointRef) for m in like.values() for e in m.endpoints)
+    if not objects:
+        return metadata
+    out: dict[str, ValueMetadata] = {}
+    for value, m in metadata.items():
+        if any(isinstance(e, str) for e in m.endpoints):
+            refs: list[str | EndpointRef] = [
+                EndpointRef(endpoint=e) if isinstance(e, str) else e for e in m.endpoints
+            ]
+            m = m.model_copy(update={"endpoints": refs})
+        out[value] = m
+    return out
+
+
 def merge_metadata(
     current: dict[str, ValueMetadata], incoming: dict[str, ValueMetadata]
 ) -> dict[str, ValueMetadata]:
     """Merge ``incoming`` into ``current``: lists unioned (order kept), customMetadata dict-merged.
 
-    Values absent from ``incoming`` are kept as they are; incoming wins per customMetadata key.
+    Values absent from ``incoming`` are kept exactly as read; a merged value changes only the
+    fields ``incoming`` gives; incoming wins per customMetadata key.
     """
     merged: dict[str, ValueMetadata] = {k: v.model_copy(deep=True) for k, v in current.items()}
     for value, inc in incoming.items():
@@ -251,14 +295,16 @@ def merge_metadata(
         if cur is None:
             merged[value] = inc.model_copy(deep=True)
             continue
-        merged[value] = cur.model_copy(
-            update={
-                "groups": _union(cur.groups, inc.groups),
-                "endpoints": _union(cur.endpoints, inc.endpoints),
-                "custom_metadata": {**cur.custom_metadata, **inc.custom_metadata},
-            }
-        )
-    return merged
+        given = inc.model_fields_set
+        update: dict[str, object] = {}
+        if "groups" in given:
+            update["groups"] = _union(cur.groups, inc.groups)
+        if "endpoints" in given:
+            update["endpoints"] = _union_refs(cur.endpoints, inc.endpoints)
+        if "custom_metadata" in given:
+            update["custom_metadata"] = {**cur.custom_metadata, **inc.custom_metadata}
+        merged[value] = cur.model_copy(update=update)
+    return in_endpoint_style(merged, current)
 
 
 # ----------------------------------------------------------------------------- canonical comparison
@@ -392,13 +438,12 @@ def diff_tag(before: VirtualTag, after_body: VirtualTagWrite) -> TagDiff:
         counts[r.change] += 1
     name_changed = before.name != after_body.name
     default_changed = (before.default_value or None) != (after_body.default_value or None)
+    before_default, after_default = value_label(before.default_value), value_label(after_body.default_value)
     parts: list[str] = []
     if name_changed:
         parts.append(f"name {fence(before.name)} → {fence(after_body.name)}")
     if default_changed:
-        parts.append(
-            f"default value {fence(before.default_value or '')} → {fence(after_body.default_value or '')}"
-        )
+        parts.append(f"default value {fence(before_default or '')} → {fence(after_default or '')}")
     rule_bits = [f"{n} {k}" for k, n in counts.items() if n and k != "unchanged"]
     parts.append(("rules: " + ", ".join(rule_bits)) if rule_bits else "rules unchanged")
     if counts["unchanged"] and rule_bits:
@@ -408,8 +453,8 @@ def diff_tag(before: VirtualTag, after_body: VirtualTagWrite) -> TagDiff:
         before_name=before.name,
         after_name=after_body.name,
         default_changed=default_changed,
-        before_default=before.default_value,
-        after_default=after_body.default_value,
+        before_default=before_default,
+        after_default=after_default,
         rules=rules,
         counts=counts,
         summary="; ".join(parts) + ".",

@@ -19,25 +19,29 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, Field
 
 from finout_mcp.api.client import FinoutClient
-from finout_mcp.api.errors import FinoutError, NotFoundError
+from finout_mcp.api.errors import FinoutError, MalformedResponseError, NotFoundError
 from finout_mcp.api.models import (
+    DefaultValue,
     Endpoint,
-    EndpointConfiguration,
     EndpointCreate,
     TagReference,
     ValueMetadata,
     VirtualTag,
     VirtualTagRule,
     VirtualTagWrite,
+    metadata_body,
+    value_label,
 )
 from finout_mcp.services.catalog import Catalog
 from finout_mcp.services.changelog import ChangeLog, ChangeRecord, Operation, TargetType, drift
-from finout_mcp.services.errors import InputError
+from finout_mcp.services.errors import InputError, WriteVerificationError
 from finout_mcp.services.fencing import fence
 from finout_mcp.services.lint import LintReport, RuleSpec, lint_rules
+from finout_mcp.services.readback import metadata_mismatches
 from finout_mcp.services.safety import (
     TagDiff,
     diff_tag,
+    in_endpoint_style,
     mask_endpoint,
     merge_metadata,
     same_content,
@@ -75,15 +79,18 @@ class WriteResult(BaseModel):
 
 
 def _summary(tag: VirtualTag) -> TagSummary:
-    return TagSummary(id=tag.id, name=tag.name, default_value=tag.default_value, rules=len(tag.rules))
+    return TagSummary(id=tag.id, name=tag.name, default_value=value_label(tag.default_value), rules=len(tag.rules))
 
 
 def _body_summary(body: VirtualTagWrite, tag_id: str | None) -> TagSummary:
-    return TagSummary(id=tag_id, name=body.name, default_value=body.default_value, rules=len(body.rules))
+    return TagSummary(
+        id=tag_id, name=body.name, default_value=value_label(body.default_value), rules=len(body.rules)
+    )
 
 
 def _metadata_json(metadata: dict[str, ValueMetadata]) -> dict[str, Any]:
-    return {value: m.model_dump(by_alias=True, mode="json") for value, m in metadata.items()}
+    """Metadata as Finout holds it (each value's fields as read or set): what undo sends back."""
+    return metadata_body(metadata)
 
 
 def _tag_json(tag: VirtualTag) -> dict[str, Any]:
@@ -162,16 +169,22 @@ class Writer:
         return await self.client.get_virtual_tag(listed.id)
 
     async def _prepare_rules(
-        self, rules: Sequence[RuleSpec], default_value: str | None, tag_id: str | None
+        self, rules: Sequence[RuleSpec], default_value: DefaultValue | None, tag_id: str | None
     ) -> tuple[list[VirtualTagRule], list[str]]:
         report = await lint_rules(rules, default_value, self.catalog, tag_id=tag_id)
         if not report.ok:
             raise lint_failure(report)
         wire: list[VirtualTagRule] = []
-        for spec, rr in zip(rules, report.rules, strict=True):
+        for i, (spec, rr) in enumerate(zip(rules, report.rules, strict=True)):
             if rr.filter is None:  # pragma: no cover - ok report always has filters
                 raise lint_failure(report)
-            wire.append(VirtualTagRule(to=spec.to, filters=rr.filter, timeframe=spec.timeframe))
+            try:  # a rule we write gets the documented form: epoch ms (finout-api.md "Basics")
+                timeframe = spec.timeframe.in_ms() if spec.timeframe is not None else None
+            except ValueError as exc:
+                raise InputError(
+                    f"Rule {i + 1}'s timeframe: {exc}.", hint="Give epoch milliseconds or ISO dates (2025-01-31)."
+                ) from None
+            wire.append(VirtualTagRule(to=spec.to, filters=rr.filter, timeframe=timeframe))
         return wire, _warnings(report)
 
     async def _name_taken(self, name: str, *, except_id: str | None = None) -> VirtualTag | None:
@@ -262,7 +275,8 @@ class Writer:
             wire, warnings = await self._prepare_rules(rules, new_default, live.id)
         else:
             wire = [r.model_copy() for r in live.rules]
-        body = VirtualTagWrite(name=new_name, rules=wire, default_value=new_default)
+        # PUT replaces the tag: everything read and not changed (category, unknown fields) goes back as read
+        body = live.write_body(name=new_name, rules=wire, default_value=new_default)
         diff = diff_tag(live, body)
         if same_content(live, body):
             return WriteResult(
@@ -370,7 +384,7 @@ class Writer:
     ) -> WriteResult:
         validate_metadata_values(values)
         listed = await self.catalog.resolve_tag(ref)
-        wanted = {e for v in values.values() for e in v.endpoints}
+        wanted = {e for v in values.values() for e in v.endpoint_ids}
         if wanted:
             known = {e.id: e.name for e in (await self.client.list_endpoints()).endpoints}
             missing = sorted(wanted - set(known))
@@ -380,15 +394,35 @@ class Writer:
                     hint="Use ids from list_endpoints: "
                     + ", ".join(f"{i} ({fence(n)})" for i, n in list(known.items())[:10]),
                 )
-        current = (await self.client.get_virtual_tag_metadata(listed.id)).metadata
-        new = merge_metadata(current, values) if mode == "merge" else dict(values)
+        notes: list[str] = []
+        try:
+            current: dict[str, ValueMetadata] | None = (
+                await self.client.get_virtual_tag_metadata(listed.id)
+            ).metadata
+        except MalformedResponseError as exc:
+            if exc.field is None:  # an unreadable body (cut off, HTML): transient, said as it is
+                raise
+            if mode == "merge":  # merging onto a read we could not recognise would drop what it holds
+                raise InputError(
+                    f"Nothing was written: a merge needs the current metadata of {fence(listed.name)}, "
+                    f"and Finout's answer was not recognised: {exc}",
+                    hint="Run `finout-mcp doctor` to see the shape Finout sends; to set the whole map anyway, "
+                    "call again with mode='replace' and every value the tag should keep.",
+                ) from None
+            current = None
+            notes.append(
+                "The current metadata could not be read (unrecognised answer), so undo cannot restore it; "
+                "replace mode sets exactly the values given."
+            )
+        new = merge_metadata(current, values) if mode == "merge" and current is not None else dict(values)
+        if current is not None:
+            new = in_endpoint_style(new, current)
         as_json = _metadata_json(new)
-        before_json = _metadata_json(current)
-        removed = sorted(set(current) - set(new))
-        notes = []
+        before_json = _metadata_json(current) if current is not None else None
+        removed = sorted(set(current or {}) - set(new))
         if removed:
             notes.append(f"replace mode removes metadata of: {', '.join(fence(r) for r in removed)}.")
-        if as_json == before_json:
+        if current is not None and not metadata_mismatches(new, current):
             return WriteResult(
                 status="unchanged",
                 tag=TagSummary(id=listed.id, name=listed.name),
@@ -399,7 +433,7 @@ class Writer:
             return WriteResult(
                 status="dry_run",
                 tag=TagSummary(id=listed.id, name=listed.name),
-                body={"metadata": as_json},
+                body=metadata_body(new),
                 metadata=new,
                 notes=[
                     *notes,
@@ -407,23 +441,57 @@ class Writer:
                     "what is kept. Call again with dry_run=false to apply.",
                 ],
             )
-        _, rec = await self._logged(
+        ack, rec = await self._logged(
             "update_virtual_tag_metadata",
             "virtual_tag_metadata",
             lambda: self.client.set_virtual_tag_metadata(listed.id, new),
             target_id=listed.id,
             target_name=listed.name,
-            before={"metadata": before_json},
+            before={"metadata": before_json} if before_json is not None else None,
             after=lambda _r: {"metadata": as_json},
         )
+        await self._verify_metadata(listed.id, listed.name, new, rec.change_id, ack.status, before=current)
         return WriteResult(
             status="updated",
             change_id=rec.change_id,
             tag=TagSummary(id=listed.id, name=listed.name),
-            body={"metadata": as_json},
+            body=metadata_body(new),
             metadata=new,
-            notes=[*notes, f"undo_change({rec.change_id!r}) restores the previous metadata."],
+            notes=[
+                *notes,
+                "Read back from Finout: it matches what was sent.",
+                f"undo_change({rec.change_id!r}) restores the previous metadata.",
+            ],
         )
+
+    async def _verify_metadata(
+        self,
+        tag_id: str,
+        tag_name: str,
+        sent: dict[str, ValueMetadata],
+        change_id: str,
+        status: int,
+        *,
+        before: dict[str, ValueMetadata] | None,
+    ) -> None:
+        """Read the metadata back after a write; raise :class:`WriteVerificationError` (with the
+        change id to undo it) if it is not what was sent."""
+        try:
+            read = (await self.client.get_virtual_tag_metadata(tag_id)).metadata
+            problems = metadata_mismatches(sent, read)
+            if problems and before is not None and not metadata_mismatches(before, read):
+                problems.insert(0, "it still reads as before, so the write did not take effect")
+        except FinoutError as exc:
+            problems = [f"it could not be read back ({exc.message})"]
+        if problems:
+            raise WriteVerificationError(
+                f"Finout answered the metadata write for {fence(tag_name)} with {status} (change {change_id}), "
+                f"but reading it back does not match what was sent: {'; '.join(problems)}. Check it with "
+                f"get_virtual_tag_metadata; undo_change({change_id!r}) restores the previous metadata. If it "
+                "persists, run `finout-mcp doctor`.",
+                change_id=change_id,
+                problems=problems,
+            )
 
     # ------------------------------------------------------------------ endpoints
 
@@ -432,7 +500,7 @@ class Writer:
     ) -> WriteResult:
         name = validate_name(name, "endpoint name")
         to = validate_email(to) if type_ == "email" else validate_slack_webhook(to)
-        body = EndpointCreate(type=type_, name=name, configuration=EndpointConfiguration(to=to))
+        body = EndpointCreate.of(type_, name, to)
         existing = [
             e
             for e in (await self.client.list_endpoints()).endpoints
@@ -440,11 +508,18 @@ class Writer:
         ]
         if existing:
             e = existing[0]
-            if e.configuration is not None and e.configuration.to == to:
+            if e.target == to:
                 return WriteResult(
                     status="unchanged",
                     endpoint=mask_endpoint(e),
                     notes=["An endpoint with this type, name and target exists; nothing was sent."],
+                )
+            if e.target is None:  # e-mail examples show an empty configuration: the target is not shown
+                raise InputError(
+                    f"A {type_} endpoint named {fence(name)} already exists (id {e.id}); Finout does not show "
+                    "its target, so it cannot be compared with this one.",
+                    hint=f"Use its id {e.id} if it is the same; otherwise pick another name "
+                    "(the API cannot edit endpoints).",
                 )
             raise InputError(
                 f"A {type_} endpoint named {fence(name)} already exists (id {e.id}) with another target.",
@@ -521,6 +596,8 @@ class Writer:
         elif plan.before_image == "metadata":
             before = live
 
+        written_metadata: list[tuple[str, dict[str, ValueMetadata], int]] = []
+
         async def run_steps() -> dict[str, Any] | None:
             new_id: str | None = plan.target_id
             after: dict[str, Any] | None = None
@@ -543,7 +620,8 @@ class Writer:
                     target = step.tag_id or new_id
                     assert target is not None and step.metadata is not None
                     md = {k: ValueMetadata.model_validate(v) for k, v in step.metadata.items()}
-                    await self.client.set_virtual_tag_metadata(target, md)
+                    ack = await self.client.set_virtual_tag_metadata(target, md)
+                    written_metadata.append((target, md, ack.status))
                     if plan.target_type == "virtual_tag_metadata":
                         after = {"metadata": step.metadata}
             if after is not None and new_id is not None:
@@ -562,6 +640,10 @@ class Writer:
             undoes=plan.undoes,
             effect=plan.effect,
         )
+        for tag_id, md, status in written_metadata:
+            await self._verify_metadata(
+                tag_id, plan.target_name or tag_id, md, undo_rec.change_id, status, before=None
+            )
         return WriteResult(
             status="undone",
             change_id=undo_rec.change_id,
