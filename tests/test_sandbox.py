@@ -430,25 +430,44 @@ async def test_metadata_get_put(client: httpx.AsyncClient, sb: Sandbox) -> None:
     assert all(e in endpoint_ids for v in body["metadata"].values() for e in v["endpoints"])
 
     new = {"checkout": {"groups": [], "customMetadata": {"owner": "li@acme.example"}, "endpoints": []}}
-    r = await client.put(f"/virtual-tags/{team['id']}/metadata", json={"metadata": new})
+    r = await client.put(f"/virtual-tags/{team['id']}/metadata", json=new)
     assert r.status_code == 200, r.text
     got = (await client.get(f"/virtual-tags/{team['id']}/metadata")).json()["metadata"]
     assert got == new  # replaces everything
-    bare = {"payments": {"groups": ["g1"], "customMetadata": {}, "endpoints": []}}
-    assert (await client.put(f"/virtual-tags/{team['id']}/metadata", json=bare)).status_code == 200
-    assert sb.account.metadata[team["id"]] == bare
+    # the PUT table's {"endpoint": id} references are accepted beside plain ids, and kept as sent
+    email = sb.account.endpoints[0]["id"]
+    objects = {"payments": {"groups": ["g1"], "endpoints": [{"endpoint": email}]}}
+    assert (await client.put(f"/virtual-tags/{team['id']}/metadata", json=objects)).status_code == 200
+    assert sb.account.metadata[team["id"]] == objects
+
+
+async def test_metadata_put_refuses_the_wrapped_body(client: httpx.AsyncClient, sb: Sandbox) -> None:
+    """The GET envelope is not a PUT body (finout-api.md, first correction): refused, nothing changes."""
+    team = tag_named(sb, "Team")
+    before = dict(sb.account.metadata[team["id"]])
+    wrapped = {"metadata": {"checkout": {"groups": [], "customMetadata": {}, "endpoints": []}}}
+    r = await client.put(f"/virtual-tags/{team['id']}/metadata", json=wrapped)
+    assert r.status_code == 400 and "bare map" in r.json()["message"]
+    assert sb.account.metadata[team["id"]] == before
+
+
+async def test_metadata_values_may_leave_fields_out(client: httpx.AsyncClient, sb: Sandbox) -> None:
+    """The GET example's "DevOps Team" has no `endpoints`: the sandbox serves such a value too."""
+    env = tag_named(sb, "Environment")
+    got = (await client.get(f"/virtual-tags/{env['id']}/metadata")).json()["metadata"]
+    assert "endpoints" not in got["staging"] and "endpoints" in got["production"]
 
 
 async def test_metadata_rejects_dots_and_unknown_tag(client: httpx.AsyncClient, sb: Sandbox) -> None:
     team = tag_named(sb, "Team")
     before = dict(sb.account.metadata[team["id"]])
-    bad: dict[str, Any] = {"metadata": {"team.checkout": {"groups": [], "customMetadata": {}, "endpoints": []}}}
+    bad: dict[str, Any] = {"team.checkout": {"groups": [], "customMetadata": {}, "endpoints": []}}
     r = await client.put(f"/virtual-tags/{team['id']}/metadata", json=bad)
     assert r.status_code in (400, 422)
     assert "dot" in r.json()["message"]
     assert sb.account.metadata[team["id"]] == before
     assert (await client.get("/virtual-tags/nope/metadata")).status_code == 404
-    assert (await client.put("/virtual-tags/nope/metadata", json={"metadata": {}})).status_code == 404
+    assert (await client.put("/virtual-tags/nope/metadata", json={})).status_code == 404
 
 
 # ------------------------------------------------------------------ cost guard

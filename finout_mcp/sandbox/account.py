@@ -86,8 +86,11 @@ class Account:
                 values.append(to)
             elif isinstance(to, dict) and to.get("key") in self.virtual_tags and to["key"] not in _seen:
                 values.extend(self.tag_values(to["key"], _seen | {tag_id}))
-        if isinstance(tag.get("defaultValue"), str) and tag["defaultValue"]:
-            values.append(tag["defaultValue"])
+        default = tag.get("defaultValue")
+        if isinstance(default, str) and default:
+            values.append(default)
+        elif isinstance(default, dict) and default.get("key") in self.virtual_tags and default["key"] not in _seen:
+            values.extend(self.tag_values(default["key"], _seen | {tag_id}))
         return list(dict.fromkeys(values))
 
     # ---------------------------------------------------------------- writes
@@ -96,7 +99,13 @@ class Account:
         return stable_uuid(self.seed, kind, "created", self._counter)
 
     def new_tag(
-        self, name: str, rules: list[Any], default_value: Any, who: str, now: dt.datetime
+        self,
+        name: str,
+        rules: list[Any],
+        default_value: Any,
+        who: str,
+        now: dt.datetime,
+        category: str | None = None,
     ) -> dict[str, Any]:
         tag_id = self.next_id("tag")
         tag = {
@@ -104,7 +113,7 @@ class Account:
             "accountId": self.account_id,
             "name": name,
             "rules": copy.deepcopy(rules),
-            "category": "General",
+            "category": category or "General",
             "defaultValue": default_value,
             "createdBy": who,
             "updatedBy": who,
@@ -141,7 +150,12 @@ class Account:
                 "type": kind,
                 "name": name,
             }
-            if to is not None:
+            if to is not None and name == "Payments leads":
+                # finout-api.md:28-30: an older page has `to` at top level, and e-mail examples show an
+                # empty `configuration`; one endpoint is served that way so clients must read both places
+                endpoint["configuration"] = {}
+                endpoint["to"] = to
+            elif to is not None:
                 endpoint["configuration"] = {"to": to}
             endpoint["createdBy"] = who
             endpoint["createdAt"] = js_date(created + dt.timedelta(days=3 * i, hours=i))
@@ -233,6 +247,13 @@ class Account:
                 "filters": cond("AWS", "aws_account_name", "oneOf", ["dev", "sandbox"]),
                 "timeframe": {"from": env_from, "to": env_to},
             },
+            {
+                # an open-ended timeframe (no "to"): the example shows {"from","to"} (finout-api.md:114),
+                # no field table promises both (finout-api.md:18-19), so the client must cope without one
+                "to": "development",
+                "filters": cond("Kubernetes", "pl_env", "is", "development"),
+                "timeframe": {"from": env_from},
+            },
         ]
         created = dt.datetime(2023, 5, 16, 13, 15, 53)
         team = self._seed_tag("Team", team_rules, "unallocated", created, "Nir")
@@ -253,7 +274,9 @@ class Account:
                 },
             },
         ]
-        bu = self._seed_tag("Business Unit", bu_rules, "unallocated", created + dt.timedelta(days=24), "Nir")
+        # finout-api.md:24: "defaultValue may be an object ({key, costCenter}) in newer pages"
+        bu_default = {"key": team["id"], "costCenter": VIRTUAL_TAGS}
+        bu = self._seed_tag("Business Unit", bu_rules, bu_default, created + dt.timedelta(days=24), "Nir")
 
         email1, email2, slack1, slack2, teams = (e["id"] for e in self.endpoints)
         grp = [stable_uuid(self.seed, "group", i) for i in range(4)]
@@ -285,7 +308,8 @@ class Account:
                 "customMetadata": {"owner": "jane@acme.example"},
                 "endpoints": [],
             },
-            "staging": {"groups": [], "customMetadata": {"tier": "non-prod"}, "endpoints": []},
+            # the GET example's "DevOps Team" has no `endpoints` (finout-api-v1-live.md §6): each field is optional
+            "staging": {"groups": [], "customMetadata": {"tier": "non-prod"}},
         }
         self.metadata[bu["id"]] = {
             "Shared": {
@@ -296,7 +320,7 @@ class Account:
         }
 
     def _seed_tag(
-        self, name: str, rules: list[Any], default: str, created: dt.datetime, who: str
+        self, name: str, rules: list[Any], default: str | dict[str, str], created: dt.datetime, who: str
     ) -> dict[str, Any]:
         tag_id = stable_uuid(self.seed, "tag", name)
         updated = created + dt.timedelta(days=25, hours=2, minutes=50, seconds=32)

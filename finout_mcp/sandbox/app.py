@@ -1,4 +1,12 @@
-"""The sandbox ASGI app: a Finout v1 API simulator with auth, limits and fault injection."""
+"""The sandbox ASGI app: a Finout v1 API simulator with auth, limits and fault injection.
+
+Strict to the documents, not to our client: every rule below names the line of
+``/work/shared/finout-api.md`` (as ``finout-api.md:N``, with its section) it comes from. Where
+the docs allow one reading, the other is rejected (the wrapped metadata body, fields no page
+lists); where they allow two, both are served (an e-mail endpoint's ``to`` at top level with an
+empty ``configuration``, an object ``defaultValue``, an open-ended rule ``timeframe``,
+``{"endpoint": id}`` metadata references), so the client's tolerant paths are exercised.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +37,25 @@ logger = logging.getLogger("finout_mcp.sandbox")
 MAX_IN_FLIGHT = 5
 MAX_RULES = 1000
 ENDPOINT_TYPES = ("email", "slack")
+# finout-api.md:107,109 (create/update body {"name","rules","defaultValue"}) and :112 (the tag
+# object has a `category`, which a client that replaces the tag sends back). Anything else: 400.
+TAG_BODY_FIELDS = frozenset({"name", "rules", "defaultValue", "category"})
+# finout-api.md:60 (query-by-view body {"viewId","date","costType"})
+COST_QUERY_FIELDS = frozenset({"viewId", "date", "costType"})
+# finout-api.md:134 (recommendations body {"scanId","filters"?,"groupBy"?})
+RECOMMENDATION_FIELDS = frozenset({"scanId", "filters", "groupBy"})
+# finout-api.md:151 (create body {"type","name","configuration":{"to"}}) and :28-30 (an older page
+# lists `to` as a top-level field too)
+ENDPOINT_BODY_FIELDS = frozenset({"type", "name", "configuration", "to"})
+# finout-api.md:124 (each value's object: groups, customMetadata, endpoints)
+METADATA_VALUE_FIELDS = frozenset({"groups", "customMetadata", "endpoints"})
+
+
+def _unknown_fields(body: dict[str, Any], allowed: frozenset[str], where: str) -> None:
+    extra = sorted(set(body) - allowed)
+    if extra:
+        raise ApiError(400, f"{where}: unknown field(s) {extra}; allowed: {sorted(allowed)}")
+
 
 Params = dict[str, str]
 Handler = Callable[[Request, Params, str], Awaitable[Response]]
@@ -260,6 +287,7 @@ class Sandbox:
 
     async def _query_by_view(self, request: Request, params: Params, rid: str) -> Response:
         body = await self._object_body(request)
+        _unknown_fields(body, COST_QUERY_FIELDS, "query-by-view body")
         view_id = body.get("viewId")
         if not isinstance(view_id, str) or not view_id:
             raise ApiError(400, "viewId is required (see GET /view)")
@@ -335,6 +363,10 @@ class Sandbox:
         return tag
 
     def _validate_tag(self, body: dict[str, Any], self_id: str | None) -> tuple[str, list[Any], Any]:
+        _unknown_fields(body, TAG_BODY_FIELDS, "virtual tag body")
+        category = body.get("category")
+        if category is not None and not isinstance(category, str):  # finout-api.md:112 (category: a string)
+            raise ApiError(400, "category must be a string")
         name = body.get("name")
         if not isinstance(name, str) or not name.strip():
             raise ApiError(422, "name is required and must be a non-empty string")
@@ -344,8 +376,12 @@ class Sandbox:
         if len(rules) > MAX_RULES:
             raise ApiError(422, f"A virtual tag can have at most {MAX_RULES} rules (got {len(rules)})")
         default = body.get("defaultValue")
-        if default is not None and not isinstance(default, str):
-            raise ApiError(422, "defaultValue must be a string")
+        # finout-api.md:113 (defaultValue "untagged") and :24 ("defaultValue may be an object ({key,
+        # costCenter}) in newer pages"): a string, or a reference like a rule's object `to`.
+        if isinstance(default, dict):
+            self._check_reference(default, "defaultValue", self_id)
+        elif default is not None and not isinstance(default, str):
+            raise ApiError(422, 'defaultValue must be a string or {"key": <virtual tag id>, "costCenter": ...}')
         for i, rule in enumerate(rules):
             where = f"rules[{i}]"
             if not isinstance(rule, dict):
@@ -356,17 +392,10 @@ class Sandbox:
             if "to" not in rule or "filters" not in rule:
                 raise ApiError(422, f"{where}: a rule needs both 'to' and 'filters'")
             to = rule["to"]
-            if isinstance(to, dict):
-                if set(to) != {"key", "costCenter"} or to.get("costCenter") != VIRTUAL_TAGS:
-                    raise ApiError(
-                        422,
-                        f"{where}.to: an object 'to' must be "
-                        '{"key": <virtual tag id>, "costCenter": "Virtual Tags"}',
-                    )
-                if not isinstance(to.get("key"), str) or to["key"] not in self.account.virtual_tags:
-                    raise ApiError(422, f"{where}.to: virtual tag {to.get('key')!r} does not exist")
-                if to["key"] == self_id:
-                    raise ApiError(422, f"{where}.to: a virtual tag cannot take its value from itself")
+            if isinstance(
+                to, dict
+            ):  # finout-api.md:115 (`to` may be {"key": <tag id>, "costCenter": "Virtual Tags"})
+                self._check_reference(to, f"{where}.to", self_id)
             elif not isinstance(to, str) or not to.strip():
                 raise ApiError(422, f"{where}.to: must be a non-empty string or a Virtual Tags reference")
             try:
@@ -374,20 +403,34 @@ class Sandbox:
             except FilterError as exc:
                 raise ApiError(422, str(exc)) from None
             if "timeframe" in rule:
+                # finout-api.md:114 ({"from": ms, "to": ms}) and :18-19 (only an example shows it): epoch
+                # ms; an end may be left open, as the issue's "open-ended timeframe" reading allows.
                 tf = rule["timeframe"]
                 ok = (
                     isinstance(tf, dict)
-                    and set(tf) == {"from", "to"}
-                    and all(isinstance(tf[k], int) and not isinstance(tf[k], bool) for k in ("from", "to"))
+                    and bool(tf)
+                    and set(tf) <= {"from", "to"}
+                    and all(isinstance(v, int) and not isinstance(v, bool) for v in tf.values())
                 )
                 if not ok:
                     raise ApiError(422, f'{where}.timeframe must be {{"from": <epoch ms>, "to": <epoch ms>}}')
-                if tf["from"] > tf["to"]:
+                if "from" in tf and "to" in tf and tf["from"] > tf["to"]:
                     raise ApiError(422, f"{where}.timeframe: 'from' is after 'to'")
         for tag_id, tag in self.account.virtual_tags.items():
             if tag_id != self_id and tag["name"] == name:
                 raise ApiError(409, f"A virtual tag named {name} already exists")
         return name, rules, default
+
+    def _check_reference(self, ref: dict[str, Any], where: str, self_id: str | None) -> None:
+        """``{"key": <virtual tag id>, "costCenter": "Virtual Tags"}`` (finout-api.md:115)."""
+        if set(ref) != {"key", "costCenter"} or ref.get("costCenter") != VIRTUAL_TAGS:
+            raise ApiError(
+                422, f'{where}: an object value must be {{"key": <virtual tag id>, "costCenter": "Virtual Tags"}}'
+            )
+        if not isinstance(ref.get("key"), str) or ref["key"] not in self.account.virtual_tags:
+            raise ApiError(422, f"{where}: virtual tag {ref.get('key')!r} does not exist")
+        if ref["key"] == self_id:
+            raise ApiError(422, f"{where}: a virtual tag cannot take its value from itself")
 
     async def _list_tags(self, request: Request, params: Params, rid: str) -> Response:
         tags = [self._tag_out(t) for t in self.account.virtual_tags.values()]
@@ -400,7 +443,7 @@ class Sandbox:
         body = await self._object_body(request)
         name, rules, default = self._validate_tag(body, None)
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        tag = self.account.new_tag(name, rules, default, "API", now)
+        tag = self.account.new_tag(name, rules, default, "API", now, category=body.get("category"))
         return self._json(self._tag_out(tag), rid)
 
     async def _update_tag(self, request: Request, params: Params, rid: str) -> Response:
@@ -417,6 +460,11 @@ class Sandbox:
                 "updatedAt": now.strftime("%a %b %d %Y %H:%M:%S GMT+0000 (Coordinated Universal Time)"),
             }
         )
+        # finout-api.md:109: PUT **replaces** the tag, so a category the body leaves out is gone
+        if "category" in body:
+            tag["category"] = body["category"]
+        else:
+            tag.pop("category", None)
         return self._json(self._tag_out(tag), rid)
 
     async def _delete_tag(self, request: Request, params: Params, rid: str) -> Response:
@@ -432,28 +480,41 @@ class Sandbox:
     async def _put_metadata(self, request: Request, params: Params, rid: str) -> Response:
         tag = self._tag(params["id"])
         body = await self._object_body(request)
-        if set(body) == {"metadata"} and isinstance(body["metadata"], dict):
-            body = body["metadata"]
+        # finout-api.md:14-17,125: the body is the bare map keyed by tag value; `{"metadata": {...}}` is
+        # the GET response's shape only. Read as documented it would be one value named "metadata"
+        # whose fields are tag values: refused here, by the per-value field check below.
         endpoint_ids = {e["id"] for e in self.account.endpoints}
         clean: dict[str, Any] = {}
         for value, entry in body.items():
-            if "." in value:
+            if "." in value:  # finout-api.md:127 (value names cannot contain dots)
                 raise ApiError(400, f"Virtual tag value names cannot contain dots: {value!r}")
             if not value:
                 raise ApiError(400, "Virtual tag value names cannot be empty")
             if not isinstance(entry, dict):
                 raise ApiError(400, f"metadata[{value!r}] must be an object with groups/customMetadata/endpoints")
-            extra = set(entry) - {"groups", "customMetadata", "endpoints"}
+            extra = set(entry) - METADATA_VALUE_FIELDS
             if extra:
-                raise ApiError(400, f"metadata[{value!r}]: unexpected field(s) {sorted(extra)}")
-            for list_field in ("groups", "endpoints"):
-                items = entry.get(list_field, [])
-                if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
-                    raise ApiError(400, f"metadata[{value!r}].{list_field} must be an array of strings")
+                wrapped = ' (the body is the bare map keyed by tag value, not {"metadata": ...})'
+                raise ApiError(
+                    400,
+                    f"metadata[{value!r}]: unexpected field(s) {sorted(extra)}{wrapped if value == 'metadata' else ''}",
+                )
+            groups = entry.get("groups", [])
+            if not isinstance(groups, list) or not all(isinstance(x, str) for x in groups):
+                raise ApiError(400, f"metadata[{value!r}].groups must be an array of strings")
+            refs = entry.get("endpoints", [])
+            # finout-api.md:26-27: ids in the GET example, {"endpoint": id} in the PUT table: both accepted
+            ids = (
+                [r.get("endpoint") if isinstance(r, dict) and set(r) == {"endpoint"} else r for r in refs]
+                if (isinstance(refs, list))
+                else None
+            )
+            if ids is None or not all(isinstance(x, str) for x in ids):
+                raise ApiError(400, f'metadata[{value!r}].endpoints must be an array of ids or {{"endpoint": id}}')
             custom = entry.get("customMetadata", {})
             if not isinstance(custom, dict):
                 raise ApiError(400, f"metadata[{value!r}].customMetadata must be an object")
-            unknown = [e for e in entry.get("endpoints", []) if e not in endpoint_ids]
+            unknown = [e for e in ids if e not in endpoint_ids]
             if unknown:
                 raise ApiError(422, f"metadata[{value!r}].endpoints: unknown endpoint id(s) {unknown}")
             clean[value] = copy.deepcopy(entry)
@@ -466,6 +527,7 @@ class Sandbox:
 
     async def _recommendations(self, request: Request, params: Params, rid: str) -> Response:
         body = await self._object_body(request)
+        _unknown_fields(body, RECOMMENDATION_FIELDS, "scans-recommendations body")
         scan_id = body.get("scanId")
         if not isinstance(scan_id, str) or not scan_id:
             raise ApiError(400, "scanId is required (see GET /cost-guard/scans)")
@@ -523,6 +585,7 @@ class Sandbox:
 
     async def _create_endpoint(self, request: Request, params: Params, rid: str) -> Response:
         body = await self._object_body(request)
+        _unknown_fields(body, ENDPOINT_BODY_FIELDS, "endpoint body")
         kind = body.get("type")
         if kind not in ENDPOINT_TYPES:
             raise ApiError(
@@ -532,7 +595,14 @@ class Sandbox:
         if not isinstance(name, str) or not name.strip():
             raise ApiError(400, "name is required")
         config = body.get("configuration")
-        to = config.get("to") if isinstance(config, dict) else None
+        if config is not None and (not isinstance(config, dict) or set(config) - {"to"}):
+            raise ApiError(400, 'configuration must be {"to": <address or webhook>}')
+        # finout-api.md:151 (configuration.to) and :28-30 (`to` at top level on an older page): either
+        # place, or both when they agree
+        nested, top = (config or {}).get("to"), body.get("to")
+        if nested is not None and top is not None and nested != top:
+            raise ApiError(400, "configuration.to and to differ; give the target once, or the same in both")
+        to = nested if nested is not None else top
         if not isinstance(to, str) or not to.strip():
             raise ApiError(400, "configuration.to is required")
         if kind == "email" and "@" not in to:
