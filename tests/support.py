@@ -31,6 +31,7 @@ READ_TOOLS = {
     "get_virtual_tag_metadata",
     "list_costguard_scans",
     "get_scan_recommendations",
+    "summarize_savings",
     "list_endpoints",
 }
 WRITE_TOOLS = {

@@ -90,3 +90,45 @@ async def test_month_to_date_against_the_same_days_of_last_month(tmp_path: Path)
     expected = sandbox_total(sb, "Costs by team", date(2026, 10, 1), date(2026, 10, 25))
     assert abs(out["previous_total"] - expected) < 0.01
     assert any("still incomplete" in n for n in out["notes"])
+
+
+def sandbox_savings(sb: Sandbox) -> tuple[float, list[tuple[str, float]], dict[str, list[str]]]:
+    """From the sandbox's scan resources: the grand total with each resource counted once (its
+    largest finding), every resource's counted savings largest first, and the resources that
+    several scans flagged with those scans."""
+    best: dict[str, float] = {}
+    scans_of: dict[str, list[str]] = {}
+    for scan in sb.account.scans:
+        for r in scan.resources:
+            best[r.resource_id] = max(best.get(r.resource_id, 0.0), r.yearly_savings)
+            scans_of.setdefault(r.resource_id, []).append(scan.name)
+    ranked = sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))
+    return sum(best.values()), ranked, {rid: s for rid, s in scans_of.items() if len(s) > 1}
+
+
+async def test_five_biggest_savings_and_the_yearly_total_in_one_call(tmp_path: Path) -> None:
+    """'Our 5 biggest savings and the yearly total' (1 call, within the 5-request cap)."""
+    async with demo(tmp_path) as (client, sb):
+        sb.stats.reset()
+        result = await client.call_tool("summarize_savings", {"top_n": 5})
+        out = result.structured_content
+        assert not result.is_error and out is not None
+        assert len(text(result).encode()) <= 8 * 1024
+        assert sb.stats.max_in_flight <= 5
+        assert sb.stats.total_requests == 1 + len(sb.account.scans)  # the scan list, then each scan once
+
+    grand, ranked, overlapping = sandbox_savings(sb)
+    assert abs(out["yearly_potential_savings"] - grand) < 0.01
+    assert [(r["id"], r["yearly_potential_savings"]) for r in out["top_resources"]] == [
+        (rid, round(v, 2)) for rid, v in ranked[:5]
+    ]
+    assert all(r["reason"] for r in out["top_resources"])
+    # the sandbox plants two EC2 instances that both the idle and the rightsizing scan flag
+    assert len(overlapping) == 2
+    assert {o["id"]: sorted(o["scans"]) for o in out["overlaps"]} == {
+        rid: sorted(s) for rid, s in overlapping.items()
+    }
+    naive = sum(r.yearly_savings for s in sb.account.scans for r in s.resources)
+    assert abs(out["sum_of_scan_totals"] - naive) < 0.05 and naive > grand
+    assert len(out["scans"]) == len(sb.account.scans)
+    assert "analysis days" in out["coverage"]

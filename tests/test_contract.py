@@ -39,6 +39,7 @@ CONTRACT_ARGS = {
     "get_virtual_tag_metadata": {"tag"},
     "update_virtual_tag_metadata": {"tag", "values", "mode"},
     "get_scan_recommendations": {"scan", "filter", "group_by"},
+    "summarize_savings": {"group_by", "top_n"},
     "create_endpoint": {"type", "name", "to"},
     "undo_change": {"change_id"},
 }
@@ -90,7 +91,13 @@ async def test_read_only_lists_no_write_tool(tmp_path: Path) -> None:
 async def test_toolsets_expose_only_their_domains(tmp_path: Path) -> None:
     async with demo(tmp_path, toolsets=["views", "costguard"]) as (client, _sb):
         names = {t.name for t in (await client.list_tools()).tools}
-        assert names == {"list_views", "query_view_costs", "list_costguard_scans", "get_scan_recommendations"}
+        assert names == {
+            "list_views",
+            "query_view_costs",
+            "list_costguard_scans",
+            "get_scan_recommendations",
+            "summarize_savings",
+        }
 
 
 async def test_bad_arguments_are_clear_errors_not_tracebacks(tmp_path: Path) -> None:

@@ -86,7 +86,7 @@ async def mcp_client(proc: FinoutProcess, headers: dict[str, str] | None = None)
 
 async def list_and_call(client: Client) -> None:
     tools = {t.name for t in (await client.list_tools()).tools}
-    assert len(tools) == 19 and "list_views" in tools
+    assert len(tools) == 20 and "list_views" in tools
     result = await client.call_tool("list_views", {})
     assert not result.is_error, result.content
     assert isinstance(result.structured_content, dict)

@@ -342,6 +342,22 @@ _SCANS: list[tuple[str, str, str, int, tuple[int, int], _Maker]] = [
 ]
 
 
+OVERLAPPING_INSTANCES = 2  # EC2 instances that both the idle and the rightsizing scan flag
+
+
+def _plant_overlaps(scans: list[Scan]) -> None:
+    """Make the first EC2 - Idle resources the same instances as EC2 - Rightsizing's second and third:
+    CostGuard flags an instance both as idle (stop it) and as oversized (downsize it)."""
+    by_name = {s.name: s for s in scans}
+    rightsizing, idle = by_name["EC2 - Rightsizing"], by_name["EC2 - Idle"]
+    for j in range(OVERLAPPING_INSTANCES):
+        same, res = rightsizing.resources[j + 1], idle.resources[j]
+        res.resource_id = same.resource_id
+        res.attrs = dict(same.attrs)
+        for field_name in ("accountId", "accountName", "instanceType", "productVCPU"):
+            res.metadata[field_name] = same.metadata[field_name]
+
+
 def build_scans(seed: int, today: dt.date) -> list[Scan]:
     scans = []
     for name, kind, cost_center, days, (low, high), maker in _SCANS:
@@ -350,4 +366,5 @@ def build_scans(seed: int, today: dt.date) -> list[Scan]:
         resources = [maker(rng, i, days) for i in range(n)]
         last_run = day_ms(today) - DAY_MS + rng.randint(1, 20) * 3_600_000
         scans.append(Scan(stable_uuid(seed, "scan", name), name, kind, cost_center, days, last_run, resources))
+    _plant_overlaps(scans)
     return scans

@@ -6,7 +6,8 @@ Questions about spend: list_views, then query_view_costs (view by id or exact na
 or start/end ISO dates, end inclusive, UTC; ranges over 90 days are split for you; \
 compare_previous=true compares with the previous period of the same kind — last month with the month before, a quarter with the quarter before; compare_start/compare_end for any other range).
 Dimensions: list_megabill_keys (keys by key, display name or cost center), then list_key_values.
-Savings: list_costguard_scans, then get_scan_recommendations.
+Savings: summarize_savings answers "what can we save" in one call (all scans, grand yearly total, \
+top resources); get_scan_recommendations for one scan in full.
 Allocation (virtual tags): list_virtual_tags / get_virtual_tag; build every filter with \
 compose_filter from an intent ({"all"|"any"|"not"|condition}; see finout://guide/filters); \
 lint_virtual_tag to check rules.

@@ -44,16 +44,17 @@ def register(server: MCPServer) -> None:
         ] = 0,
     ) -> str:
         """Turn CostGuard findings into a ranked savings plan."""
-        scope = f"cost_center={fence(cost_center)}" if cost_center else "no filter"
+        scope = f"cost_center={fence(cost_center)}, " if cost_center else ""
         return (
             "Find the biggest savings CostGuard has identified.\n"
-            f"1. Call list_costguard_scans ({scope}).\n"
-            "2. For each scan, call get_scan_recommendations (group_by an account or namespace key "
-            "if that helps ownership).\n"
-            f"3. Keep recommendations worth at least {min_yearly_savings:g} per year; rank by yearly "
+            f'1. Call summarize_savings ({scope}group_by="account", top_n=20): every scan\'s totals, the '
+            "grand yearly total (a resource several scans flag counts once) and the top resources across scans.\n"
+            f"2. Keep resources worth at least {min_yearly_savings:g} per year; they are ranked by yearly "
             "potential savings.\n"
-            "4. Present a table: scan, group, resource, reason, yearly savings; then the total, and who "
-            "should act (by group)."
+            "3. For a scan worth a closer look, call get_scan_recommendations (group_by an account or "
+            "namespace key if that helps ownership).\n"
+            "4. Present a table: scan, resource, reason, yearly savings; then the grand total, what period "
+            "cost and waste cover (the answer's coverage line), and who should act (by group)."
         )
 
     @server.prompt(title="Allocate costs with a virtual tag")

@@ -1,4 +1,4 @@
-"""The account catalogue: cached views, keys, values, virtual tags and scans, plus search.
+"""The account catalogue: cached views, keys, values, virtual tags, scans and their findings, plus search.
 
 :class:`Catalog` keeps each list for ``ttl_s`` seconds, coalesces concurrent identical
 fetches into one request (single flight), never caches a failure, and resolves a view,
@@ -26,10 +26,13 @@ from typing import Any, Generic, Protocol, TypeVar, cast, overload
 import anyio
 
 from finout_mcp.api.models import (
+    GroupBy,
     KeyList,
     MegabillKey,
+    RecommendationsRequest,
     Scan,
     ScanList,
+    ScanRecommendations,
     ValueList,
     View,
     ViewList,
@@ -41,7 +44,7 @@ from finout_mcp.services.fencing import fence
 
 T = TypeVar("T")
 
-KINDS = ("views", "keys", "values", "virtual_tags", "scans")
+KINDS = ("views", "keys", "values", "virtual_tags", "scans", "recommendations")
 VIRTUAL_TAGS_COST_CENTER = "Virtual Tags"
 
 
@@ -51,6 +54,7 @@ class CatalogApi(Protocol):
     async def list_values(self, cost_center: str, key: str) -> ValueList: ...
     async def list_virtual_tags(self) -> VirtualTagList: ...
     async def list_scans(self) -> ScanList: ...
+    async def get_scan_recommendations(self, body: RecommendationsRequest) -> ScanRecommendations: ...
 
 
 class _Flight:
@@ -118,15 +122,18 @@ class Catalog:
     def invalidate(self, what: str | None = None) -> None:
         """Forget cached data after a write.
 
-        ``what``: one of ``views``, ``keys``, ``values``, ``virtual_tags``, ``scans``, or
-        ``None`` for everything. ``virtual_tags`` also drops the keys (every tag is a key)
-        and the cached values of ``Virtual Tags`` keys.
+        ``what``: one of ``views``, ``keys``, ``values``, ``virtual_tags``, ``scans``,
+        ``recommendations``, or ``None`` for everything. ``virtual_tags`` also drops the keys
+        (every tag is a key) and the cached values of ``Virtual Tags`` keys; ``scans`` also
+        drops the scans' recommendations.
         """
         if what is not None and what not in KINDS:
             raise ValueError(f"unknown catalogue kind {what!r}; expected one of {KINDS}")
         kinds = set(KINDS) if what is None else {what}
         if what == "virtual_tags":
             kinds.add("keys")
+        if what == "scans":
+            kinds.add("recommendations")
 
         def drop(k: tuple[str, ...]) -> bool:
             if k[0] in kinds:
@@ -170,6 +177,28 @@ class Catalog:
             return list((await self._api.list_scans()).scans)
 
         return await self._get(("scans",), fetch, refresh)
+
+    async def recommendations(
+        self, scan_id: str, group_by: GroupBy | None = None, *, refresh: bool = False
+    ) -> ScanRecommendations:
+        """A scan's recommendations (all resources, no filter), grouped by ``group_by`` if given."""
+
+        async def fetch() -> ScanRecommendations:
+            return await self._api.get_scan_recommendations(
+                RecommendationsRequest(scan_id=scan_id, group_by=group_by)
+            )
+
+        gb = (group_by.cost_center, group_by.key) if group_by else ("", "")
+        return await self._get(("recommendations", scan_id, *gb), fetch, refresh)
+
+    def known_recommendations(self, scan_id: str) -> ScanRecommendations | None:
+        """A scan's recommendations if a fresh copy is cached (any grouping: the totals are the same);
+        never fetches."""
+        now = self._clock()
+        for key, (value, expires) in self._cache.items():
+            if key[0] == "recommendations" and key[1] == scan_id and expires > now:
+                return cast(ScanRecommendations, value)
+        return None
 
     # ------------------------------------------------------------------ resolution
 

@@ -37,9 +37,13 @@ class ScanSummary(BaseModel):
     cost_center: str | None = None
     analysis_days: int | None = None
     last_run: str | None = Field(default=None, description="Date of the last run, ISO (UTC).")
+    yearly_potential_savings: Money | None = Field(
+        default=None,
+        description="The scan's yearly savings, when fetched recently (summarize_savings fetches all).",
+    )
 
 
-def _ms_to_iso_date(ms: int | None) -> str | None:
+def ms_to_iso_date(ms: int | None) -> str | None:
     if ms is None or ms <= 0:
         return None
     try:
@@ -68,7 +72,7 @@ def summarize_scans(
                 type=md.type,
                 cost_center=md.cost_center,
                 analysis_days=md.analysis_days,
-                last_run=_ms_to_iso_date(s.scan_last_run_time),
+                last_run=ms_to_iso_date(s.scan_last_run_time),
             )
         )
     return out
@@ -434,6 +438,11 @@ def resource_reason(resource: Resource, *, scan_name: str = "", analysis_days: i
         return "flagged by the scan → review"
 
 
+def resource_account(resource: Resource) -> str | None:
+    """The account (AWS) or project (GCP) a resource belongs to, by name when Finout gives one."""
+    return _raw(resource.resource_metadata or {}, "accountName", "projectName", "accountId", "projectId")
+
+
 # ----------------------------------------------------------------------------- recommendations
 
 
@@ -506,9 +515,7 @@ def summarize_recommendations(
                     ResourceRow(
                         id=r.resource_id,
                         reason=resource_reason(r, scan_name=scan_name, analysis_days=days),
-                        account=_raw(
-                            r.resource_metadata or {}, "accountName", "projectName", "accountId", "projectId"
-                        ),
+                        account=resource_account(r),
                         cost=r.resource_total_cost,
                         waste=r.resource_total_waste,
                         yearly_potential_savings=r.resource_yearly_potential_savings,
@@ -532,7 +539,7 @@ def summarize_recommendations(
             type=md.type,
             cost_center=md.cost_center,
             analysis_days=days,
-            last_run=_ms_to_iso_date(recs.scan_last_run_time),
+            last_run=ms_to_iso_date(recs.scan_last_run_time),
         ),
         totals=totals,
         groups_sum=groups_sum,
