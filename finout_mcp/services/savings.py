@@ -51,7 +51,7 @@ class ScanTotals(BaseModel):
 
 
 class TopResource(BaseModel):
-    id: str
+    id: str | None = Field(description="Finout's resourceId (absent when Finout sends none).")
     scan: str = Field(description="The scan whose finding is counted (the largest savings).")
     also_found_by: list[str] | None = Field(default=None, description="Other scans that flagged it (not counted).")
     reason: str
@@ -146,7 +146,9 @@ def summarize_savings(found: Sequence[Fetched], *, group_by: str | None = None, 
                     group = resource_account(r) or "(no account)"
                 elif group_by is not None:
                     group = g.group
-                by_id.setdefault(r.resource_id, []).append(_Finding(r, scan.scan_name, days, group))
+                # without an id a resource cannot be matched across scans: it stands alone
+                key = r.resource_id if r.resource_id else f"\x00{scan.scan_id}:{count}"
+                by_id.setdefault(key, []).append(_Finding(r, scan.scan_name, days, group))
         rows.append(
             ScanTotals(
                 name=scan.scan_name,
@@ -177,7 +179,7 @@ def summarize_savings(found: Sequence[Fetched], *, group_by: str | None = None, 
                     not_counted=sum(f.resource.resource_yearly_potential_savings for f in ranked[1:]),
                 )
             )
-    counted.sort(key=lambda c: (-c[0].resource.resource_yearly_potential_savings, c[0].resource.resource_id))
+    counted.sort(key=lambda c: (-c[0].resource.resource_yearly_potential_savings, c[0].resource.resource_id or ""))
     grand = sum(c[0].resource.resource_yearly_potential_savings for c in counted)
     sum_of_scans = sum(r.yearly_potential_savings or 0.0 for r in rows)
 
