@@ -7,8 +7,10 @@ import datetime as dt
 from typing import Any
 
 from finout_mcp.sandbox import catalog
+from finout_mcp.sandbox.allocation import Allocator
 from finout_mcp.sandbox.catalog import KeyCatalogue
-from finout_mcp.sandbox.costs import View, build_views, stable_uuid
+from finout_mcp.sandbox.costs import CostTable, Line, View, build_views, stable_uuid
+from finout_mcp.sandbox.filters import matches
 from finout_mcp.sandbox.scans import Scan, build_scans
 
 VIRTUAL_TAGS = "Virtual Tags"
@@ -34,15 +36,46 @@ class Account:
         self.today = today
         self.account_id = stable_uuid(seed, "account")
         self.catalogue = KeyCatalogue(seed, scale)
-        self.views: list[View] = build_views(seed, today)
         self.scans: list[Scan] = build_scans(seed, today)
         self.endpoints: list[dict[str, Any]] = self._seed_endpoints()
         self.virtual_tags: dict[str, dict[str, Any]] = {}
         self.metadata: dict[str, dict[str, Any]] = {}
         self._counter = 0
         self._seed_tags()
+        # One cost table: the views and the v2 queries are both sums over its rows.
+        self.costs = CostTable(seed, today)
+        self.allocator = Allocator(self.virtual_tags)
+        self.views: list[View] = build_views(
+            seed,
+            today,
+            self.costs,
+            row_attrs=self.row,
+            matcher=lambda flt: lambda attrs: matches(flt, attrs),
+            tag_ids={t["name"]: tag_id for tag_id, t in self.virtual_tags.items()},
+            version=lambda: self.allocator.version,
+        )
+        self._plant_rds_spike()
         if scale == "large":
             self.catalogue.set_filler_target(catalog.LARGE_KEY_COUNT - len(self.virtual_tags))
+
+    # ---------------------------------------------------------------- cost rows
+    def row(self, line: Line, day: dt.date) -> Any:
+        """A cost row's attributes, its virtual tags' values included."""
+        return self.allocator.row(line, day)
+
+    def tags_changed(self) -> None:
+        """Call after any virtual tag write: rows are re-allocated, views re-grouped."""
+        self.allocator.changed()
+
+    def _plant_rds_spike(self) -> None:
+        """RDS in prod-us costs about four times its normal two days ago (for "why did RDS spike?")."""
+        ids = frozenset(
+            line.id
+            for line in self.costs.lines
+            if line.attrs.get(("AWS", "service")) == "AmazonRDS"
+            and line.attrs.get(("AWS", "aws_account_name")) == "prod-us"
+        )
+        self.costs.plant(ids, self.today - dt.timedelta(days=2), 3.8)
 
     # ---------------------------------------------------------------- lookups
     def view(self, view_id: str) -> View | None:
@@ -121,6 +154,7 @@ class Account:
             "updatedAt": js_date(now),
         }
         self.virtual_tags[tag_id] = tag
+        self.tags_changed()
         return tag
 
     # ---------------------------------------------------------------- seeding

@@ -100,7 +100,7 @@ class Sandbox:
         self.today = today or dt.datetime.now(dt.UTC).date()
         self.account = Account(seed, scale, self.today)
         self.faults = FaultSwitchboard(seed)
-        self._cost_bodies: dict[tuple[str, int, int, str], bytes] = {}  # serialized cost series, by query
+        self._cost_bodies: dict[tuple[str, int, int, str, int], bytes] = {}  # serialized cost series, by query
         self.stats = Stats()
         self.request_log: list[RequestRecord] = []
         self._request_counter = 0
@@ -318,7 +318,7 @@ class Sandbox:
                 raise ApiError(400, f"Date range too long ({days:.1f} days): the maximum range is 90 days")
         else:
             start, end = view.saved_range(self.today)
-        cache_key = (view_id, start, end, cost_type)
+        cache_key = (view_id, start, end, cost_type, self.account.allocator.version)
         data_json = self._cost_bodies.get(cache_key)
         if data_json is None:
             series = view.series(start, end, self.today, cost_type)
@@ -465,11 +465,13 @@ class Sandbox:
             tag["category"] = body["category"]
         else:
             tag.pop("category", None)
+        self.account.tags_changed()
         return self._json(self._tag_out(tag), rid)
 
     async def _delete_tag(self, request: Request, params: Params, rid: str) -> Response:
         tag = self._tag(params["id"])
         del self.account.virtual_tags[tag["id"]]
+        self.account.tags_changed()
         self.account.metadata.pop(tag["id"], None)
         return self._json({}, rid)
 

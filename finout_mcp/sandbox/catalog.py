@@ -376,3 +376,29 @@ def _pod_uids(seed: int) -> Iterator[str]:
         y = (x * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
         head = f"{x >> 32:08x}-{(x >> 16) & 0xFFFF:04x}-4{x & 0xFFF:03x}"
         yield f"{head}-{(y >> 48) & 0xFFFF:04x}-{y & 0xFFFFFFFFFFFF:012x}"
+
+
+_AWS_TAG_KEYS = frozenset({"team", "env", "owner", "cost-center"})
+
+
+def key_types(cost_center: str, key: str) -> list[str]:
+    """The Query Language v2 ``types`` of a key (finout-api-v2.md §2-3; a key may have several)."""
+    if cost_center == "Virtual Tags":
+        return ["virtual_tag"]
+    if cost_center == "Custom Cost":
+        return ["custom_cost"]
+    if cost_center == "Kubernetes":
+        if key == "namespace":
+            return ["k8s_namespace", "kubernetes_resource"]
+        if key.startswith("pl_") or key in (SPARK_KEY, SLASH_KEY):
+            return ["k8s_pod_label"]
+        if key.startswith("nl_"):
+            return ["k8s_node_label"]
+        return ["kubernetes_resource"]
+    if cost_center == "Global":
+        return ["billing_enrichment"] if key.startswith("f_") else ["billing_dimension"]
+    if cost_center == "AWS" and key == "aws_resource_id":
+        return ["resource"]
+    if key in _AWS_TAG_KEYS or key.startswith(("tag_", "label_")) or key in (GCP_SLASH_KEY, DATABRICKS_JOB_KEY):
+        return ["tag"]
+    return ["billing_dimension"]
