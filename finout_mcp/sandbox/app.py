@@ -31,6 +31,7 @@ from finout_mcp.sandbox.account import VIRTUAL_TAGS, Account
 from finout_mcp.sandbox.costs import COST_TYPES, DAY_MS, MAX_RANGE_MS
 from finout_mcp.sandbox.faults import Fault, FaultSwitchboard, RequestRecord, Stats
 from finout_mcp.sandbox.filters import FilterError, add_display_names, matches, validate_filter
+from finout_mcp.sandbox.v2 import V2Api, V2Error
 
 logger = logging.getLogger("finout_mcp.sandbox")
 
@@ -94,11 +95,22 @@ class _DroppedConnection(Response):
 class Sandbox:
     """A faithful in-memory Finout v1 API. ``sb.app`` is the ASGI app (routes under /v1)."""
 
-    def __init__(self, seed: int = 7, scale: str = "demo", today: dt.date | None = None) -> None:
+    def __init__(
+        self,
+        seed: int = 7,
+        scale: str = "demo",
+        today: dt.date | None = None,
+        *,
+        compute_s: float = 1.5,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         self.seed = seed
         self.scale = scale
         self.today = today or dt.datetime.now(dt.UTC).date()
         self.account = Account(seed, scale, self.today)
+        # API v2: ``compute_s`` is how long a Cost and Usage query runs; ``clock`` (seconds) drives
+        # its status, the 24 h result lifetime and the per-minute rate limits (tests move it).
+        self.v2 = V2Api(self.account, clock=clock, compute_s=compute_s)
         self.faults = FaultSwitchboard(seed)
         self._cost_bodies: dict[tuple[str, int, int, str, int], bytes] = {}  # serialized cost series, by query
         self.stats = Stats()
@@ -119,6 +131,9 @@ class Sandbox:
             ("/v1/cost-guard/scans-recommendations", {"POST": self._recommendations}),
             ("/v1/endpoints", {"GET": self._list_endpoints, "POST": self._create_endpoint}),
         ]
+        for template in self.v2.routes():
+            handler = self._v2_handler(template)
+            self._routes.append((template, {"GET": handler, "POST": handler}))
         methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
         self.app = Starlette(routes=[Route("/{path:path}", self._dispatch, methods=methods)])
 
@@ -179,7 +194,15 @@ class Sandbox:
             log(401)
             return JSONResponse({"message": "Unauthorized", "requestId": rid}, status_code=401)
         active = self.stats.per_client.get(client_id, 0)
-        if active >= MAX_IN_FLIGHT:
+        if raw_path.startswith("/v2/") and route is not None:
+            refused = self.v2.limiter.admit(client_id, route)
+            if refused is not None:
+                self.stats.rate_limited += 1
+                log(429)
+                return JSONResponse(
+                    {"requestId": rid, "error": "RATE_LIMIT_EXCEEDED", "message": refused}, status_code=429
+                )
+        elif active >= MAX_IN_FLIGHT:  # the five-in-flight rule is stated for v1 only
             self.stats.rate_limited += 1
             log(429)
             return self._error(
@@ -280,6 +303,30 @@ class Sandbox:
         if not isinstance(body, dict):
             raise ApiError(400, "Request body must be a JSON object")
         return body
+
+    # ================================================================ API v2
+    def _v2_handler(self, template: str) -> Handler:
+        async def handle(request: Request, params: Params, rid: str) -> Response:
+            body: Any = None
+            if request.method == "POST":
+                raw = await request.body()
+                try:
+                    body = json.loads(raw) if raw.strip() else None
+                except (ValueError, UnicodeDecodeError):
+                    return JSONResponse(
+                        {"requestId": rid, "error": "INVALID_REQUEST", "message": "Malformed JSON body"},
+                        status_code=400,
+                    )
+            query = dict(request.query_params)
+            try:
+                payload = self.v2.handle(template, request.method, params, query, body)
+            except V2Error as exc:
+                return JSONResponse(
+                    {"requestId": rid, "error": exc.code, "message": exc.message}, status_code=exc.status
+                )
+            return JSONResponse({"requestId": rid, **payload})
+
+        return handle
 
     # ================================================================ views & costs
     async def _list_views(self, request: Request, params: Params, rid: str) -> Response:
