@@ -34,6 +34,7 @@ ENV_VARS: dict[str, str] = {
     "client_id": "FINOUT_CLIENT_ID",
     "secret_key": "FINOUT_SECRET_KEY",
     "api_url": "FINOUT_API_URL",
+    "api_v2_url": "FINOUT_API_V2_URL",
     "read_only": "FINOUT_MCP_READ_ONLY",
     "auth_token": "FINOUT_MCP_AUTH_TOKEN",
     "state_dir": "FINOUT_MCP_STATE_DIR",
@@ -44,6 +45,9 @@ ENV_VARS: dict[str, str] = {
     "retry_budget_s": "FINOUT_MCP_RETRY_BUDGET",
     "cache_ttl_s": "FINOUT_MCP_CACHE_TTL",
     "log_level": "FINOUT_MCP_LOG_LEVEL",
+    "v2_poll_first_s": "FINOUT_MCP_V2_POLL_FIRST",
+    "v2_poll_interval_s": "FINOUT_MCP_V2_POLL_INTERVAL",
+    "v2_query_timeout_s": "FINOUT_MCP_V2_QUERY_TIMEOUT",
 }
 SECRET_FIELDS = frozenset({"secret_key", "auth_token"})
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
@@ -51,6 +55,10 @@ _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 # What a valid value looks like, per field (for error messages).
 _EXPECTED: dict[str, str] = {
     "api_url": "an http:// or https:// URL such as https://app.finout.io/v1",
+    "api_v2_url": "an http:// or https:// URL such as https://app.finout.io/v2",
+    "v2_poll_first_s": "a number of seconds, 0 or more (the first wait before polling a v2 query)",
+    "v2_poll_interval_s": "a number of seconds, 0 or more (Finout documents 5)",
+    "v2_query_timeout_s": "a positive number of seconds",
     "read_only": "a boolean (true/false, 1/0, yes/no)",
     "connect_timeout": "a positive number of seconds",
     "read_timeout": "a positive number of seconds",
@@ -104,6 +112,7 @@ class Settings(BaseSettings):
     client_id: str | None = Field(default=None, validation_alias="FINOUT_CLIENT_ID")
     secret_key: SecretStr | None = Field(default=None, validation_alias="FINOUT_SECRET_KEY")
     api_url: str = Field(default=DEFAULT_API_URL, validation_alias="FINOUT_API_URL")
+    api_v2_url: str | None = Field(default=None, validation_alias="FINOUT_API_V2_URL")
     read_only: bool = Field(default=False, validation_alias="FINOUT_MCP_READ_ONLY")
     auth_token: SecretStr | None = Field(default=None, validation_alias="FINOUT_MCP_AUTH_TOKEN")
     state_dir: Path | None = Field(default=None, validation_alias="FINOUT_MCP_STATE_DIR")
@@ -117,6 +126,10 @@ class Settings(BaseSettings):
     retry_budget_s: float = Field(default=30.0, ge=0, validation_alias="FINOUT_MCP_RETRY_BUDGET")
     cache_ttl_s: float = Field(default=600.0, ge=0, validation_alias="FINOUT_MCP_CACHE_TTL")
     log_level: str = Field(default="WARNING", validation_alias="FINOUT_MCP_LOG_LEVEL")
+    # API v2 Cost and Usage queries: a short first wait, then Finout's documented 5 s cadence.
+    v2_poll_first_s: float = Field(default=2.0, ge=0, validation_alias="FINOUT_MCP_V2_POLL_FIRST")
+    v2_poll_interval_s: float = Field(default=5.0, ge=0, validation_alias="FINOUT_MCP_V2_POLL_INTERVAL")
+    v2_query_timeout_s: float = Field(default=300.0, gt=0, validation_alias="FINOUT_MCP_V2_QUERY_TIMEOUT")
 
     @classmethod
     def settings_customise_sources(
@@ -139,9 +152,11 @@ class Settings(BaseSettings):
             return v or None
         return v
 
-    @field_validator("api_url", mode="before")
+    @field_validator("api_url", "api_v2_url", mode="before")
     @classmethod
     def _check_url(cls, v: Any) -> Any:
+        if v is None:
+            return None
         if not isinstance(v, str):
             raise ValueError("must be a string")
         url = v.strip()
@@ -174,6 +189,18 @@ class Settings(BaseSettings):
         if self.demo:
             return DEMO_CLIENT_ID, DEMO_SECRET_KEY
         raise ConfigError(_MISSING_CREDENTIALS.format(names="FINOUT_CLIENT_ID and FINOUT_SECRET_KEY are"))
+
+    def v2_url(self) -> str:
+        """The API v2 base URL: FINOUT_API_V2_URL, else FINOUT_API_URL with its ``/v1`` made ``/v2``."""
+        if self.api_v2_url:
+            return self.api_v2_url
+        base = self.api_url.rstrip("/")
+        if base.endswith("/v1"):
+            return base[: -len("/v1")] + "/v2"
+        raise ConfigError(
+            f"FINOUT_API_URL ({base}) does not end in /v1, so the API v2 URL cannot be derived from it. "
+            "Set FINOUT_API_V2_URL to the v2 base URL (for Finout: https://app.finout.io/v2) and restart finout-mcp."
+        )
 
     def secrets(self) -> list[str]:
         """Secret values that must never appear in any output (for scrubbing)."""

@@ -267,6 +267,7 @@ class _Call:
     body: Any = None
     idempotent: bool = True
     outcome_hint: str | None = None  # for non-idempotent calls: what to do if the outcome is unknown
+    route: str | None = None  # the route's template, for a per-route rate budget (API v2)
 
 
 class FinoutClient:
@@ -487,6 +488,7 @@ class FinoutClient:
     ) -> tuple[httpx.Response | None, FinoutError | None]:
         """One attempt under the concurrency cap: a response, or a scrubbed transport error."""
         headers = self._headers(call)
+        await self._before_attempt(call)
         async with self._get_limiter():
             self.stats.in_flight += 1
             self.stats.max_in_flight = max(self.stats.max_in_flight, self.stats.in_flight)
@@ -495,6 +497,7 @@ class FinoutClient:
                 response = await self._http.request(
                     call.method, self._base + call.path, content=content, headers=headers
                 )
+                self._after_attempt(call, response)
                 return response, None
             except httpx.TransportError as exc:
                 return None, self._transport_error(exc, call)
@@ -507,6 +510,12 @@ class FinoutClient:
                 )
             finally:
                 self.stats.in_flight -= 1
+
+    async def _before_attempt(self, call: _Call) -> None:
+        """Hook: wait for whatever a subclass must wait for before each attempt (v1: nothing)."""
+
+    def _after_attempt(self, call: _Call, response: httpx.Response) -> None:
+        """Hook: see each answer before it is classified (v1: nothing)."""
 
     def _transport_error(self, exc: httpx.TransportError, call: _Call) -> FinoutError:
         """A typed error for an httpx transport failure: keeps only the class name and a short text."""

@@ -283,6 +283,15 @@ def error_class_for_status(status: int) -> type[FinoutAPIStatusError]:
 def hint_for(status: int, method: str, path: str) -> str | None:
     """A hint specific to the operation, or ``None`` for the class's default."""
     p = path.split("?", 1)[0]
+    if "/data/cost-usage" in p:  # API v2 Cost and Usage
+        return {
+            400: "Fix the query: a range of at most 60 days, known keys with their v2 types, valid measurements.",
+            404: "Finout does not know this query (or no longer); submit it again.",
+            410: "The results expired (Finout keeps them 24 hours); submit the query again.",
+            422: "Finout cannot compute this query: at most 30 filter conditions and 3 virtual tags; simplify it.",
+            424: "The query failed on Finout's side; submit it again, or narrow the range, filter or group-by.",
+            429: "Finout API v2 allows 50 requests a minute per route and 10,000 queries a day; wait and retry.",
+        }.get(status)
     if status == 404:
         if "/virtual-tags" in p:
             return "Check the id with list_virtual_tags."
