@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--toolsets",
         default=None,
-        help="comma-separated domains to expose: views,megabill,composer,virtual_tags,metadata,"
+        help="comma-separated domains to expose: views,cost_query,megabill,composer,virtual_tags,metadata,"
         "costguard,endpoints,changes (default all)",
     )
     p.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default), ERROR; logs go to stderr")

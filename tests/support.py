@@ -22,6 +22,7 @@ TODAY = date(2026, 11, 25)
 READ_TOOLS = {
     "list_views",
     "query_view_costs",
+    "query_costs",
     "list_megabill_keys",
     "list_key_values",
     "compose_filter",

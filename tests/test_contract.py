@@ -27,6 +27,7 @@ CONTRACT_ARGS = {
         "compare_start",
         "compare_end",
     },
+    "query_costs": {"filter", "group_by", "start", "end", "period", "measurement", "granularity", "top_n"},
     "list_megabill_keys": {"search", "cost_center"},
     "list_key_values": {"cost_center", "key", "search"},
     "compose_filter": {"intent"},

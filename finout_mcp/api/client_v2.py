@@ -180,7 +180,9 @@ class FinoutV2Client(FinoutClient):
             )
         return self._parse(response, QueryResultsPage, call)
 
-    async def query_results(self, query_id: str, *, page_size: int = PAGE_SIZE) -> tuple[list[dict[str, Any]], int]:
+    async def query_results(
+        self, query_id: str, *, page_size: int = PAGE_SIZE
+    ) -> tuple[list[dict[str, Any]], int]:
         """Every row of a completed query, following the cursor; ``(rows, pages)``."""
         rows: list[dict[str, Any]] = []
         cursor: str | None = None

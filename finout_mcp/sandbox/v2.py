@@ -413,6 +413,7 @@ class V2Api:
     def compute(self, q: _Query) -> list[dict[str, Any]]:
         table = self.account.costs
         acc: dict[tuple[str, tuple[str | None, ...]], list[list[float]]] = {}
+        units: dict[tuple[str, tuple[str | None, ...]], set[str]] = {}
         for day in table.days(q.start_ms, q.end_ms):
             label = self.bucket(day, q.interval)
             for line in table.lines:
@@ -422,6 +423,7 @@ class V2Api:
                 dims = tuple(attrs.get((cc, key)) for cc, key, _ in q.dimensions)
                 cost = table.cost(line, day)
                 stats = acc.setdefault((label, dims), [[0.0, 0.0, math.inf, -math.inf] for _ in q.measurements])
+                units.setdefault((label, dims), set()).add(line.unit)
                 for i, (kind, _op) in enumerate(q.measurements):
                     value = cost / line.unit_price if kind in USAGE_TYPES else cost * V2_COST_TYPES[kind]
                     s = stats[i]
@@ -429,13 +431,13 @@ class V2Api:
                     s[1] += 1
                     s[2] = min(s[2], value)
                     s[3] = max(s[3], value)
-        units = {line.unit for line in table.lines}
-        unit = units.pop() if len(units) == 1 else "Units"
         rows = []
         for (label, dims), stats in acc.items():
             row: dict[str, Any] = {q.interval: label}
-            for (cc, key, kind), value in zip(q.dimensions, dims, strict=True):
-                row[f"{cc}_{kind}_{key}"] = value
+            row_units = units[(label, dims)]
+            unit = next(iter(row_units)) if len(row_units) == 1 else "Units"
+            for (cc, key, kind), dim_value in zip(q.dimensions, dims, strict=True):
+                row[f"{cc}_{kind}_{key}"] = dim_value
             for (kind, op), s in zip(q.measurements, stats, strict=True):
                 amount = {"sum": s[0], "avg": s[0] / s[1], "min": s[2], "max": s[3]}[op]
                 cell: dict[str, Any] = {"amount": round(amount, 6)}
@@ -444,9 +446,13 @@ class V2Api:
                 row[f"{kind}_{op}"] = cell
             rows.append(row)
         first = f"{q.measurements[0][0]}_{q.measurements[0][1]}"
-        rows.sort(key=lambda r: -r[first]["amount"])  # documented default: descending by measurement
+        rows.sort(key=lambda r: -float(r[first]["amount"]))  # documented default: descending by measurement
         for what, direction in reversed(q.order):
-            rows.sort(key=lambda r, w=what: self._sort_key(r, w, q), reverse=direction == "descending")
+
+            def sort_key(r: dict[str, Any], w: str = what) -> Any:
+                return self._sort_key(r, w, q)
+
+            rows.sort(key=sort_key, reverse=direction == "descending")
         return rows[: q.row_limit]
 
     @staticmethod

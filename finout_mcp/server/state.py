@@ -21,10 +21,13 @@ if TYPE_CHECKING:
     from mcp.server import MCPServer
     from mcp.server.mcpserver import Context
 
+    from finout_mcp.api.budget import RateBudget
     from finout_mcp.api.client import FinoutClient
+    from finout_mcp.api.client_v2 import FinoutV2Client
     from finout_mcp.sandbox import Sandbox
     from finout_mcp.services.catalog import Catalog
     from finout_mcp.services.changelog import ChangeLog
+    from finout_mcp.services.cost_query import CostQueries
 
 log = logging.getLogger("finout_mcp.server")
 
@@ -42,6 +45,9 @@ class AppState:
         self.secrets: list[str] = settings.secrets()
         self._sandbox = sandbox
         self._client: FinoutClient | None = None
+        self._client_v2: FinoutV2Client | None = None
+        self._budget: RateBudget | None = None
+        self._cost_queries: CostQueries | None = None
         self._catalog: Catalog | None = None
         self._changelog: ChangeLog | None = None
 
@@ -59,13 +65,41 @@ class AppState:
         if self._client is None:
             from finout_mcp.api.client import FinoutClient
 
-            transport = None
-            if self.settings.demo and self.sandbox is not None:
-                import httpx
-
-                transport = httpx.ASGITransport(app=self.sandbox.app)
-            self._client = FinoutClient(self.settings, transport=transport)
+            self._client = FinoutClient(self.settings, transport=self._transport())
         return self._client
+
+    def _transport(self) -> Any:
+        if self.settings.demo and self.sandbox is not None:
+            import httpx
+
+            return httpx.ASGITransport(app=self.sandbox.app)
+        return None
+
+    @property
+    def budget(self) -> RateBudget:
+        """The Finout API v2 rate budget every v2 call of this process shares."""
+        if self._budget is None:
+            from finout_mcp.api.budget import LocalRateBudget
+
+            self._budget = LocalRateBudget()
+        return self._budget
+
+    @property
+    def client_v2(self) -> FinoutV2Client:
+        if self._client_v2 is None:
+            from finout_mcp.api.client_v2 import FinoutV2Client
+
+            self._client_v2 = FinoutV2Client(self.settings, transport=self._transport(), budget=self.budget)
+        return self._client_v2
+
+    @property
+    def cost_queries(self) -> CostQueries:
+        """Ad-hoc cost questions on API v2 (the v2 keys, stored query ids)."""
+        if self._cost_queries is None:
+            from finout_mcp.services.cost_query import CostQueries
+
+            self._cost_queries = CostQueries(self.client_v2, self.catalog, ttl_s=self.settings.cache_ttl_s)
+        return self._cost_queries
 
     @property
     def catalog(self) -> Catalog:
@@ -86,6 +120,8 @@ class AppState:
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.aclose()
+        if self._client_v2 is not None:
+            await self._client_v2.aclose()
 
 
 @dataclass

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 # Domain name -> module under finout_mcp.server.tools (each has ``register(server, read_only=)``).
 TOOLSETS: dict[str, str] = {
     "views": "views",
+    "cost_query": "cost_query",
     "megabill": "megabill",
     "composer": "composer",
     "virtual_tags": "virtual_tags",

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Literal, NamedTuple, Protocol
+from typing import Annotated, Any, Literal, NamedTuple, Protocol, TypeVar
 
 import anyio
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -228,6 +228,8 @@ class CostAnswer(BaseModel):
     notes: list[str] = Field(default_factory=list)
 
 
+A = TypeVar("A", bound=CostAnswer)
+
 # ----------------------------------------------------------------------------- shaping
 
 
@@ -317,7 +319,7 @@ def shape_costs(
     window: DateSpan | Window,
     *,
     today: date,
-    view: View,
+    view: View | None,
     cost_type: str,
     top_n: int = 10,
     granularity: Granularity = "auto",
@@ -325,7 +327,9 @@ def shape_costs(
     previous: Sequence[SeriesLike] | None = None,
     previous_window: DateSpan | Window | None = None,
     currency: str = "USD",
-) -> CostAnswer:
+    model: type[A] = CostAnswer,  # type: ignore[assignment]  # (mypy: a TypeVar default)
+    extra: dict[str, Any] | None = None,
+) -> A:
     """A compact answer (its JSON within 8 KB) for the costs of ``view`` over ``window``.
 
     All sums use unrounded floats; the model rounds money to 2 decimals and percentages
@@ -333,6 +337,9 @@ def shape_costs(
     large, the per-series breakdown and then the granularity are reduced, with a note.
     With ``previous`` (the series over ``previous_window``) the answer compares the two,
     stating both ranges, and per-day averages when their lengths differ.
+
+    ``model`` and ``extra`` let another question shape its answer alike (``query_costs``: no
+    view, plus what was asked and where the figures came from).
     """
     top_n = max(1, top_n)
     win = as_window(window)
@@ -395,8 +402,9 @@ def shape_costs(
     if not cur.total_daily and not cur.by_name:
         notes.append("Finout returned no cost data for this range.")
 
-    answer = CostAnswer(
-        view=ViewRef(id=view.id, name=view.name),
+    answer = model(
+        view=ViewRef(id=view.id, name=view.name) if view is not None else None,
+        **(extra or {}),
         cost_type=cost_type,
         currency=currency,
         period=win.label,
