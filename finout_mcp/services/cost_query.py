@@ -156,6 +156,13 @@ def to_v2_filter(node: dict[str, Any], index: V2KeyIndex, display: Callable[[str
     return out
 
 
+def _pairs(node: dict[str, Any]) -> list[tuple[str, str]]:
+    for word in ("AND", "OR"):
+        if word in node:
+            return [p for c in node[word] for p in _pairs(c)]
+    return [(str(node.get("costCenter")), str(node.get("key")))]
+
+
 def count_leaves(node: dict[str, Any]) -> int:
     for word in ("AND", "OR"):
         if word in node:
@@ -279,7 +286,7 @@ def rows_to_series(
 
 
 @dataclass
-class _Piece:
+class QueryPiece:
     window: periods.DateSpan
     body: dict[str, Any]
     outcome: QueryOutcome | None = None
@@ -306,11 +313,19 @@ class CostQueries:
         self._index: tuple[V2KeyIndex, float] | None = None
         self._lock = anyio.Lock()
 
-    async def key_index(self) -> V2KeyIndex:
+    async def key_index(self, *, refresh: bool = False) -> V2KeyIndex:
         async with self._lock:
-            if self._index is None or self._index[1] <= self._clock():
+            if refresh or self._index is None or self._index[1] <= self._clock():
                 self._index = (V2KeyIndex(await self.client.list_keys_v2()), self._clock() + self._ttl)
             return self._index[0]
+
+    async def dimension(self, cost_center: str, key: str, label: str) -> dict[str, str]:
+        """The v2 ``{costCenter, key, type}`` of a key; a key missing from the cached v2 keys (a tag
+        created since) makes the keys be read again once."""
+        index = await self.key_index()
+        if index.find(cost_center, key) is None:
+            index = await self.key_index(refresh=True)
+        return index.dimension(cost_center, key, label)
 
     # ---------------------------------------------------------------- building the query
     async def v2_filter(self, spec: dict[str, Any]) -> tuple[dict[str, Any], str]:
@@ -327,6 +342,8 @@ class CostQueries:
     async def to_v2(self, canonical: dict[str, Any]) -> dict[str, Any]:
         """A canonical (v1) filter in the v2 grammar, within the documented limits."""
         index = await self.key_index()
+        if any(index.find(cc, k) is None for cc, k in _pairs(canonical)):
+            index = await self.key_index(refresh=True)
         keys = await self.catalog.keys()
         names = {(k.cost_center, k.key): k.label for k in keys}
         out = to_v2_filter(canonical, index, lambda cc, k: names.get((cc, k), k))
@@ -347,7 +364,6 @@ class CostQueries:
             )
         keys: list[MegabillKey] = await self.catalog.keys()
         tags: Sequence[VirtualTag] = await self.catalog.virtual_tags()
-        index = await self.key_index()
         dims: list[dict[str, str]] = []
         labels: list[str] = []
         for name in group_by:
@@ -363,7 +379,7 @@ class CostQueries:
             label = f"{entry.cost_center}.{entry.key}" + (
                 f" ({entry.display_name})" if entry.display_name and entry.display_name != entry.key else ""
             )
-            dim = index.dimension(entry.cost_center, entry.key, f"Key {fence(name)}")
+            dim = await self.dimension(entry.cost_center, entry.key, f"Key {fence(name)}")
             if dim not in dims:
                 dims.append(dim)
                 labels.append(label)
@@ -413,7 +429,7 @@ class CostQueries:
 
     async def run_windows(
         self,
-        pieces: Sequence[_Piece],
+        pieces: Sequence[QueryPiece],
         progress: Progress | None = None,
     ) -> None:
         """Run every piece concurrently (the rate budget paces them); progress while Finout computes."""
@@ -426,7 +442,7 @@ class CostQueries:
                 running = sum(0.5 for s in state.values() if s == "running")
                 await progress(min(done + running, total), total, message)
 
-        async def one(i: int, piece: _Piece) -> None:
+        async def one(i: int, piece: QueryPiece) -> None:
             nonlocal done
 
             async def on_poll(status: QueryStatusData, waited: float) -> None:
@@ -478,11 +494,11 @@ class CostQueries:
         days = window.days
         interval = "month" if granularity == "month" or (granularity == "auto" and days > 120) else "day"
         spans = [window.span] + ([before.span] if before else [])
-        pieces: list[list[_Piece]] = []
+        pieces: list[list[QueryPiece]] = []
         for span in spans:
             pieces.append(
                 [
-                    _Piece(
+                    QueryPiece(
                         w, self.body(w, interval=interval, measurement=measurement, dims=dims, v2_filter=v2_filter)
                     )
                     for w in periods.split_windows(span, MAX_QUERY_DAYS)

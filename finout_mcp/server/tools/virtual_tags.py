@@ -27,7 +27,9 @@ from finout_mcp.services.catalog import search_named
 from finout_mcp.services.composer import readable
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.fencing import fence
+from finout_mcp.services.impact import ImpactEstimate, estimate_impact
 from finout_mcp.services.lint import LintReport, RuleSpec, lint_rules, rules_from_tag
+from finout_mcp.services.periods import Period, resolve_window
 from finout_mcp.services.writes import Writer, WriteResult
 
 
@@ -53,6 +55,45 @@ Rules = Annotated[
     list[RuleInput],
     Field(description="Rules in priority order (first match wins), each {'to', 'filter'}.", max_length=1000),
 ]
+
+
+EstimateImpact = Annotated[
+    bool,
+    Field(
+        description="With dry_run=true: also estimate the dollars each rule would capture and each value would get "
+        "(update: moving between values), with Finout API v2 queries over impact_period."
+    ),
+]
+ImpactPeriod = Annotated[Period, Field(description="Period of the estimate (at most 60 days).")]
+
+
+class TagWriteResult(WriteResult):
+    impact: ImpactEstimate | None = Field(
+        default=None, description="With estimate_impact=true: the dollar impact."
+    )
+
+
+async def _with_impact(
+    ctx: Context, result: WriteResult, estimate: bool, period: str, *, current_tag_id: str | None
+) -> TagWriteResult:
+    out = TagWriteResult(**dict(result))
+    if not estimate or result.status != "dry_run" or result.body is None:
+        if estimate and result.status != "dry_run":
+            out.notes.append("No impact estimate: the tag was not a dry run (nothing new to estimate).")
+        return out
+    state = get_state(ctx)
+    window = resolve_window(period=period, today=state.today())
+    await ctx.report_progress(0, 1, "estimating the impact with Finout API v2 queries")
+    out.impact = await estimate_impact(state.cost_queries, result.body, window, current_tag_id=current_tag_id)
+    return out
+
+
+def _needs_dry_run(estimate: bool, dry_run: bool) -> None:
+    if estimate and not dry_run:
+        raise InputError(
+            "estimate_impact needs dry_run=true: estimate first, then write.",
+            hint="Call with dry_run=true and estimate_impact=true, check the dollars, then call with dry_run=false.",
+        )
 
 
 class TagListItem(BaseModel):
@@ -183,14 +224,18 @@ async def create_virtual_tag(
         str | None, Field(description="Value for costs no rule matches, e.g. 'unallocated'.")
     ] = None,
     dry_run: DryRun = False,
-) -> WriteResult:
+    estimate_impact: EstimateImpact = False,
+    impact_period: ImpactPeriod = "last_30_days",
+) -> TagWriteResult:
     """Create a virtual tag. Find keys and values first (list_megabill_keys, list_key_values or
     compose_filter). Every rule is composed and linted; nothing is written on any error. Call with
     dry_run=true first and show the body. Same name and content returns the existing tag. Returns a
-    change_id for undo_change."""
-    return await Writer(get_state(ctx).client, get_state(ctx).catalog, get_state(ctx).changelog).create_tag(
+    change_id for undo_change. dry_run with estimate_impact=true also shows the dollars per rule and value."""
+    _needs_dry_run(estimate_impact, dry_run)
+    result = await Writer(get_state(ctx).client, get_state(ctx).catalog, get_state(ctx).changelog).create_tag(
         name, [r.spec() for r in rules], default_value, dry_run=dry_run
     )
+    return await _with_impact(ctx, result, estimate_impact, impact_period, current_tag_id=None)
 
 
 async def update_virtual_tag(
@@ -206,18 +251,24 @@ async def update_virtual_tag(
     ] = None,
     default_value: Annotated[str | None, Field(description="New default value; omit to keep.")] = None,
     dry_run: DryRun = False,
-) -> WriteResult:
+    estimate_impact: EstimateImpact = False,
+    impact_period: ImpactPeriod = "last_30_days",
+) -> TagWriteResult:
     """Change a virtual tag (read it first with get_virtual_tag); fields you omit keep their values (a
     complete body is sent). dry_run=true
-    shows the body and a rule-by-rule diff. Returns a change_id for undo_change."""
+    shows the body and a rule-by-rule diff; with estimate_impact=true also the dollars moving between values.
+    Returns a change_id for undo_change."""
+    _needs_dry_run(estimate_impact, dry_run)
     s = get_state(ctx)
-    return await Writer(s.client, s.catalog, s.changelog).update_tag(
+    result = await Writer(s.client, s.catalog, s.changelog).update_tag(
         tag,
         name=name,
         rules=[r.spec() for r in rules] if rules is not None else None,
         default_value=default_value,
         dry_run=dry_run,
     )
+    tag_id = result.tag.id if result.tag is not None else None
+    return await _with_impact(ctx, result, estimate_impact, impact_period, current_tag_id=tag_id)
 
 
 async def clone_virtual_tag(
