@@ -50,8 +50,11 @@ WRITE_TOOLS = {
 async def demo(
     tmp_path: Path, *, read_only: bool = False, toolsets: list[str] | None = None, sandbox: Sandbox | None = None
 ) -> AsyncIterator[tuple[Client, Sandbox]]:
-    sb = sandbox or Sandbox(seed=7, today=TODAY)
-    settings = Settings(demo=True, read_only=read_only, state_dir=tmp_path / "state")
+    sb = sandbox or Sandbox(seed=7, today=TODAY, compute_s=0)
+    # API v2 queries: no compute time and no polling waits (the cadence itself is tested on its own).
+    settings = Settings(
+        demo=True, read_only=read_only, state_dir=tmp_path / "state", v2_poll_first_s=0, v2_poll_interval_s=0
+    )
     server = build_server(settings, sandbox=sb, today=lambda: TODAY, toolsets=toolsets)
     async with Client(server) as client:
         yield client, sb

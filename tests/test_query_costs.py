@@ -1,0 +1,279 @@
+"""query_costs and the impact estimates through the MCP client, against the demo sandbox.
+
+Expected figures are computed from the sandbox's cost table (its lines and daily costs), never
+copied from the tool's output.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp.types import CallToolResult
+
+from finout_mcp.sandbox import Sandbox
+from finout_mcp.sandbox.costs import Line
+from tests.support import TODAY, call, call_error, demo
+
+
+def table_sum(sb: Sandbox, first: dt.date, last: dt.date, keep: Callable[[Any], bool]) -> float:
+    """Unblended cost of every cost-table row (with its tags' values) that ``keep`` accepts."""
+    total = []
+    day = first
+    while day <= last:
+        for line in sb.account.costs.lines:
+            if keep(sb.account.row(line, day)):
+                total.append(sb.account.costs.cost(line, day))
+        day += dt.timedelta(days=1)
+    return math.fsum(total)
+
+
+def attr(cc: str, key: str, value: str) -> Callable[[Any], bool]:
+    return lambda row: row.get((cc, key)) == value
+
+
+def v2_requests(sb: Sandbox, route_end: str) -> int:
+    return sum(1 for r in sb.request_log if r.raw_path.startswith("/v2/") and r.raw_path.endswith(route_end))
+
+
+async def test_what_did_the_checkout_namespace_cost_each_month(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, sb):
+        progress: list[tuple[float, float | None, str | None]] = []
+
+        async def on_progress(p: float, total: float | None, message: str | None) -> None:
+            progress.append((p, total, message))
+
+        result: CallToolResult = await client.call_tool(
+            "query_costs",
+            {"filter": {"key": "namespace", "op": "=", "value": "checkout"}, "period": "last_12_months"},
+            progress_callback=on_progress,
+        )
+        assert not result.is_error
+        out = result.structured_content
+        assert out is not None
+        assert (
+            out["first_day"] == "2025-11-01" and out["last_day"] == "2026-10-31" and out["granularity"] == "month"
+        )
+        assert [t["period"] for t in out["timeline"]][:2] == ["2025-11", "2025-12"] and len(out["timeline"]) == 12
+        checkout = attr("Kubernetes", "namespace", "checkout")
+        for row in out["timeline"]:
+            year, month = map(int, row["period"].split("-"))
+            first = dt.date(year, month, 1)
+            last = (first + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
+            assert row["total"] == pytest.approx(table_sum(sb, first, last, checkout), abs=0.01)
+        # 365 days = 7 queries of at most 60 days, answered in parallel, with progress on the way
+        assert v2_requests(sb, "/generate-query") == 7
+        assert len(out["provenance"]["queries"]) == 7 and not any(
+            q["reused"] for q in out["provenance"]["queries"]
+        )
+        assert progress and progress[-1][0] == progress[-1][1] == 7
+        assert out["query"]["v2_filter"] == {
+            "costCenter": "Kubernetes",
+            "key": "namespace",
+            "type": "k8s_namespace",
+            "operator": "is",
+            "value": ["checkout"],
+        }
+        assert out["provenance"]["daily_queries_used"] == 7 and out["provenance"]["daily_queries_cap"] == 10_000
+        assert any("7 of 10,000" in n for n in out["notes"])
+
+
+async def test_why_did_rds_spike_on_the_23rd(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, sb):
+        out = await call(
+            client,
+            "query_costs",
+            {
+                "filter": {"key": "service", "cost_center": "AWS", "op": "=", "value": "AmazonRDS"},
+                "group_by": ["Account Name"],
+                "start": "2026-11-23",
+                "end": "2026-11-23",
+                "compare_start": "2026-11-22",
+            },
+        )
+        day, before = dt.date(2026, 11, 23), dt.date(2026, 11, 22)
+        rds = attr("AWS", "service", "AmazonRDS")
+
+        def rds_in(account: str) -> Callable[[Any], bool]:
+            return lambda row: rds(row) and row.get(("AWS", "aws_account_name")) == account
+
+        assert out["total"] == pytest.approx(table_sum(sb, day, day, rds), abs=0.01)
+        assert out["previous_total"] == pytest.approx(table_sum(sb, before, before, rds), abs=0.01)
+        top = out["biggest_changes"][0]
+        expected = table_sum(sb, day, day, rds_in("prod-us")) - table_sum(sb, before, before, rds_in("prod-us"))
+        assert top["name"] == "prod-us" and top["change_abs"] == pytest.approx(expected, abs=0.01)
+        assert top["change_abs"] > 0.5 * (out["change_abs"])  # prod-us explains the jump
+
+
+async def test_totals_equal_the_same_sum_from_the_v1_view(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, _sb):
+        view = await call(
+            client, "query_view_costs", {"view": "Kubernetes by namespace", "period": "last_month", "top_n": 50}
+        )
+        v2 = await call(
+            client,
+            "query_costs",
+            {
+                "filter": {"key": "cost_center_type", "op": "=", "value": "Kubernetes"},
+                "group_by": ["namespace"],
+                "period": "last_month",
+                "top_n": 50,
+            },
+        )
+        assert v2["total"] == pytest.approx(view["total"], abs=0.05)
+        assert {s["name"]: s["total"] for s in v2["series"]} == pytest.approx(
+            {s["name"]: s["total"] for s in view["series"]}, abs=0.01
+        )
+        assert [s["share_pct"] for s in v2["series"]] == [s["share_pct"] for s in view["series"]]
+        assert v2["view"] is None and v2["period"] == view["period"]
+
+
+async def test_the_same_question_reuses_finouts_stored_results(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, sb):
+        args = {"group_by": ["Team"], "period": "last_30_days"}
+        first = await call(client, "query_costs", args)
+        generated = v2_requests(sb, "/generate-query")
+        polls = v2_requests(sb, "/status")
+        again = await call(client, "query_costs", args)
+        assert v2_requests(sb, "/generate-query") == generated and v2_requests(sb, "/status") == polls
+        assert again["provenance"]["queries"][0]["reused"] is True
+        assert again["provenance"]["queries"][0]["query_id"] == first["provenance"]["queries"][0]["query_id"]
+        assert again["series"] == first["series"]
+        # Once Finout no longer has them (expired), the question is asked anew.
+        for q in sb.v2.queries.values():
+            q.created -= 25 * 3600
+        third = await call(client, "query_costs", args)
+        assert v2_requests(sb, "/generate-query") == generated + 1
+        assert third["provenance"]["queries"][0]["reused"] is False and third["total"] == first["total"]
+
+
+async def test_usage_and_other_measurements(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, sb):
+        out = await call(
+            client,
+            "query_costs",
+            {
+                "filter": {"key": "warehouse", "op": "exists"},
+                "measurement": "usageAmount",
+                "period": "last_7_days",
+            },
+        )
+        first, last = TODAY - dt.timedelta(days=7), TODAY - dt.timedelta(days=1)
+        lines: dict[int, Line] = {ln.id: ln for ln in sb.account.costs.lines}
+        credits = math.fsum(
+            sb.account.costs.cost(ln, first + dt.timedelta(days=d)) / ln.unit_price
+            for d in range(7)
+            for ln in lines.values()
+            if ("Snowflake", "warehouse") in ln.attrs
+        )
+        assert out["currency"] == "Credits" and out["total"] == pytest.approx(credits, abs=0.01)
+        assert out["last_day"] == last.isoformat()
+
+
+async def test_mistakes_get_errors_that_name_the_fix(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, _sb):
+        message = await call_error(client, "query_costs", {"group_by": ["namespac"]})
+        assert "namespace" in message and "list_megabill_keys" in message
+        cond = {"key": "service", "cost_center": "AWS", "op": "=", "value": "AmazonEC2"}
+        many = {"any": [{**cond, "value": f"svc-{i}"} for i in range(31)]}
+        message = await call_error(client, "query_costs", {"filter": many})
+        assert "31 conditions" in message and "at most 30" in message
+        message = await call_error(client, "query_costs", {"filter": {"key": "nope-key", "op": "exists"}})
+        assert "nope-key" in message
+
+
+# ------------------------------------------------------------------ impact estimates
+
+RULES = [
+    {"to": "payments", "filter": {"key": "Account Name", "op": "in", "values": ["prod-us"]}},
+    {"to": "k8s", "filter": {"key": "cost_center_type", "op": "=", "value": "Kubernetes"}},
+    {"to": "prod", "filter": {"key": "env", "cost_center": "AWS", "op": "=", "value": "production"}},
+]
+
+
+async def test_impact_estimate_equals_the_allocation_after_creating_the_tag(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, sb):
+        dry = await call(
+            client,
+            "create_virtual_tag",
+            {
+                "name": "Allocation",
+                "rules": RULES,
+                "default_value": "other",
+                "dry_run": True,
+                "estimate_impact": True,
+            },
+        )
+        impact = dry["impact"]
+        assert dry["status"] == "dry_run" and impact["complete"] is True and impact["queries"] == 4
+        # rule 3 ("prod") only gets production costs that rule 1 did not take: prod-eu and data-prod
+        first, last = TODAY - dt.timedelta(days=30), TODAY - dt.timedelta(days=1)
+        prod_not_us = table_sum(
+            sb,
+            first,
+            last,
+            lambda row: (
+                row.get(("AWS", "env")) == "production" and row.get(("AWS", "aws_account_name")) != "prod-us"
+            ),
+        )
+        assert impact["rules"][2]["amount"] == pytest.approx(prod_not_us, abs=0.01)
+        assert impact["rules"][2]["conditions"] == 3
+        await call(client, "create_virtual_tag", {"name": "Allocation", "rules": RULES, "default_value": "other"})
+        allocated = await call(client, "query_costs", {"group_by": ["Allocation"], "period": "last_30_days"})
+        estimated = {v["value"]: v["amount"] for v in impact["values"]}
+        assert {s["name"]: s["total"] for s in allocated["series"]} == pytest.approx(estimated, abs=0.02)
+        assert impact["total"] == pytest.approx(allocated["total"], abs=0.01)
+
+
+async def test_an_update_shows_dollars_moving_between_values(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, sb):
+        await call(client, "create_virtual_tag", {"name": "Allocation", "rules": RULES, "default_value": "other"})
+        swapped = [{**RULES[2], "to": "prod"}, RULES[0], RULES[1]]  # "prod" now wins over "payments"
+        dry = await call(
+            client,
+            "update_virtual_tag",
+            {"tag": "Allocation", "rules": swapped, "dry_run": True, "estimate_impact": True},
+        )
+        values = {v["value"]: v for v in dry["impact"]["values"]}
+        first, last = TODAY - dt.timedelta(days=30), TODAY - dt.timedelta(days=1)
+        prod_us = table_sum(sb, first, last, attr("AWS", "aws_account_name", "prod-us"))
+        assert values["payments"]["change"] == pytest.approx(-prod_us, abs=0.02)
+        assert values["prod"]["change"] == pytest.approx(prod_us, abs=0.02)
+        assert values["k8s"]["change"] == pytest.approx(0, abs=0.02)
+        assert "would move between values" in dry["impact"]["notes"][0]
+        # nothing was written
+        owner = next(t for t in sb.account.virtual_tags.values() if t["name"] == "Allocation")
+        assert owner["rules"][0]["to"] == "payments"
+
+
+async def test_a_tag_too_large_to_estimate_says_so(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, _sb):
+        rules = [
+            {
+                "to": f"v{i}",
+                "filter": {"key": "service", "cost_center": "AWS", "op": "in", "values": [f"s{i}", "x"]},
+            }
+            for i in range(32)
+        ]
+        dry = await call(
+            client,
+            "create_virtual_tag",
+            {"name": "Huge", "rules": rules, "dry_run": True, "estimate_impact": True},
+        )
+        impact = dry["impact"]
+        assert impact["complete"] is False and impact["default_amount"] is None
+        assert impact["rules"][29]["amount"] is not None and impact["rules"][30]["amount"] is None
+        assert any("Too large to estimate from rule 31" in n for n in impact["notes"])
+
+
+async def test_estimate_impact_needs_a_dry_run(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, sb):
+        message = await call_error(
+            client, "create_virtual_tag", {"name": "Allocation", "rules": RULES, "estimate_impact": True}
+        )
+        assert "dry_run=true" in message
+        assert not any(t["name"] == "Allocation" for t in sb.account.virtual_tags.values())
