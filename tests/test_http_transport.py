@@ -18,6 +18,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
 from tests.conftest import FinoutProcess, serve, start_http
+from tests.support import READ_TOOLS, WRITE_TOOLS
 
 pytestmark = pytest.mark.slow
 
@@ -86,7 +87,7 @@ async def mcp_client(proc: FinoutProcess, headers: dict[str, str] | None = None)
 
 async def list_and_call(client: Client) -> None:
     tools = {t.name for t in (await client.list_tools()).tools}
-    assert len(tools) == 20 and "list_views" in tools
+    assert tools == READ_TOOLS | WRITE_TOOLS
     result = await client.call_tool("list_views", {})
     assert not result.is_error, result.content
     assert isinstance(result.structured_content, dict)

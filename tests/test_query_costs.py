@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from mcp.types import CallToolResult
 
-from finout_mcp.sandbox import Sandbox
+from finout_mcp.sandbox import Fault, Sandbox
 from finout_mcp.sandbox.costs import Line
-from tests.support import TODAY, call, call_error, demo
+from tests.support import TODAY, call, call_error, demo, text
 
 
 def table_sum(sb: Sandbox, first: dt.date, last: dt.date, keep: Callable[[Any], bool]) -> float:
@@ -277,3 +277,45 @@ async def test_estimate_impact_needs_a_dry_run(tmp_path: Path) -> None:
         )
         assert "dry_run=true" in message
         assert not any(t["name"] == "Allocation" for t in sb.account.virtual_tags.values())
+
+
+# ------------------------------------------------------------------ faults on the v2 routes
+
+GENERATE = "POST /v2/data/cost-usage/generate-query"
+STATUS = "GET /v2/data/cost-usage/{queryId}/status"
+RESULTS = "GET /v2/data/cost-usage/{queryId}/results"
+V2_KEYS = "GET /v2/query-language/keys"
+
+
+@pytest.mark.parametrize(
+    ("route", "fault", "retried"),
+    [
+        (GENERATE, Fault(503), True),
+        (GENERATE, Fault(429), True),
+        (STATUS, Fault(429), True),
+        (STATUS, Fault(drop=True), True),
+        (RESULTS, Fault(502, body="html"), True),
+        (V2_KEYS, Fault(504), True),
+        (GENERATE, Fault(500), False),
+        (STATUS, Fault(401), False),
+        (RESULTS, Fault(body="truncated"), False),
+        (RESULTS, Fault(body="empty"), False),
+    ],
+)
+async def test_faults_on_v2_routes_are_retried_or_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, route: str, fault: Fault, retried: bool
+) -> None:
+    monkeypatch.setattr("finout_mcp.api.client_v2.RATE_LIMIT_PAUSE_S", 0.0)
+    monkeypatch.setattr("finout_mcp.api.client.BACKOFF_BASE_S", 0.001)
+    async with demo(tmp_path) as (client, sb):
+        sb.faults.script(route, [fault])
+        result = await client.call_tool("query_costs", {"group_by": ["namespace"], "period": "last_7_days"})
+        message = text(result)
+        if retried:
+            assert not result.is_error, message
+            assert result.structured_content is not None and result.structured_content["total"] > 0
+        else:
+            assert result.is_error and "Traceback" not in message
+            assert "retry" in message.lower() or "check" in message.lower()
+            assert "demo-secret" not in message
+        assert sb.faults.pending() == 0
