@@ -68,7 +68,13 @@ async def test_read_only_lists_no_write_tool(tmp_path: Path) -> None:
 async def test_toolsets_limit_the_listed_tools(tmp_path: Path) -> None:
     async with Client(stdio_params(tmp_path, "--toolsets", "views,costguard")) as client:
         tools = {t.name for t in (await client.list_tools()).tools}
-        assert tools == {"list_views", "query_view_costs", "list_costguard_scans", "get_scan_recommendations"}
+        assert tools == {
+            "list_views",
+            "query_view_costs",
+            "list_costguard_scans",
+            "get_scan_recommendations",
+            "summarize_savings",
+        }
         scans = structured(await client.call_tool("list_costguard_scans", {}))
         assert scans
 
