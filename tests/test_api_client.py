@@ -503,15 +503,47 @@ async def test_error_class_per_status(status: int, cls: type[FinoutAPIStatusErro
     assert err.__cause__ is None and err.__context__ is None
 
 
-async def test_404_sentence_is_model_facing() -> None:
-    rec = Recorder(httpx.Response(404, json={"message": "Virtual tag not found", "requestId": "req-1a2b"}))
+async def test_404_on_one_id_names_that_id() -> None:
+    rec = Recorder(
+        ok(VIEWS), httpx.Response(404, json={"message": "Virtual tag not found", "requestId": "req-1a2b"})
+    )
     async with client_for(rec) as client:
+        await client.list_views()  # the base URL is proven to reach Finout
         with pytest.raises(NotFoundError) as info:
             await client.get_virtual_tag("abc")
     assert str(info.value) == (
         "Finout API returned 404 Not Found for GET /virtual-tags/abc: Virtual tag not found "
-        "(requestId req-1a2b). Check the id with list_virtual_tags."
+        "(requestId req-1a2b). No virtual tag has the id 'abc' in this account; check that id."
     )
+    assert not info.value.base_url_wrong and len(rec.requests) == 2
+
+
+async def test_404_on_one_id_probes_the_base_url_once_when_nothing_succeeded_yet() -> None:
+    by_path = {"/v1/view": ok(VIEWS)}
+    rec = Recorder(lambda r: by_path.get(r.url.path, httpx.Response(404, json={"message": "no such tag"})))
+    async with client_for(rec) as client:
+        with pytest.raises(NotFoundError) as info:
+            await client.get_virtual_tag("abc")
+        with pytest.raises(NotFoundError):
+            await client.get_virtual_tag("def")
+    assert not info.value.base_url_wrong and "'abc'" in str(info.value)
+    assert [r.url.path for r in rec.requests] == ["/v1/virtual-tags/abc", "/v1/view", "/v1/virtual-tags/def"]
+
+
+@pytest.mark.parametrize("first", ["list", "id"])
+async def test_404_on_every_path_blames_the_base_url(first: str) -> None:
+    """A base URL without /v1 (or another host's API): every path is 404, and the advice is
+    FINOUT_API_URL, not 'check the view id'."""
+    rec = Recorder(httpx.Response(404, text="<html>Not Found</html>", headers={"content-type": "text/html"}))
+    async with client_for(rec, api_url="https://api.test") as client:
+        with pytest.raises(NotFoundError) as info:
+            if first == "list":
+                await client.list_virtual_tags()
+            else:
+                await client.query_costs("view-1")
+    err = info.value
+    assert err.base_url_wrong and "FINOUT_API_URL" in str(err) and "https://app.finout.io/v1" in str(err)
+    assert "base URL is wrong" in str(err) and "view-1" not in err.hint
 
 
 async def test_error_message_falls_back_to_error_field() -> None:
@@ -520,7 +552,7 @@ async def test_error_message_falls_back_to_error_field() -> None:
         with pytest.raises(UnprocessableError) as info:
             await client.create_virtual_tag(tag_write())
     assert info.value.message == "Invalid composition"
-    assert "lint_virtual_tag" in str(info.value)
+    assert "check its rules" in str(info.value)  # the tool to call is named by the server layer
     assert len(rec.requests) == 1
 
 
@@ -689,7 +721,7 @@ async def test_create_not_resent_after_read_timeout() -> None:
     assert len(rec.requests) == 1 and sleeps == []
     err = info.value
     assert err.outcome_unknown and not err.retryable
-    assert "may have been created" in str(err) and "list_virtual_tags" in str(err)
+    assert "may have been created" in str(err) and "list the virtual tags" in str(err)
 
 
 @pytest.mark.parametrize("status", [500, 502, 504, 503])
@@ -701,7 +733,7 @@ async def test_create_not_resent_after_ambiguous_5xx(status: int) -> None:
                 EndpointCreate(type="email", name="A", configuration=EndpointConfiguration(to="a@example.com"))
             )
     assert len(rec.requests) == 1
-    assert info.value.outcome_unknown and "list_endpoints" in str(info.value)
+    assert info.value.outcome_unknown and "list the endpoints" in str(info.value)
 
 
 async def test_create_resent_after_429_and_connect_error_and_503_with_retry_after() -> None:

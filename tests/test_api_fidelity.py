@@ -653,3 +653,20 @@ async def test_sandbox_tag_update_keeps_category_and_object_default(tmp_path: Pa
         open_ended = [r["timeframe"] for r in env["rules"] if "timeframe" in r and "to" not in r["timeframe"]]
         await call(client, "update_virtual_tag", {"tag": "Environment", "name": "Environments"})
         assert open_ended and [r["timeframe"] for r in env["rules"] if "timeframe" in r][-1] == open_ended[0]
+
+
+# ----------------------------------------------------------------------------- 404 advice in the tools
+
+
+def test_tool_advice_names_the_list_tool_for_an_id_but_the_setting_for_a_base_url() -> None:
+    from finout_mcp.api.errors import NotFoundError
+    from finout_mcp.server.errors import describe
+
+    one_id = NotFoundError("Virtual tag not found", status=404, method="GET", path="/virtual-tags/abc")
+    one_id.subject, one_id.ident = "virtual tag", "abc"
+    assert "list_virtual_tags" in describe(one_id)
+    everywhere = NotFoundError("Not Found", status=404, method="POST", path="/cost/query-by-view")
+    everywhere.subject, everywhere.ident, everywhere.base_url_wrong = "view", "v-1", True
+    everywhere.hint = "Every Finout path answers 404 at https://x, so the base URL is wrong: set FINOUT_API_URL."
+    text = describe(everywhere)
+    assert "FINOUT_API_URL" in text and "list_views" not in text

@@ -42,6 +42,9 @@ Guarantees
   :class:`finout_mcp.api.models.Response`); HTML, empty, truncated or wrongly shaped bodies raise
   :class:`MalformedResponseError` naming the operation and the field, with a sketch of the
   shape that came (keys and types only, never a value). Nothing unrecognised is read as empty.
+- **404 advice**: a 404 on a path without an id (``GET /view``), or on an id while ``GET /view``
+  answers 404 too, means the base URL is wrong (``FINOUT_API_URL``); otherwise it names that id.
+  ``GET /view`` is probed once for this, and only while no call has succeeded yet.
 - **Metadata PUT** sends the bare value map the docs describe and returns nothing: what was
   stored is only known by reading it back (the write service does, after every write).
 """
@@ -68,6 +71,7 @@ from finout_mcp.api.errors import (
     APITimeoutError,
     FinoutError,
     MalformedResponseError,
+    NotFoundError,
     TransportError,
     scrub,
     status_error,
@@ -108,13 +112,17 @@ USER_AGENT = f"finout-mcp/{__version__}"
 _IDEMPOTENT_RETRY_STATUSES = frozenset({429, 502, 503, 504})
 
 TAG_OUTCOME_HINT = (
-    "The virtual tag may have been created anyway; check list_virtual_tags before retrying, "
+    "The virtual tag may have been created anyway; list the virtual tags before retrying, "
     "so as not to create a duplicate."
 )
 ENDPOINT_OUTCOME_HINT = (
-    "The endpoint may have been created anyway; check list_endpoints before retrying, "
+    "The endpoint may have been created anyway; list the endpoints before retrying, "
     "so as not to create a duplicate."
 )
+DOCUMENTED_BASE_URL = "https://app.finout.io/v1"
+
+# What each call is about, for errors (the server layer names the tool that lists them)
+VIEW, TAG, KEY, SCAN, ENDPOINT = "view", "virtual tag", "MegaBill key", "CostGuard scan", "endpoint"
 
 
 @dataclass(frozen=True)
@@ -268,6 +276,8 @@ class _Call:
     idempotent: bool = True
     outcome_hint: str | None = None  # for non-idempotent calls: what to do if the outcome is unknown
     route: str | None = None  # the route's template, for a per-route rate budget (API v2)
+    subject: str | None = None  # what the call is about ("virtual tag"), for errors
+    ident: str | None = None  # the id it names (path or body); None for a whole list
 
 
 class FinoutClient:
@@ -295,6 +305,7 @@ class FinoutClient:
         self.stats = ClientStats()
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
+        self._base_url_proven = False  # some call got a 2xx answer: FINOUT_API_URL reaches Finout
 
     @property
     def _http(self) -> httpx.AsyncClient:
@@ -335,7 +346,7 @@ class FinoutClient:
     # ------------------------------------------------------------------ views & costs
 
     async def list_views(self) -> ViewList:
-        return await self._get(ViewList, "view")
+        return await self._get(ViewList, "view", subject=VIEW)
 
     async def query_costs(
         self,
@@ -354,26 +365,35 @@ class FinoutClient:
             body["date"] = {"unixTimeMillSecondsStart": int(start_ms), "unixTimeMillSecondsEnd": int(end_ms)}
         if cost_type is not None:
             body["costType"] = cost_type
-        call = _Call("POST", self._path("cost", "query-by-view"), body)
+        call = _Call("POST", self._path("cost", "query-by-view"), body, subject=VIEW, ident=view_id)
         return self._parse(await self._send(call), CostQueryResponse, call)
 
     # ------------------------------------------------------------------ megabill
 
     async def list_keys(self) -> KeyList:
-        return await self._get(KeyList, "megabill", "query-language", "keys")
+        return await self._get(KeyList, "megabill", "query-language", "keys", subject=KEY)
 
     async def list_values(self, cost_center: str, key: str) -> ValueList:
-        return await self._get(ValueList, "megabill", "query-language", "values", cost_center, key)
+        return await self._get(
+            ValueList,
+            "megabill",
+            "query-language",
+            "values",
+            cost_center,
+            key,
+            subject=KEY,
+            ident=f"{cost_center}/{key}",
+        )
 
     # ------------------------------------------------------------------ virtual tags
 
     async def list_virtual_tags(self) -> VirtualTagList:
-        return await self._get(VirtualTagList, "virtual-tags")
+        return await self._get(VirtualTagList, "virtual-tags", subject=TAG)
 
     async def get_virtual_tag(self, tag_id: str) -> VirtualTag:
         """GET /virtual-tags/{id}: the tag object itself ([seen]); ``{"virtualTag": ...}`` or
         ``{"data": ...}`` around it are accepted too."""
-        call = _Call("GET", self._path("virtual-tags", _id(tag_id, "tag_id")))
+        call = _Call("GET", self._path("virtual-tags", _id(tag_id, "tag_id")), subject=TAG, ident=tag_id)
         return self._parse(await self._send(call), VirtualTag, call, unwrap="virtualTag")
 
     async def create_virtual_tag(self, body: VirtualTagWrite) -> VirtualTag:
@@ -384,12 +404,19 @@ class FinoutClient:
             virtual_tag_body(body),
             idempotent=False,
             outcome_hint=TAG_OUTCOME_HINT,
+            subject=TAG,
         )
         return self._parse(await self._send(call), VirtualTag, call, unwrap="virtualTag")
 
     async def update_virtual_tag(self, tag_id: str, body: VirtualTagWrite) -> VirtualTag:
         """PUT /virtual-tags/{id}: replaces the tag. If Finout answers without the tag, it is re-read."""
-        call = _Call("PUT", self._path("virtual-tags", _id(tag_id, "tag_id")), virtual_tag_body(body))
+        call = _Call(
+            "PUT",
+            self._path("virtual-tags", _id(tag_id, "tag_id")),
+            virtual_tag_body(body),
+            subject=TAG,
+            ident=tag_id,
+        )
         response = await self._send(call)
         data = self._json(response, call)
         if isinstance(data, dict) and isinstance(data.get("virtualTag"), dict):
@@ -400,10 +427,14 @@ class FinoutClient:
 
     async def delete_virtual_tag(self, tag_id: str) -> None:
         """DELETE /virtual-tags/{id}. Any 2xx body (often empty) means success."""
-        await self._send(_Call("DELETE", self._path("virtual-tags", _id(tag_id, "tag_id"))))
+        await self._send(
+            _Call("DELETE", self._path("virtual-tags", _id(tag_id, "tag_id")), subject=TAG, ident=tag_id)
+        )
 
     async def get_virtual_tag_metadata(self, tag_id: str) -> VirtualTagMetadata:
-        return await self._get(VirtualTagMetadata, "virtual-tags", _id(tag_id, "tag_id"), "metadata")
+        return await self._get(
+            VirtualTagMetadata, "virtual-tags", _id(tag_id, "tag_id"), "metadata", subject=TAG, ident=tag_id
+        )
 
     async def set_virtual_tag_metadata(
         self, tag_id: str, metadata: Mapping[str, ValueMetadata | Mapping[str, Any]]
@@ -419,7 +450,13 @@ class FinoutClient:
             name: m if isinstance(m, ValueMetadata) else ValueMetadata.model_validate(m)
             for name, m in metadata.items()
         }
-        call = _Call("PUT", self._path("virtual-tags", _id(tag_id, "tag_id"), "metadata"), metadata_body(values))
+        call = _Call(
+            "PUT",
+            self._path("virtual-tags", _id(tag_id, "tag_id"), "metadata"),
+            metadata_body(values),
+            subject=TAG,
+            ident=tag_id,
+        )
         response = await self._send(call)
         data = self._json(response, call) if response.content.strip() else None
         request_id = data.get("requestId") if isinstance(data, dict) else None
@@ -431,26 +468,35 @@ class FinoutClient:
     # ------------------------------------------------------------------ cost guard
 
     async def list_scans(self) -> ScanList:
-        return await self._get(ScanList, "cost-guard", "scans")
+        return await self._get(ScanList, "cost-guard", "scans", subject=SCAN)
 
     async def get_scan_recommendations(self, body: RecommendationsRequest) -> ScanRecommendations:
         data = body.wire()
         if "filters" in data:
             data["filters"] = strip_display_names(data["filters"])
-        call = _Call("POST", self._path("cost-guard", "scans-recommendations"), data)
+        call = _Call(
+            "POST", self._path("cost-guard", "scans-recommendations"), data, subject=SCAN, ident=body.scan_id
+        )
         return self._parse(await self._send(call), ScanRecommendations, call)
 
     # ------------------------------------------------------------------ endpoints
 
     async def list_endpoints(self) -> EndpointList:
-        return await self._get(EndpointList, "endpoints")
+        return await self._get(EndpointList, "endpoints", subject=ENDPOINT)
 
     async def create_endpoint(self, body: EndpointCreate) -> Endpoint:
         """POST /endpoints. Never re-sent once it may have reached Finout (see module doc)."""
         data = {k: v for k, v in body.wire().items() if k not in SERVER_OWNED_FIELDS}
         if body.to is None and body.configuration.to is not None:  # one body for both readings of `to`
             data["to"] = body.configuration.to
-        call = _Call("POST", self._path("endpoints"), data, idempotent=False, outcome_hint=ENDPOINT_OUTCOME_HINT)
+        call = _Call(
+            "POST",
+            self._path("endpoints"),
+            data,
+            idempotent=False,
+            outcome_hint=ENDPOINT_OUTCOME_HINT,
+            subject=ENDPOINT,
+        )
         response = await self._send(call)
         payload = self._json(response, call)
         if isinstance(payload, dict) and "endpoint" in payload:
@@ -462,8 +508,8 @@ class FinoutClient:
     def _path(self, *segments: str) -> str:
         return "/" + "/".join(segment(s) for s in segments)
 
-    async def _get(self, model: type[M], *segments: str) -> M:
-        call = _Call("GET", self._path(*segments))
+    async def _get(self, model: type[M], *segments: str, subject: str, ident: str | None = None) -> M:
+        call = _Call("GET", self._path(*segments), subject=subject, ident=ident)
         return self._parse(await self._send(call), model, call)
 
     def _headers(self, call: _Call) -> dict[str, str]:
@@ -606,6 +652,7 @@ class FinoutClient:
                     attempt,
                 )
                 if 200 <= response.status_code < 300:
+                    self._base_url_proven = True
                     return response
                 error = self._status_error(response, call)
             else:
@@ -622,6 +669,9 @@ class FinoutClient:
             if delay is None:
                 self.stats.errors += 1
                 error.attempts = attempt
+                error.subject, error.ident = call.subject, call.ident
+                if isinstance(error, NotFoundError):
+                    await self._explain_not_found(error, call)
                 raise error
             log.info(
                 "retrying %s %s in %.2f s after %s (attempt %d of %d)",
@@ -635,6 +685,24 @@ class FinoutClient:
             self.stats.retries += 1
             await self._sleep(delay)
             spent += delay
+
+    async def _explain_not_found(self, error: NotFoundError, call: _Call) -> None:
+        """Say whether a 404 means the id or the base URL: a list path (no id) never 404s on
+        Finout's API; for an id, ``GET /view`` is asked once unless a call already succeeded."""
+        wrong = call.ident is None
+        if not wrong and not self._base_url_proven:
+            probe, _ = await self._attempt(_Call("GET", "/view"), None)
+            if probe is not None and 200 <= probe.status_code < 300:
+                self._base_url_proven = True
+            wrong = probe is not None and probe.status_code == 404
+        if wrong:
+            error.base_url_wrong = True
+            error.hint = (
+                f"Every Finout path answers 404 at {self._scrub(self._base)}, so the base URL is wrong, not the "
+                f"id: set FINOUT_API_URL to Finout's v1 API ({DOCUMENTED_BASE_URL}, with /v1) and restart."
+            )
+        elif call.subject and call.ident:
+            error.hint = f"No {call.subject} has the id {call.ident!r} in this account; check that id."
 
     def _retry_delay(self, error: FinoutError, attempt: int, max_attempts: int, remaining: float) -> float | None:
         """Seconds to wait before the next attempt, or ``None`` to give up."""
@@ -707,7 +775,7 @@ class FinoutClient:
         self.stats.errors += 1
         unknown = not call.idempotent
         request_id = request_id or _header_request_id(response)
-        return MalformedResponseError(
+        error = MalformedResponseError(
             self._scrub(reason),
             status=response.status_code,
             request_id=self._scrub(request_id) if request_id else None,
@@ -719,6 +787,8 @@ class FinoutClient:
             field=field,
             shape=self._scrub(shape_of(data)) if data is not None else None,
         )
+        error.subject, error.ident = call.subject, call.ident
+        return error
 
 
 def _id(value: str, name: str) -> str:

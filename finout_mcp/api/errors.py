@@ -20,6 +20,10 @@
 message, its ``requestId`` and what to do next. Errors never hold the request (httpx
 requests carry the auth headers), never chain to an httpx exception, and every text in
 them went through :func:`scrub` with the account's secrets.
+
+This layer knows API operations, not tools: ``subject`` (``"virtual tag"``, ``"view"``…) and
+``ident`` say what a failed call was about, and the server layer turns them into advice that
+names its tools.
 """
 
 from __future__ import annotations
@@ -62,6 +66,8 @@ class FinoutError(Exception):
 
     default_hint = "Retry later; if it persists, check the Finout status page."
     default_retryable = False
+    subject: str | None = None  # what the call was about: "view", "virtual tag", "MegaBill key", ...
+    ident: str | None = None  # the id in its path or body, if any
 
     def __init__(
         self,
@@ -168,9 +174,11 @@ class PermissionDeniedError(FinoutAPIStatusError):
 
 
 class NotFoundError(FinoutAPIStatusError):
-    """404: no such view, tag, scan, key or endpoint."""
+    """404: no such view, tag, scan, key or endpoint — or, when every path answers 404
+    (``base_url_wrong``), the base URL is not Finout's API."""
 
-    default_hint = "Check the id or name with the matching list tool."
+    default_hint = "Check the id."
+    base_url_wrong = False
 
 
 class RateLimitedError(FinoutAPIStatusError):
@@ -292,22 +300,11 @@ def hint_for(status: int, method: str, path: str) -> str | None:
             424: "The query failed on Finout's side; submit it again, or narrow the range, filter or group-by.",
             429: "Finout API v2 allows 50 requests a minute per route and 10,000 queries a day; wait and retry.",
         }.get(status)
-    if status == 404:
-        if "/virtual-tags" in p:
-            return "Check the id with list_virtual_tags."
-        if p.endswith("/view") or "/cost/query-by-view" in p:
-            return "Check the view id with list_views."
-        if "/megabill/query-language/values" in p:
-            return "Check the cost center and key with list_megabill_keys."
-        if "/cost-guard" in p:
-            return "Check the scan id with list_costguard_scans."
-        if "/endpoints" in p:
-            return "Check the endpoint with list_endpoints."
     if status == 422:
         if "/virtual-tags" in p and p.endswith("/metadata"):
             return "Fix the metadata: value names cannot contain dots; endpoints and groups must exist."
         if "/virtual-tags" in p:
-            return "The virtual tag is invalid; run lint_virtual_tag on its rules and fix them."
+            return "The virtual tag is invalid; check its rules and fix them."
         if "/cost/query-by-view" in p:
             return "The query cannot be computed; use a range of at most 90 days and a valid cost type."
     if status == 400 and "/cost/query-by-view" in p:

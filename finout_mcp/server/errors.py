@@ -23,7 +23,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, ValidationError
 
-from finout_mcp.api.errors import FinoutError
+from finout_mcp.api.errors import FinoutError, NotFoundError, UnprocessableError
 from finout_mcp.services.errors import InputError, WriteVerificationError, first_error
 from finout_mcp.services.safety import scrub_json, scrub_secrets
 
@@ -33,10 +33,41 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+# The tool that lists each kind of thing the API layer names as an error's ``subject``.
+LIST_TOOLS = {
+    "view": "list_views",
+    "virtual tag": "list_virtual_tags",
+    "MegaBill key": "list_megabill_keys",
+    "CostGuard scan": "list_costguard_scans",
+    "endpoint": "list_endpoints",
+}
+
+
+def tool_advice(exc: FinoutError) -> str | None:
+    """The tool to call next, for an API error whose fix is in this server's tools."""
+    tool = LIST_TOOLS.get(exc.subject or "")
+    if isinstance(exc, NotFoundError):
+        if exc.base_url_wrong or tool is None:
+            return None  # the fix is the configuration, not a tool
+        return f"{tool} shows the ones that exist."
+    if exc.outcome_unknown and tool is not None:
+        return f"Check with {tool} first."
+    if (
+        isinstance(exc, UnprocessableError)
+        and exc.subject == "virtual tag"
+        and not (exc.path or "").endswith("/metadata")
+    ):
+        return "lint_virtual_tag shows each problem with its fix."
+    return None
+
+
 def describe(exc: BaseException, secrets: list[str] | None = None) -> str:
     """The model-facing text for an exception."""
     if isinstance(exc, FinoutError):
         text = str(exc)
+        advice = tool_advice(exc)
+        if advice:
+            text = f"{text} {advice}"
         if "retry" not in text.lower():  # say whether to retry, unless the hint already does
             retry = "This is temporary: retry in a moment." if exc.retryable else "Retrying as is will not help."
             text = f"{text} {retry}"
