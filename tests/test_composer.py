@@ -157,8 +157,8 @@ async def test_design_example() -> None:
         ("environment", "virtual tags", ("Virtual Tags", "vt-env")),
         ("vt-env", None, ("Virtual Tags", "vt-env")),
         ("Service", "GCP", ("GCP", "gcp_service")),
-        # an exact key match wins over a display name: GCP key "region" vs AWS display "Region"
-        ("region", None, ("GCP", "region")),
+        # with a cost center, its key or display name decides (ambiguous without one: see below)
+        ("region", "GCP", ("GCP", "region")),
         ("Region", "AWS", ("AWS", "aws_region")),
     ],
 )
@@ -166,6 +166,29 @@ async def test_key_resolution(key: str, cc: str | None, expected: tuple[str, str
     r = await ok(c(key, "exists", cc=cc))
     assert r.filter is not None
     assert (r.filter["costCenter"], r.filter["key"]) == expected
+
+
+async def test_key_of_one_cost_center_and_name_of_another_is_ambiguous() -> None:
+    """GCP's key `region` and AWS's `aws_region` shown as "Region": a person saying "region" may mean
+    either, so without cost_center neither is chosen and both are listed (issue 10)."""
+    [err] = await errors(c("region", "exists"))
+    assert err.code == "ambiguous_key"
+    assert err.candidates == ["GCP.region (GCP Region)", "AWS.aws_region (Region)"]
+    assert "cost_center" in err.message
+    picked = await ok(c("region", "exists", cc="AWS"))
+    assert picked.filter is not None and picked.filter["key"] == "aws_region"
+
+
+def test_the_issues_region_example_is_ambiguous_without_a_cost_center() -> None:
+    keys = [K("AWS", "region", "Region"), K("GCP", "gcp_region", "Region"), K("AWS", "service", "Service")]
+    with pytest.raises(InputError) as info:
+        resolve_key(keys, "region")
+    assert "AWS.region (Region)" in str(info.value) and "GCP.gcp_region (Region)" in str(info.value)
+    assert (
+        resolve_key(keys, "region", "GCP").key == "gcp_region"
+        and resolve_key(keys, "region", "AWS").key == "region"
+    )
+    assert resolve_key(keys, "service").key == "service"  # one cost center only: the key decides
 
 
 async def test_ambiguous_display_name_lists_every_candidate() -> None:

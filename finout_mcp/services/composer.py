@@ -319,8 +319,23 @@ class KeyIndex:
             scoped = [(text, e) for text, e in pool if cc is None or e.cost_center == cc]
             return [[e for text, e in scoped if text == k], [e for _, e in scoped]]
 
-        for tier in (*tiers(by_key), *tiers(by_name)):
+        for rank, tier in enumerate((*tiers(by_key), *tiers(by_name))):
             uniq = list(dict.fromkeys(tier))
+            if len(uniq) == 1 and cc is None and rank < 2:
+                # The key of one cost center, and what people call a key of another (AWS `region` vs
+                # GCP `gcp_region` shown as "Region"): without cost_center, neither is the answer.
+                named = [e for _, e in by_name if e.cost_center != uniq[0].cost_center]
+                if named:
+                    uniq = list(dict.fromkeys([uniq[0], *named]))
+                    refs = [key_ref(e) for e in uniq]
+                    return _Resolution(
+                        code="ambiguous_key",
+                        message=(
+                            f"Key {key!r} is ambiguous: it is the key {refs[0]} and the display name of "
+                            f"{', '.join(refs[1:])}. Set cost_center to pick one."
+                        ),
+                        candidates=refs,
+                    )
             if len(uniq) == 1:
                 return _Resolution(entry=uniq[0])
             if len(uniq) > 1:
