@@ -1,4 +1,5 @@
-"""Command line: ``finout-mcp [--demo] [--read-only] [--transport ...]`` and ``finout-mcp sandbox``.
+"""Command line: ``finout-mcp [--demo] [--read-only] [--transport ...]``, ``finout-mcp sandbox`` and
+``finout-mcp doctor [--demo]`` (its logic lives in :mod:`finout_mcp.doctor`).
 
 Kept small and import-light: heavy modules load only once we know what to run.
 """
@@ -66,6 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--seed", type=int, default=7)
     sb.add_argument("--scale", choices=["demo", "large"], default="demo")
     sb.add_argument("--latency-ms", type=float, default=0.0)
+    doc = sub.add_parser(
+        "doctor",
+        help="read-only check of the credentials and of every response shape; run it before trusting writes",
+        description="Calls every read operation of the Finout API once, validates each answer strictly and "
+        "prints one line per operation. Sends no write. Exit 0: all recognised; 1: a mismatch; 2: configuration.",
+    )
+    # its own dest: a subparser's default would otherwise reset `finout-mcp --demo doctor`
+    doc.add_argument("--demo", dest="doctor_demo", action="store_true", help="check the built-in sandbox account")
     return p
 
 
@@ -106,6 +115,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 lambda: serve(args.host, args.port, seed=args.seed, scale=args.scale, latency_ms=args.latency_ms)
             )
         return 0
+
+    if args.command == "doctor":
+        from finout_mcp import doctor
+        from finout_mcp.config import ConfigError, load_settings
+
+        try:
+            settings = load_settings(demo=args.demo or args.doctor_demo)
+        except ConfigError as exc:
+            return _fail(str(exc))
+        # the doctor is a report for a person, not the stdio transport: stdout is its own
+        return doctor.main(settings, sys.stdout.write)
 
     from finout_mcp.server.toolsets import parse_toolsets
 

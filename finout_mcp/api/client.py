@@ -698,8 +698,8 @@ class FinoutClient:
         if wrong:
             error.base_url_wrong = True
             error.hint = (
-                f"Every Finout path answers 404 at {self._scrub(self._base)}, so the base URL is wrong, not the "
-                f"id: set FINOUT_API_URL to Finout's v1 API ({DOCUMENTED_BASE_URL}, with /v1) and restart."
+                f"Every Finout path answers 404 at {self._scrub(self._base)}: the base URL is wrong. Set "
+                f"FINOUT_API_URL to Finout's v1 API ({DOCUMENTED_BASE_URL}, with /v1) and restart."
             )
         elif call.subject and call.ident:
             error.hint = f"No {call.subject} has the id {call.ident!r} in this account; check that id."
