@@ -10,7 +10,9 @@ value), ``FAILED`` with the error, or ``skipped`` when there was nothing to ask 
 It never sends a write. Exit status: 0 when every answer was recognised, 1 otherwise, 2 on a
 configuration error (missing settings, refused credentials, a base URL that is not Finout's).
 
-More checks (e.g. API v2) are added as :class:`Check` objects to :func:`default_checks`.
+Then the API v2 checks of :mod:`finout_mcp.services.api_check_v2` run (one small v2 query),
+one line per assumption the v2 code relies on. More v1 checks are :class:`Check` objects added
+to :func:`default_checks`.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from finout_mcp.config import Settings
 
 if TYPE_CHECKING:
     from finout_mcp.api.client import FinoutClient
+    from finout_mcp.server.state import AppState
 
 Status = Literal["ok", "unrecognised", "failed", "skipped"]
 EXIT_OK, EXIT_MISMATCH, EXIT_CONFIG = 0, 1, 2
@@ -297,14 +300,40 @@ def _shown_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-async def doctor(settings: Settings, *, today: dt.date | None = None) -> Report:
+async def v2_results(state: AppState, *, secrets: Sequence[str], today: dt.date | None) -> list[Result]:
+    """The API v2 checks (:func:`finout_mcp.services.api_check_v2.check_api_v2`), one line each."""
+    from finout_mcp.services.api_check_v2 import check_api_v2
+
+    started = time.monotonic()
+    checks = await check_api_v2(state.client_v2, state.cost_queries, today=today)
+    total_ms = (time.monotonic() - started) * 1000
+    status: dict[bool | None, Status] = {True: "ok", False: "unrecognised", None: "skipped"}
+    return [
+        Result(
+            f"v2 {c.name}",
+            f"API v2 ({total_ms:,.0f} ms for all v2 checks)" if i == 0 else "API v2",
+            status[c.ok],
+            _trim(c.detail, secrets),
+        )
+        for i, c in enumerate(checks)
+    ]
+
+
+async def doctor(settings: Settings, *, today: dt.date | None = None, v2: bool = True) -> Report:
     """The report for these settings: the real API, or the built-in sandbox with ``--demo``."""
     from finout_mcp.server.state import AppState
 
-    state = AppState(settings)  # the one place that builds the client (and the sandbox in demo mode)
+    state = AppState(settings)  # the one place that builds the clients (and the sandbox in demo mode)
     target = "the built-in sandbox account (--demo)" if settings.demo else _shown_url(settings.api_url)
-    async with state.client as client:
-        return await run_checks(client, target=target, secrets=settings.secrets(), today=today)
+    try:
+        report = await run_checks(state.client, target=target, secrets=settings.secrets(), today=today)
+        if v2 and report.config_error is None:
+            started = time.monotonic()
+            report.results.extend(await v2_results(state, secrets=settings.secrets(), today=today))
+            report.seconds += time.monotonic() - started
+        return report
+    finally:
+        await state.aclose()
 
 
 def main(settings: Settings, write: Callable[[str], object]) -> int:

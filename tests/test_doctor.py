@@ -128,9 +128,13 @@ async def test_empty_account_skips_what_it_cannot_ask() -> None:
 
 
 async def test_doctor_against_the_sandbox(tmp_path: Path) -> None:
-    report = await doctor(Settings(demo=True, state_dir=tmp_path), today=TODAY)
+    settings = Settings(demo=True, state_dir=tmp_path, v2_poll_first_s=0, v2_poll_interval_s=0)
+    report = await doctor(settings, today=TODAY)
     assert report.exit_code == EXIT_OK, "\n".join(report.lines())
     assert all(r.status == "ok" for r in report.results)
+    names = [r.name for r in report.results]
+    assert names[: len(default_checks())] == [c.name for c in default_checks()]
+    assert "v2 rows" in names  # then the API v2 checks (services/api_check_v2.py), one line each
 
 
 @pytest.mark.parametrize("args", [["doctor", "--demo"], ["--demo", "doctor"]])
@@ -140,8 +144,9 @@ def test_cli_doctor_demo(tmp_path: Path, args: list[str]) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0].startswith("finout-mcp doctor") and len(lines) == len(default_checks()) + 3
-    assert all(line.lstrip().startswith("ok") for line in lines[1:-2])
+    assert lines[0].startswith("finout-mcp doctor") and len(lines) > len(default_checks()) + 3
+    assert all(line.lstrip().startswith("ok") for line in lines[1:-2]), done.stdout
+    assert lines[-1].startswith("Every answer was recognised")
 
 
 def test_cli_doctor_without_credentials_is_a_configuration_error(tmp_path: Path) -> None:

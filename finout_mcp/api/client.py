@@ -670,7 +670,7 @@ class FinoutClient:
                 self.stats.errors += 1
                 error.attempts = attempt
                 error.subject, error.ident = call.subject, call.ident
-                if isinstance(error, NotFoundError):
+                if isinstance(error, NotFoundError) and call.subject is not None:  # the v1 operations
                     await self._explain_not_found(error, call)
                 raise error
             log.info(
