@@ -134,7 +134,8 @@ async def test_totals_equal_the_same_sum_from_the_v1_view(tmp_path: Path) -> Non
 
 async def test_the_same_question_reuses_finouts_stored_results(tmp_path: Path) -> None:
     async with demo(tmp_path) as (client, sb):
-        args = {"group_by": ["Team"], "period": "last_30_days"}
+        # "Team" alone is ambiguous (AWS key `team`, GCP's "team" label, the virtual tag Team): named exactly
+        args = {"group_by": ["Virtual Tags:Team"], "period": "last_30_days"}
         first = await call(client, "query_costs", args)
         generated = v2_requests(sb, "/generate-query")
         polls = v2_requests(sb, "/status")
