@@ -34,6 +34,7 @@ READ_TOOLS = {
     "get_scan_recommendations",
     "summarize_savings",
     "list_endpoints",
+    "list_changes",
 }
 WRITE_TOOLS = {
     "create_virtual_tag",

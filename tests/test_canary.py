@@ -160,5 +160,5 @@ def test_canaries_never_leak(tmp_path: Path) -> None:
     assert hits == [], hits
     # the scan saw real traffic: results, errors, DEBUG logs and the change log
     assert len(results) > 100 and any(r.get("isError") for r in results)
-    assert "DEBUG" in haystacks["stderr"] and "state:changes.jsonl" in haystacks
+    assert "DEBUG" in haystacks["stderr"] and any(k.startswith("state:changes.sqlite3") for k in haystacks)
     assert "hooks.slack.com/…" in haystacks["results"]  # the webhooks were there, masked

@@ -1,4 +1,5 @@
-"""Change log: durability, permissions, secrets, undo planning and drift."""
+"""Change log (SQLite store): round trip, durability across processes, permissions, secrets, undo planning
+and drift."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import os
 import random
 import signal
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -17,8 +19,9 @@ from typing import Any
 import pytest
 
 from finout_mcp.services import changelog as cl
-from finout_mcp.services.changelog import ChangeLog, ChangeRecord, drift, plan_undo
+from finout_mcp.services.changelog import ChangeLog, ChangeRecord
 from finout_mcp.services.errors import InputError
+from finout_mcp.services.undo import drift, plan_undo
 
 HOOK = "https://hooks.slack.com/services/T000ABCD/B000EFGH/XyZsecretTOKEN9f3Q"
 REPO = Path(__file__).resolve().parents[1]
@@ -67,11 +70,13 @@ def test_record_get_list_round_trip(tmp_path: Path) -> None:
     assert got.status == "done" and got.after == tag() and got.operation == "create_virtual_tag"
     assert [r.change_id for r in log.list()] == [b.change_id, a.change_id]
     assert [r.change_id for r in log.list(limit=1)] == [b.change_id]
-    # two lines per change on disk (intent + done), folded to one record
-    assert len(log.path.read_text().splitlines()) == 4
+    log.close()
+    reopened = ChangeLog(tmp_path / "state")  # what another process sees
+    assert [r.change_id for r in reopened.list()] == [b.change_id, a.change_id]
+    assert reopened.get(b.change_id).before == tag() and reopened.get(b.change_id).after == tag(to="B")
     with pytest.raises(InputError, match="Use the change_id a write returned") as err:
-        log.get("chg_nope")
-    assert str(log.path) in str(err.value)
+        reopened.get("chg_nope")
+    assert str(reopened.path) in str(err.value)
 
 
 def test_two_phase_pending_then_failed(tmp_path: Path) -> None:
@@ -86,20 +91,15 @@ def test_two_phase_pending_then_failed(tmp_path: Path) -> None:
         plan_undo(got)
 
 
-def test_fsync_called_per_append(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[int] = []
-    real = os.fsync
-
-    def counting_fsync(fd: int) -> None:
-        calls.append(fd)
-        real(fd)
-
-    monkeypatch.setattr(cl.os, "fsync", counting_fsync)
+def test_durable_settings_wal_and_full_sync(tmp_path: Path) -> None:
     log = ChangeLog(tmp_path)
-    rec = log.begin("create_virtual_tag", "virtual_tag", target_name="T")
-    assert len(calls) == 1
-    log.complete(rec, after=tag(), target_id="vt1")
-    assert len(calls) == 2
+    done(log, "create_virtual_tag", target_id="vt1", after=tag())
+    with log._transaction() as cur:
+        cur.execute("PRAGMA synchronous")
+        assert cur.fetchone()[0] == 2  # FULL: every commit is fsync-ed before begin/complete return
+    conn = sqlite3.connect(log.path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
 
 
 def test_permissions(tmp_path: Path) -> None:
@@ -111,18 +111,23 @@ def test_permissions(tmp_path: Path) -> None:
     assert stat.S_IMODE(log.path.stat().st_mode) == 0o600
 
 
-def test_torn_last_line_is_skipped_and_next_append_loads(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_steps_and_ids_touched_are_stored(tmp_path: Path) -> None:
     log = ChangeLog(tmp_path)
-    a = done(log, "create_virtual_tag", target_id="vt1", after=tag())
-    with open(log.path, "ab") as fh:
-        fh.write(b'{"change_id": "chg_torn", "operation": "upd')  # crash mid-write
-    assert [r.change_id for r in log.list()] == [a.change_id]
-    assert "skipping unreadable line" in caplog.text
-    b = done(log, "update_virtual_tag", target_id="vt1", before=tag(), after=tag(to="B"))
-    assert [r.change_id for r in log.list()] == [b.change_id, a.change_id]
-    with open(log.path, "ab") as fh:
-        fh.write(b"\xff\xfe garbage\n[1,2]\n{}\n")
-    assert len(log.list()) == 2
+    rec = log.begin("undo", "virtual_tag", actor="ana", intent="undo x", target_id="old", undoes="chg_x")
+    log.add_step(rec, "create_virtual_tag", new_id="new", detail={"key": "create"})
+    log.add_step(rec, "put_virtual_tag", target_id="child", detail={"key": "repoint:child"})
+    log.finish(rec, "partial", error="HTTP 503")
+    got = log.get(rec.change_id)
+    assert got.status == "partial" and got.actor == "ana" and got.error == "HTTP 503"
+    assert [(s.seq, s.action, s.new_id, s.target_id) for s in got.steps] == [
+        (1, "create_virtual_tag", "new", None),
+        (2, "put_virtual_tag", None, "child"),
+    ]
+    assert got.ids == ["old", "new", "child"]
+    # list_changes(tag=...) finds it by any id it touched
+    assert [r.change_id for r in log.list(tag="new")] == [rec.change_id]
+    assert [r.change_id for r in log.list(tag="child")] == [rec.change_id]
+    assert log.list(tag="other") == []
 
 
 def test_webhook_never_written(tmp_path: Path) -> None:
@@ -130,7 +135,8 @@ def test_webhook_never_written(tmp_path: Path) -> None:
     endpoint = {"id": "e1", "type": "slack", "name": "alerts", "configuration": {"to": HOOK}}
     rec = log.begin("create_endpoint", "endpoint", target_name=f"alerts {HOOK}")
     out = log.complete(rec, after={"endpoint": endpoint}, target_id="e1")
-    text = log.path.read_text()
+    log.close()
+    text = "".join(p.read_bytes().decode("utf-8", "replace") for p in tmp_path.glob("changes.sqlite3*"))
     assert "XyZsecretTOKEN" not in text and "hooks.slack.com/…9f3Q" in text
     assert (
         out.after is not None and out.after["endpoint"]["configuration"]["to"] == "https://hooks.slack.com/…9f3Q"
@@ -180,18 +186,12 @@ def test_sigkill_mid_write_leaves_a_loadable_log(tmp_path: Path) -> None:
         # completed writes stay undoable
         plan = plan_undo(done_recs[0])
         assert plan.steps[0].action == "put_virtual_tag"
-    # after the kills a fresh append still loads, and only torn lines are dropped
+    # after the kills a fresh write still lands, and the database is intact
     last = done(log, "create_virtual_tag", target_id="vtX", after=tag("vtX"))
     assert log.list(limit=1)[0].change_id == last.change_id
-    lines = [ln for ln in log.path.read_bytes().split(b"\n") if ln]
-    parsed = 0
-    for ln in lines:
-        try:
-            ChangeRecord.model_validate(json.loads(ln))
-            parsed += 1
-        except ValueError:
-            pass
-    assert len(lines) - parsed <= 5  # at most one torn line per kill
+    conn = sqlite3.connect(log.path)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
 
 
 @pytest.mark.slow
@@ -200,15 +200,10 @@ def test_concurrent_appends_from_two_processes_never_interleave(tmp_path: Path) 
     procs = [_spawn(tmp_path, "p1", n), _spawn(tmp_path, "p2", n)]
     for p in procs:
         assert p.wait(timeout=120) == 0
-    lines = tmp_path.joinpath("changes.jsonl").read_bytes().split(b"\n")
-    assert lines[-1] == b""
-    body = [ln for ln in lines if ln]
-    assert len(body) == 2 * 2 * n
-    for ln in body:
-        rec = ChangeRecord.model_validate(json.loads(ln))  # every line whole
-        assert rec.before is not None and rec.before["tag"] == rec.target_id
     recs = ChangeLog(tmp_path).list(limit=10_000)
-    assert len(recs) == 2 * n and all(r.status == "done" for r in recs)
+    assert len(recs) == 2 * n and all(r.status == "done" for r in recs)  # none lost, none merged
+    for rec in recs:  # every record whole
+        assert rec.before is not None and rec.before["tag"] == rec.target_id and rec.after == rec.before
 
 
 # ----------------------------------------------------------------------------- undo planning
@@ -283,7 +278,7 @@ def test_plan_undo_pending() -> None:
 def test_undo_of_undo_and_already_undone(tmp_path: Path) -> None:
     log = ChangeLog(tmp_path)
     orig = done(log, "update_virtual_tag", target_id="vt1", target_name="Teams", before=tag(), after=tag(to="B"))
-    plan = log.plan_undo(orig.change_id)
+    plan = plan_undo(orig)
     undo = done(
         log,
         "undo",
@@ -296,8 +291,8 @@ def test_undo_of_undo_and_already_undone(tmp_path: Path) -> None:
     )
     assert log.undone_by(orig.change_id) is not None
     with pytest.raises(InputError, match=undo.change_id):
-        log.plan_undo(orig.change_id)
-    redo = log.plan_undo(undo.change_id)  # undo of the undo = redo
+        plan_undo(log.get(orig.change_id), log.undone_by(orig.change_id))
+    redo = plan_undo(log.get(undo.change_id), log.undone_by(undo.change_id))  # undo of the undo = redo
     assert redo.effect == "update_virtual_tag" and redo.undoes == undo.change_id
     assert redo.steps[0].tag_body is not None and redo.steps[0].tag_body["rules"][0]["to"] == "B"
     assert any("re-applies" in n for n in redo.notes)
@@ -311,7 +306,7 @@ def test_undo_of_undo_and_already_undone(tmp_path: Path) -> None:
         after=tag(to="B"),
     )
     assert log.undone_by(orig.change_id) is None  # redone: the original can be undone again
-    assert log.plan_undo(orig.change_id).effect == "update_virtual_tag"
+    assert plan_undo(log.get(orig.change_id), log.undone_by(orig.change_id)).effect == "update_virtual_tag"
 
 
 def test_undo_of_create_undo_recreates() -> None:

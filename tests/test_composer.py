@@ -578,7 +578,10 @@ async def test_virtual_tag_values_come_from_the_tag() -> None:
     r = await compose(c("Team", "in", ["Data", "Web", "untagged"]), cat)
     assert r.ok and r.findings == []
     r = await compose(c("Team", "=", "Dta"), cat)
-    assert [f.code for f in r.findings] == ["unknown_value"] and r.findings[0].candidates[0] == "Data"
+    # a tag takes only the values its rules and default produce: "Dta" can never match (issue 12: an
+    # error naming the cause, not a "may be new data" warning)
+    assert [f.code for f in r.findings] == ["unproduced_tag_value"] and r.findings[0].candidates[0] == "Data"
+    assert not r.ok and r.findings[0].severity == "error" and "no rule of virtual tag" in r.findings[0].message
     assert cat.value_calls == []
 
 

@@ -36,13 +36,14 @@ CONTRACT_ARGS = {
     "create_virtual_tag": {"name", "rules", "default_value", "dry_run"},
     "update_virtual_tag": {"tag", "name", "rules", "default_value", "dry_run"},
     "clone_virtual_tag": {"tag", "new_name"},
-    "delete_virtual_tag": {"tag", "confirm_name"},
+    "delete_virtual_tag": {"tag", "confirm_name", "force"},
     "get_virtual_tag_metadata": {"tag"},
     "update_virtual_tag_metadata": {"tag", "values", "mode"},
     "get_scan_recommendations": {"scan", "filter", "group_by"},
     "summarize_savings": {"group_by", "top_n"},
     "create_endpoint": {"type", "name", "to"},
-    "undo_change": {"change_id"},
+    "undo_change": {"change_id", "dry_run", "force"},
+    "list_changes": {"tag", "limit"},
 }
 
 

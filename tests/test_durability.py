@@ -146,16 +146,16 @@ def _tag(sandbox: FinoutProcess, name: str) -> dict[str, Any]:
 
 
 def _records(state: Path) -> list[dict[str, Any]]:
-    path = state / "changes.jsonl"
-    if not path.exists():
+    """The change log as another process sees it (the server writes it concurrently: WAL)."""
+    from finout_mcp.services.changelog import SqliteChangeStore
+
+    if not (state / "changes.sqlite3").exists():
         return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            continue
-    return out
+    store = SqliteChangeStore(state)
+    try:
+        return [r.model_dump(mode="json") for r in reversed(store.list(10_000))]
+    finally:
+        store.close()
 
 
 def test_sigkill_mid_write_leaves_an_undoable_log(tmp_path: Path) -> None:
@@ -226,21 +226,42 @@ def test_sigkill_mid_write_leaves_an_undoable_log(tmp_path: Path) -> None:
         sandbox.stop()
 
 
-def test_torn_last_line_still_loads(tmp_path: Path) -> None:
-    """A writer killed mid-line leaves a torn line: skipped, and later records still load."""
-    from finout_mcp.services.changelog import ChangeLog
+def test_torn_last_line_of_a_legacy_log_is_skipped_on_import(tmp_path: Path) -> None:
+    """A JSON-lines log of an earlier version, its writer killed mid-line: the complete records are
+    imported (intent and done lines folded), the torn line is skipped, and nothing is imported twice."""
+    from finout_mcp.services.changelog import SqliteChangeStore
 
-    log = ChangeLog(tmp_path)
-    rec = log.begin(
-        "update_virtual_tag",
-        "virtual_tag",
-        target_id="t1",
-        target_name="Team",
-        before={"id": "t1", "name": "Team", "rules": [], "defaultValue": "a"},
-    )
-    with (tmp_path / "changes.jsonl").open("ab") as f:
-        f.write(b'{"change_id": "chg_torn", "operation": "upd')
-    done = log.complete(rec, after={"id": "t1", "name": "Team", "rules": [], "defaultValue": "b"})
-    fresh = ChangeLog(tmp_path)
-    assert fresh.get(done.change_id).status == "done"
-    assert [r.change_id for r in fresh.list()] == [rec.change_id]
+    before = {"id": "t1", "name": "Team", "rules": [], "defaultValue": "a"}
+    after = {**before, "defaultValue": "b"}
+    lines = [
+        {
+            "change_id": "chg_1",
+            "at": "2026-11-01T00:00:00Z",
+            "operation": "update_virtual_tag",
+            "target_type": "virtual_tag",
+            "target_id": "t1",
+            "target_name": "Team",
+            "before": before,
+            "status": "pending",
+        },
+        {
+            "change_id": "chg_1",
+            "at": "2026-11-01T00:00:00Z",
+            "operation": "update_virtual_tag",
+            "target_type": "virtual_tag",
+            "target_id": "t1",
+            "target_name": "Team",
+            "after": after,
+            "status": "done",
+        },
+    ]
+    raw = "".join(json.dumps(x) + "\n" for x in lines) + '{"change_id": "chg_torn", "operation": "upd'
+    (tmp_path / "changes.jsonl").write_text(raw)
+    store = SqliteChangeStore(tmp_path)
+    rec = store.get("chg_1")
+    assert rec.status == "done" and rec.before == before and rec.after == after
+    assert [r.change_id for r in store.list()] == ["chg_1"]
+    store.close()
+    again = SqliteChangeStore(tmp_path)
+    assert [r.change_id for r in again.list()] == ["chg_1"]
+    again.close()

@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 
 from finout_mcp.api.models import Endpoint, ValueMetadata, VirtualTag, VirtualTagRule, VirtualTagWrite
+from finout_mcp.services.diffs import diff_metadata, diff_rules, diff_tag
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.safety import (
     canonical_json,
-    diff_rules,
-    diff_tag,
     mask_endpoint,
     mask_secret_url,
     merge_metadata,
@@ -223,13 +222,21 @@ def test_diff_rules_cases() -> None:
     r2b = rule("two", cond("k", "two", "more"))
     diff = diff_rules([r1, r2, r3], [r1, r2b, r4, r3])
     kinds = [(d.change, d.before_index, d.after_index) for d in diff]
-    assert kinds == [("unchanged", 0, 0), ("changed", 1, 1), ("added", None, 2), ("moved", 2, 3)]
+    # r3 only shifted because r4 was inserted above it: unchanged, not "moved" (issue 12: unchanged
+    # rules are summarised, not repeated)
+    assert kinds == [("unchanged", 0, 0), ("changed", 1, 1), ("added", None, 2), ("unchanged", 2, 3)]
     diff = diff_rules([r1, r2], [r2])
     assert [(d.change, d.before_index, d.after_index) for d in diff] == [
-        ("moved", 1, 0),
+        ("unchanged", 1, 0),
         ("removed", 0, None),
     ]
-    assert diff[1].before_to == "one" and diff[1].after_to is None
+    assert diff[1].before_to == "one" and diff[1].after_to is None and diff[1].before is not None
+    moved = diff_rules([r1, r2, r3], [r3, r1, r2])  # r3 really moved to the top
+    assert [(d.change, d.before_index, d.after_index) for d in moved] == [
+        ("moved", 2, 0),
+        ("unchanged", 0, 1),
+        ("unchanged", 1, 2),
+    ]
     assert diff_rules([], []) == []
 
 
@@ -263,6 +270,56 @@ def test_diff_tag_summary() -> None:
     assert "«Teams» → «Teams v2»" in d.summary and "1 added" in d.summary
     same = diff_tag(before, VirtualTagWrite.model_validate(before.model_dump(by_alias=True)))
     assert not same.name_changed and not same.default_changed and "rules unchanged" in same.summary
+    assert same.rules == [] and same.unchanged_rules == [1]  # unchanged rules are summarised, not repeated
+
+
+def test_diff_tag_shows_value_level_changes_in_readable_form() -> None:
+    """Adding one account to a rule: the rule once, readable before/after, and `Account Name: +staging`."""
+    acct = {"costCenter": "AWS", "key": "aws_account_name", "displayName": "Account Name", "operator": "oneOf"}
+    before = VirtualTag.model_validate(
+        {
+            "id": "t1",
+            "name": "Env",
+            "rules": [
+                {"to": "prod", "filters": {**acct, "value": ["prod-eu"]}},
+                {"to": "dev", "filters": {**acct, "value": ["dev", "sandbox"]}},
+            ],
+        }
+    )
+    after = VirtualTagWrite.model_validate(
+        {
+            "name": "Env",
+            "rules": [
+                {"to": "prod", "filters": {**acct, "value": ["prod-eu"]}},
+                {"to": "pre-prod", "filters": {**acct, "value": ["dev", "staging"]}},
+            ],
+        }
+    )
+    d = diff_tag(before, after)
+    (changed,) = d.rules
+    assert changed.change == "changed" and changed.after_index == 1
+    assert changed.value_changes == ["Account Name: +staging, -sandbox", "to: dev → pre-prod"]
+    assert changed.before == "AWS.Account Name in [dev, sandbox] → dev"
+    assert changed.after == "AWS.Account Name in [dev, staging] → pre-prod"
+    assert changed.before_filters is None  # the raw filter only with include_filters
+    assert diff_tag(before, after, include_filters=True).rules[0].after_filters is not None
+    assert d.unchanged_rules == [1]
+
+
+def test_diff_metadata_per_value() -> None:
+    before = {
+        "checkout": ValueMetadata.model_validate({"groups": ["g1"], "customMetadata": {"owner": "li"}}),
+        "search": ValueMetadata(),
+        "ml": ValueMetadata(),
+    }
+    after = {
+        "checkout": ValueMetadata.model_validate({"groups": ["g1", "g2"], "customMetadata": {"owner": "ana"}}),
+        "ml": ValueMetadata(),
+        "payments": ValueMetadata(),
+    }
+    d = diff_metadata(before, after)
+    assert d.added == ["payments"] and d.removed == ["search"] and d.unchanged == 1
+    assert d.changed == {"checkout": ["groups: +g2", "customMetadata.owner: li → ana"]}
 
 
 def test_same_content() -> None:

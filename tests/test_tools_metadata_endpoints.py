@@ -38,11 +38,18 @@ async def test_metadata_replace_and_dry_run(tmp_path: Path) -> None:
         preview = await call(
             client,
             "update_virtual_tag_metadata",
-            {"tag": "Team", "values": {"only": {"groups": []}}, "mode": "replace", "dry_run": True},
+            {
+                "tag": "Team",
+                "values": {"only": {"groups": []}},
+                "mode": "replace",
+                "dry_run": True,
+                "include_body": True,
+            },
         )
         assert preview["status"] == "dry_run" and writes(sb) == []
-        assert list(preview["body"]) == ["only"]  # the bare value map, exactly what PUT would send
-        assert any("removes" in n for n in preview["notes"])
+        assert list(preview["body"]) == ["only"]  # the bare value map PUT sends (no "metadata" wrapper)
+        assert preview["metadata_diff"]["added"] == ["only"] and preview["metadata_diff"]["removed"]
+        assert "removes" in preview["metadata_diff"]["summary"]
 
 
 async def test_metadata_rejects_dots_and_unknown_endpoints_before_sending(tmp_path: Path) -> None:
@@ -88,8 +95,11 @@ async def test_create_endpoint_is_idempotent_and_never_echoes_the_webhook(tmp_pa
             assert not result.is_error and hook not in text(result) + json.dumps(result.structured_content)
         assert again.structured_content["status"] == "unchanged"  # type: ignore[index]
         assert writes(sb) == [("POST", "/v1/endpoints")]
-        log = (tmp_path / "state" / "changes.jsonl").read_text()
-        assert hook not in log and "cost-alerts" in log
+        # the change log on disk (database and its WAL) never holds the webhook
+        raw = "".join(
+            p.read_bytes().decode("utf-8", "replace") for p in (tmp_path / "state").glob("changes.sqlite3*")
+        )
+        assert hook not in raw and "cost-alerts" in raw
 
 
 async def test_costguard_summaries_match_the_sandbox_totals(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ async def test_allocate_prod_accounts_and_checkout_namespace(tmp_path: Path) -> 
             ]
         }
         args = {"name": "Product", "rules": [CHECKOUT_RULE], "default_value": "unallocated"}
-        preview = await call(client, "create_virtual_tag", {**args, "dry_run": True})
+        preview = await call(client, "create_virtual_tag", {**args, "dry_run": True, "include_body": True})
         assert preview["status"] == "dry_run" and preview["change_id"] is None
         assert preview["body"] == {
             "name": "Product",
@@ -79,11 +79,16 @@ async def test_update_keeps_fields_not_given_and_dry_run_diffs(tmp_path: Path) -
         team = next(t for t in sb.account.virtual_tags.values() if t["name"] == "Team")
         before_rules = dumps(team["rules"])
         preview = await call(
-            client, "update_virtual_tag", {"tag": "Team", "default_value": "shared", "dry_run": True}
+            client,
+            "update_virtual_tag",
+            {"tag": "Team", "default_value": "shared", "dry_run": True, "include_body": True},
         )
         assert preview["status"] == "dry_run" and writes(sb) == []
         assert preview["diff"]["default_changed"] and preview["diff"]["after_default"] == "shared"
-        assert {d["change"] for d in preview["diff"]["rules"]} == {"unchanged"}
+        # unchanged rules are summarised by position, not repeated
+        assert preview["diff"]["rules"] == [] and preview["diff"]["unchanged_rules"] == list(
+            range(1, len(team["rules"]) + 1)
+        )
         assert preview["body"]["name"] == "Team" and len(preview["body"]["rules"]) == len(team["rules"])
         done = await call(client, "update_virtual_tag", {"tag": "Team", "default_value": "shared"})
         assert done["status"] == "updated" and writes(sb) == [("PUT", f"/v1/virtual-tags/{team['id']}")]

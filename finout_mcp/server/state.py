@@ -8,7 +8,9 @@ does not import httpx, the API models or the services, nor build the demo sandbo
 
 from __future__ import annotations
 
+import getpass
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -26,8 +28,9 @@ if TYPE_CHECKING:
     from finout_mcp.api.client_v2 import FinoutV2Client
     from finout_mcp.sandbox import Sandbox
     from finout_mcp.services.catalog import Catalog
-    from finout_mcp.services.changelog import ChangeLog
+    from finout_mcp.services.changelog import ChangeStore
     from finout_mcp.services.cost_query import CostQueries
+    from finout_mcp.services.writes import Writer
 
 log = logging.getLogger("finout_mcp.server")
 
@@ -36,11 +39,29 @@ def utc_today() -> date:
     return datetime.now(UTC).date()
 
 
+def os_user(_ctx: Any = None) -> str:
+    """The actor recorded for writes when no authenticated subject is known: the OS user."""
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name (a container with an unnamed uid)
+        return f"uid:{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+
+
+Actor = Callable[[Any], str]
+"""Who is writing, from the request context (an HTTP transport with auth injects its subject)."""
+
+
 class AppState:
     def __init__(
-        self, settings: Settings, *, sandbox: Sandbox | None = None, today: Callable[[], date] | None = None
+        self,
+        settings: Settings,
+        *,
+        sandbox: Sandbox | None = None,
+        today: Callable[[], date] | None = None,
+        actor: Actor | None = None,
     ) -> None:
         self.settings = settings
+        self.actor: Actor = actor or os_user
         self.today: Callable[[], date] = today or utc_today
         self.secrets: list[str] = settings.secrets()
         self._sandbox = sandbox
@@ -49,7 +70,7 @@ class AppState:
         self._budget: RateBudget | None = None
         self._cost_queries: CostQueries | None = None
         self._catalog: Catalog | None = None
-        self._changelog: ChangeLog | None = None
+        self._changelog: ChangeStore | None = None
 
     @property
     def sandbox(self) -> Sandbox | None:
@@ -110,18 +131,27 @@ class AppState:
         return self._catalog
 
     @property
-    def changelog(self) -> ChangeLog:
+    def changelog(self) -> ChangeStore:
+        """The change log and the per-tag write locks (SQLite in the state dir)."""
         if self._changelog is None:
-            from finout_mcp.services.changelog import ChangeLog
+            from finout_mcp.services.changelog import open_change_store
 
-            self._changelog = ChangeLog(self.settings.resolved_state_dir())
+            self._changelog = open_change_store(self.settings.resolved_state_dir())
         return self._changelog
+
+    def writer(self, ctx: Context[Any, Any]) -> Writer:
+        """The writer for one tool call, recording the caller as the actor."""
+        from finout_mcp.services.writes import Writer
+
+        return Writer(self.client, self.catalog, self.changelog, actor=self.actor(ctx))
 
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.aclose()
         if self._client_v2 is not None:
             await self._client_v2.aclose()
+        if self._changelog is not None:
+            self._changelog.close()
 
 
 @dataclass

@@ -206,10 +206,17 @@ class Catalog:
         """A view by id or exact name (case-insensitive if unambiguous)."""
         return await self._resolve("view", ref, self.views, lambda v: v.id, lambda v: v.name, "list_views")
 
-    async def resolve_tag(self, ref: str) -> VirtualTag:
-        """A virtual tag (from the list) by id or exact name."""
+    async def resolve_tag(self, ref: str, *, fresh: bool = False) -> VirtualTag:
+        """A virtual tag (from the list) by id or exact name; ``fresh``: from a new read of the list,
+        never the cache (what writes use: a tag may have been renamed since the list was cached)."""
         return await self._resolve(
-            "virtual tag", ref, self.virtual_tags, lambda t: t.id, lambda t: t.name, "list_virtual_tags"
+            "virtual tag",
+            ref,
+            self.virtual_tags,
+            lambda t: t.id,
+            lambda t: t.name,
+            "list_virtual_tags",
+            fresh=fresh,
         )
 
     async def resolve_scan(self, ref: str) -> Scan:
@@ -226,14 +233,16 @@ class Catalog:
         id_of: Callable[[T], str],
         name_of: Callable[[T], str],
         list_tool: str,
+        *,
+        fresh: bool = False,
     ) -> T:
         hint = f"Call {list_tool} to see them all, then pass the id or the exact name."
         ref = (ref or "").strip()
         if not ref:
             raise InputError(f"No {kind} given.", hint=hint)
-        items = await load()
+        items = await load(refresh=fresh)
         found = _find(kind, ref, items, id_of, name_of, hint)
-        if found is None:  # maybe created since we cached the list
+        if found is None and not fresh:  # maybe created since we cached the list
             items = await load(refresh=True)
             found = _find(kind, ref, items, id_of, name_of, hint)
         if found is not None:

@@ -1,33 +1,28 @@
-"""Append-only change log of every write the server makes, and undo planning.
+"""The change log: every write the server makes, stored and loaded — nothing else.
 
-File: ``<state_dir>/changes.jsonl`` (dir 0700, file 0600), one JSON object per line.
+Each write is one :class:`ChangeRecord`: who (``actor``), what it meant to do (``intent``),
+the before-image taken just before sending, the after-image read back from Finout, the
+outcome (``status``) and every step that reached Finout (:class:`ChangeStep`, with the
+ids each step touched or created). Undo planning, drift checks and execution live in
+:mod:`finout_mcp.services.undo`; this module only stores and loads.
 
-Durability design: **two-phase, append-only.**
+Storage sits behind :class:`ChangeStore`, whose SQL is kept portable (``?`` placeholders,
+``INSERT ... ON CONFLICT``, no backend-specific types): one subclass per backend supplies
+only a connection and a transaction. :class:`SqliteChangeStore` is the default — one file,
+``<state_dir>/changes.sqlite3`` (dir 0700, file 0600), WAL journal, ``synchronous=FULL`` —
+and is shared safely by every server process that uses the same state dir.
 
-1. :meth:`ChangeLog.begin` appends an *intent* line (``status="pending"``) carrying the
-   before-image **before** the API call;
-2. :meth:`ChangeLog.complete` appends a *done* line with the same ``change_id`` and the
-   after-image (and the new id of a created tag) after the call succeeded, or
-   :meth:`ChangeLog.fail` a *failed* line if it did not.
+The store also holds the **per-tag write locks** (:meth:`ChangeStore.tag_lock`): a row per
+locked tag with a lease, so writes to one tag are serialised across processes and a
+crashed holder's lock expires; and the **planned versions** that dry runs hand out
+(:meth:`ChangeStore.remember_version`), so a write refused for a stale ``expected_version``
+can show what changed since.
 
-Each line is written with one ``os.write`` on an ``O_APPEND`` descriptor (under a thread
-lock and, where available, an ``flock`` across processes), then ``fsync``-ed before the
-call returns. If the file does not end in ``\\n`` (a previous writer died mid-line) the
-new line is prefixed with ``\\n``, so a torn line never swallows the next record.
-Loading skips torn or garbled lines with a warning and folds the lines of one
-``change_id`` into one record (the last status wins).
+A JSON-lines log of an earlier version (``changes.jsonl``) is imported once, on first open.
 
-A process SIGKILLed at any point therefore leaves a log that loads, and:
-- killed before the API call: a pending intent, nothing changed;
-- killed after the API call but before the done line: a pending intent that still holds
-  the before-image, so an update, delete or metadata change can be undone from it
-  (:func:`drift` then reports that the after-state is unconfirmed, and the MCP layer asks
-  for ``force``); a create whose id was never recorded is explained (delete it by name);
-- completed writes: intent and done lines are both on disk (fsync) before the tool returns.
-
-Records never contain a Slack webhook URL: every string is passed through
-:func:`finout_mcp.services.safety.scrub_json` before it is written. The Finout secret key
-is never given to this module.
+Records never contain a Slack webhook URL: every string passes through
+:func:`finout_mcp.services.safety.scrub_json` before it is stored. The Finout secret key is
+never given to this module.
 
 Shapes of ``before``/``after`` per operation (tags as the GET JSON, camelCase):
 ``create_virtual_tag`` None / tag; ``update_virtual_tag`` tag / tag;
@@ -39,31 +34,31 @@ Shapes of ``before``/``after`` per operation (tags as the GET JSON, camelCase):
 from __future__ import annotations
 
 import builtins
-import contextlib
 import json
 import logging
 import os
 import secrets
+import socket
+import sqlite3
 import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from finout_mcp.api.models import SERVER_OWNED_FIELDS, ValueMetadata, strip_display_names
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.fencing import fence
-from finout_mcp.services.safety import canonical_rule, scrub_json
-
-try:  # POSIX only; on other systems O_APPEND + one write is the guarantee.
-    import fcntl
-except ImportError:  # pragma: no cover
-    fcntl = None  # type: ignore[assignment]
+from finout_mcp.services.safety import scrub_json
 
 log = logging.getLogger(__name__)
 
-CHANGES_FILE = "changes.jsonl"
+DATABASE_FILE = "changes.sqlite3"
+LEGACY_JSONL_FILE = "changes.jsonl"
 
 Operation = Literal[
     "create_virtual_tag",
@@ -77,7 +72,10 @@ WriteOperation = Literal[
     "create_virtual_tag", "update_virtual_tag", "delete_virtual_tag", "update_virtual_tag_metadata"
 ]
 TargetType = Literal["virtual_tag", "virtual_tag_metadata", "endpoint"]
-Status = Literal["pending", "done", "failed"]
+Status = Literal["pending", "done", "partial", "failed"]
+"""pending: intent recorded, outcome unknown (the process stopped, or the outcome could not be
+recorded); done: every step happened; partial: some steps happened (see ``steps``), the rest
+did not; failed: nothing reached Finout."""
 
 
 def now_iso() -> str:
@@ -92,13 +90,26 @@ def new_change_id() -> str:
     return f"chg_{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}_{secrets.token_hex(6)}"
 
 
+class ChangeStep(BaseModel):
+    """One call that reached Finout as part of a change (recorded right after it succeeded)."""
+
+    seq: int
+    action: str = Field(description="e.g. put_virtual_tag, create_virtual_tag, put_virtual_tag_metadata.")
+    target_id: str | None = None
+    new_id: str | None = Field(default=None, description="The id Finout gave a created object.")
+    detail: dict[str, Any] | None = None
+    at: str = Field(default_factory=now_iso)
+
+
 class ChangeRecord(BaseModel):
     change_id: str = Field(default_factory=new_change_id)
     at: str = Field(default_factory=now_iso)
+    actor: str = ""
     operation: Operation
     target_type: TargetType
     target_id: str | None = None
     target_name: str | None = None
+    intent: str = ""
     before: dict[str, Any] | None = None
     after: dict[str, Any] | None = None
     undoes: str | None = None
@@ -108,65 +119,174 @@ class ChangeRecord(BaseModel):
     status: Status = "done"
     error: str | None = None
     completed_at: str | None = None
+    steps: list[ChangeStep] = Field(default_factory=list)
+
+    @property
+    def ids(self) -> list[str]:
+        """Every id this change touched or created, in order."""
+        out: list[str] = []
+        for i in [self.target_id, *(x for s in self.steps for x in (s.target_id, s.new_id))]:
+            if i and i not in out:
+                out.append(i)
+        return out
 
 
-# ----------------------------------------------------------------------------- the log
+# ----------------------------------------------------------------------------- portable SQL
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS changes (
+        change_id TEXT PRIMARY KEY,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        operation TEXT NOT NULL,
+        target_type TEXT NOT NULL,
+        target_id TEXT,
+        target_name TEXT,
+        intent TEXT NOT NULL,
+        status TEXT NOT NULL,
+        before_json TEXT,
+        after_json TEXT,
+        undoes TEXT,
+        effect TEXT,
+        error TEXT,
+        completed_at TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS changes_target ON changes (target_id)",
+    "CREATE INDEX IF NOT EXISTS changes_undoes ON changes (undoes)",
+    """CREATE TABLE IF NOT EXISTS change_steps (
+        change_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        action TEXT NOT NULL,
+        target_id TEXT,
+        new_id TEXT,
+        detail_json TEXT,
+        at TEXT NOT NULL,
+        PRIMARY KEY (change_id, seq)
+    )""",
+    """CREATE TABLE IF NOT EXISTS tag_locks (
+        tag_id TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        expires_at DOUBLE PRECISION NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS planned_versions (
+        version TEXT PRIMARY KEY,
+        target_id TEXT,
+        state_json TEXT NOT NULL,
+        at TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS store_meta (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    )""",
+)
+
+_COLUMNS = (
+    "change_id, at, actor, operation, target_type, target_id, target_name, intent, status, "
+    "before_json, after_json, undoes, effect, error, completed_at"
+)
+_INSERT_CHANGE = f"INSERT INTO changes ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_IMPORT_CHANGE = _INSERT_CHANGE + " ON CONFLICT (change_id) DO NOTHING"
+_SELECT = f"SELECT {_COLUMNS} FROM changes"
+_STEP_COLUMNS = "change_id, seq, action, target_id, new_id, detail_json, at"
+
+LOCK_LEASE_S = 120.0
+"""A lock not released within this time belongs to a process that died: the next writer takes it."""
+LOCK_WAIT_S = 60.0
 
 
-class ChangeLog:
-    def __init__(self, state_dir: Path) -> None:
-        self.state_dir = Path(state_dir)
-        self.path = self.state_dir / CHANGES_FILE
-        self._lock = threading.Lock()
+def _dump(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _load(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _holder_died(holder: str) -> bool:
+    """True when the lock holder ran on this host and its process no longer exists."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.split(":", 1)[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, owned by someone else
+        return False
+    return False
+
+
+class LockTimeout(InputError):
+    """Another process held a tag's write lock for longer than we wait."""
+
+
+class ChangeStore(ABC):
+    """The change log and the per-tag write locks, over a SQL database.
+
+    Subclasses provide :meth:`_transaction` (a DB-API cursor inside one transaction that
+    commits on success) and :attr:`location` (for messages); the SQL is shared and uses
+    ``?`` placeholders (a backend whose driver wants another style translates them in its
+    cursor wrapper).
+    """
+
+    location: str
+
+    @abstractmethod
+    def _transaction(self) -> Any:
+        """Context manager yielding a cursor; commits on exit, rolls back on an exception."""
+
+    def close(self) -> None:  # noqa: B027 - optional for backends without a connection
+        """Release the connection (if the backend holds one)."""
 
     # -- writing
 
-    def _ensure_dir(self) -> None:
-        if not self.state_dir.exists():
-            self.state_dir.mkdir(parents=True, mode=0o700, exist_ok=True)
-            os.chmod(self.state_dir, 0o700)
-
-    def record(self, rec: ChangeRecord) -> ChangeRecord:
-        """Append one line (secrets scrubbed), fsync, return the record as written."""
-        data = scrub_json(rec.model_dump(mode="json"))
-        clean = ChangeRecord.model_validate(data)
-        line = (json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
-        with self._lock:
-            self._ensure_dir()
-            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                if fcntl is not None:
-                    fcntl.flock(fd, fcntl.LOCK_EX)
-                st = os.fstat(fd)
-                if st.st_mode & 0o077:
-                    os.fchmod(fd, 0o600)
-                payload = line
-                if st.st_size > 0 and os.pread(fd, 1, st.st_size - 1) != b"\n":
-                    payload = b"\n" + line
-                written = os.write(fd, payload)
-                while written < len(payload):  # short write (disk full, signal): finish the line
-                    written += os.write(fd, payload[written:])
-                os.fsync(fd)
-            finally:
-                os.close(fd)  # closing releases the flock
+    def _write(self, rec: ChangeRecord, *, sql: str = _INSERT_CHANGE) -> ChangeRecord:
+        clean = ChangeRecord.model_validate(scrub_json(rec.model_dump(mode="json")))
+        with self._transaction() as cur:
+            cur.execute(sql, self._row(clean))
         return clean
+
+    @staticmethod
+    def _row(r: ChangeRecord) -> tuple[Any, ...]:
+        return (
+            r.change_id,
+            r.at,
+            r.actor,
+            r.operation,
+            r.target_type,
+            r.target_id,
+            r.target_name,
+            r.intent,
+            r.status,
+            _dump(r.before),
+            _dump(r.after),
+            r.undoes,
+            r.effect,
+            r.error,
+            r.completed_at,
+        )
 
     def begin(
         self,
         operation: Operation,
         target_type: TargetType,
         *,
+        actor: str = "",
+        intent: str = "",
         target_id: str | None = None,
         target_name: str | None = None,
         before: dict[str, Any] | None = None,
         undoes: str | None = None,
         effect: WriteOperation | None = None,
     ) -> ChangeRecord:
-        """Phase 1: the intent (status pending, before-image), written before the API call."""
-        return self.record(
+        """The intent (status pending, before-image), stored before anything is sent."""
+        return self._write(
             ChangeRecord(
                 operation=operation,
                 target_type=target_type,
+                actor=actor,
+                intent=intent,
                 target_id=target_id,
                 target_name=target_name,
                 before=before,
@@ -176,6 +296,65 @@ class ChangeLog:
             )
         )
 
+    def add_step(
+        self,
+        rec: ChangeRecord,
+        action: str,
+        *,
+        target_id: str | None = None,
+        new_id: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> ChangeStep:
+        """Record one step that reached Finout (call it right after the step succeeded)."""
+        step = ChangeStep(seq=0, action=action, target_id=target_id, new_id=new_id, detail=scrub_json(detail))
+        with self._transaction() as cur:
+            cur.execute("SELECT COALESCE(MAX(seq), 0) FROM change_steps WHERE change_id = ?", (rec.change_id,))
+            step.seq = int(cur.fetchone()[0]) + 1
+            cur.execute(
+                f"INSERT INTO change_steps ({_STEP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (rec.change_id, step.seq, action, target_id, new_id, _dump(step.detail), step.at),
+            )
+        rec.steps.append(step)
+        return step
+
+    def finish(
+        self,
+        rec: ChangeRecord,
+        status: Status,
+        *,
+        after: dict[str, Any] | None = None,
+        target_id: str | None = None,
+        target_name: str | None = None,
+        error: str | None = None,
+    ) -> ChangeRecord:
+        """The outcome: ``done``, ``partial`` or ``failed``, with the after-image read back."""
+        upd = rec.model_copy(
+            update={
+                "status": status,
+                "after": after if after is not None else rec.after,
+                "target_id": target_id or rec.target_id,
+                "target_name": target_name or rec.target_name,
+                "error": error,
+                "completed_at": now_iso(),
+            }
+        )
+        clean = ChangeRecord.model_validate(scrub_json(upd.model_dump(mode="json")))
+        with self._transaction() as cur:
+            cur.execute(
+                "UPDATE changes SET status = ?, after_json = ?, target_id = ?, target_name = ?, error = ?, "
+                "completed_at = ? WHERE change_id = ?",
+                (
+                    clean.status,
+                    _dump(clean.after),
+                    clean.target_id,
+                    clean.target_name,
+                    clean.error,
+                    clean.completed_at,
+                    clean.change_id,
+                ),
+            )
+        return clean
+
     def complete(
         self,
         rec: ChangeRecord,
@@ -184,346 +363,282 @@ class ChangeLog:
         target_id: str | None = None,
         target_name: str | None = None,
     ) -> ChangeRecord:
-        """Phase 2: the API call succeeded; record the after-image (and a created object's id)."""
-        done = rec.model_copy(
-            update={
-                "status": "done",
-                "after": after,
-                "target_id": target_id or rec.target_id,
-                "target_name": target_name or rec.target_name,
-                "completed_at": now_iso(),
-            }
-        )
-        return self.record(done)
+        return self.finish(rec, "done", after=after, target_id=target_id, target_name=target_name)
 
     def fail(self, rec: ChangeRecord, error: str) -> ChangeRecord:
-        """Phase 2: the API call failed; nothing was changed."""
-        return self.record(rec.model_copy(update={"status": "failed", "error": error, "completed_at": now_iso()}))
+        """Nothing reached Finout."""
+        return self.finish(rec, "failed", error=error)
 
     # -- reading
 
-    def _lines(self) -> builtins.list[ChangeRecord]:
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
-            return []
-        out: builtins.list[ChangeRecord] = []
-        for n, line in enumerate(raw.split(b"\n"), start=1):
-            if not line.strip():
-                continue
-            try:
-                out.append(ChangeRecord.model_validate(json.loads(line.decode("utf-8"))))
-            except (ValueError, ValidationError) as exc:
-                log.warning("change log %s: skipping unreadable line %d (%s)", self.path, n, type(exc).__name__)
-        return out
+    def _records(self, where: str = "", params: Sequence[Any] = (), tail: str = "") -> builtins.list[ChangeRecord]:
+        with self._transaction() as cur:
+            cur.execute(f"{_SELECT} {where} {tail}", tuple(params))
+            rows = cur.fetchall()
+            recs = [self._from_row(r) for r in rows]
+            if recs:
+                marks = ", ".join("?" for _ in recs)
+                cur.execute(
+                    f"SELECT {_STEP_COLUMNS} FROM change_steps WHERE change_id IN ({marks}) ORDER BY change_id, seq",
+                    tuple(r.change_id for r in recs),
+                )
+                by_id = {r.change_id: r for r in recs}
+                for cid, seq, action, tid, nid, detail, at in cur.fetchall():
+                    by_id[cid].steps.append(
+                        ChangeStep(seq=seq, action=action, target_id=tid, new_id=nid, detail=_load(detail), at=at)
+                    )
+        return recs
 
-    def _records(self) -> dict[str, ChangeRecord]:
-        """All records folded by change_id, in order of first appearance."""
-        merged: dict[str, ChangeRecord] = {}
-        for rec in self._lines():
-            prev = merged.get(rec.change_id)
-            if prev is None:
-                merged[rec.change_id] = rec
-                continue
-            merged[rec.change_id] = prev.model_copy(
-                update={
-                    "status": rec.status,
-                    "after": rec.after if rec.after is not None else prev.after,
-                    "before": prev.before if prev.before is not None else rec.before,
-                    "target_id": rec.target_id or prev.target_id,
-                    "target_name": rec.target_name or prev.target_name,
-                    "error": rec.error,
-                    "completed_at": rec.completed_at or prev.completed_at,
-                    "effect": prev.effect or rec.effect,
-                }
-            )
-        return merged
+    @staticmethod
+    def _from_row(row: Sequence[Any]) -> ChangeRecord:
+        (cid, at, actor, op, ttype, tid, tname, intent, status, before, after, undoes, effect, error, done) = row
+        return ChangeRecord.model_validate(
+            {
+                "change_id": cid,
+                "at": at,
+                "actor": actor,
+                "operation": op,
+                "target_type": ttype,
+                "target_id": tid,
+                "target_name": tname,
+                "intent": intent,
+                "status": status,
+                "before": _load(before),
+                "after": _load(after),
+                "undoes": undoes,
+                "effect": effect,
+                "error": error,
+                "completed_at": done,
+            }
+        )
 
     def get(self, change_id: str) -> ChangeRecord:
-        rec = self._records().get(change_id.strip())
-        if rec is None:
+        found = self._records("WHERE change_id = ?", (change_id.strip(),))
+        if not found:
             raise InputError(
-                f"No change {fence(change_id)} in the change log at {self.path}. "
-                "Use the change_id a write returned."
+                f"No change {fence(change_id)} in the change log at {self.location}. "
+                "Use the change_id a write returned (list_changes shows recent ones)."
             )
-        return rec
+        return found[0]
 
-    def list(self, limit: int = 20) -> builtins.list[ChangeRecord]:
-        """The newest ``limit`` records, newest first."""
-        recs = builtins.list(self._records().values())
-        recs.reverse()
-        return recs[: max(0, limit)]
+    def list(self, limit: int = 20, *, tag: str | Sequence[str] | None = None) -> builtins.list[ChangeRecord]:
+        """The newest ``limit`` records, newest first; ``tag``: only those that touched this tag (an
+        id or a name, or several: a tag's name and its current id)."""
+        tail = f"ORDER BY at DESC, change_id DESC LIMIT {max(0, int(limit))}"
+        if tag is None:
+            return self._records("", (), tail)
+        refs = [t.strip() for t in ([tag] if isinstance(tag, str) else tag) if t.strip()]
+        clauses: builtins.list[str] = []
+        params: builtins.list[str] = []
+        for t in refs:
+            clauses.append(
+                "target_id = ? OR LOWER(target_name) = LOWER(?) OR change_id IN "
+                "(SELECT change_id FROM change_steps WHERE target_id = ? OR new_id = ?)"
+            )
+            params.extend((t, t, t, t))
+        return self._records("WHERE " + " OR ".join(f"({c})" for c in clauses), params, tail)
+
+    def undos_of(self, change_id: str) -> builtins.list[ChangeRecord]:
+        """Every undo record of ``change_id`` (any status), oldest first."""
+        return self._records("WHERE operation = 'undo' AND undoes = ?", (change_id,), "ORDER BY at, change_id")
 
     def undone_by(self, change_id: str) -> ChangeRecord | None:
-        """The latest completed undo record that undid ``change_id``, if any.
-
-        A pending (unconfirmed) undo does not count: :func:`drift` guards a repeated undo.
-        Once that undo is itself undone (a redo), the change counts as live again.
-        """
-        recs = self._records()
-        undos = [
-            r for r in recs.values() if r.operation == "undo" and r.undoes == change_id and r.status == "done"
-        ]
-        for undo in reversed(undos):
-            redone = any(
-                r.operation == "undo" and r.undoes == undo.change_id and r.status == "done" for r in recs.values()
-            )
-            if not redone:
+        """The latest completed undo of ``change_id`` that was not itself undone (redone), if any."""
+        for undo in reversed(self.undos_of(change_id)):
+            if undo.status != "done":
+                continue
+            if not any(r.status == "done" for r in self.undos_of(undo.change_id)):
                 return undo
         return None
 
-    def plan_undo(self, change_id: str) -> UndoPlan:
-        rec = self.get(change_id)
-        return plan_undo(rec, undone_by=self.undone_by(rec.change_id))
+    # -- planned versions (dry runs)
 
-
-# ----------------------------------------------------------------------------- undo planning
-
-StepAction = Literal["delete_virtual_tag", "put_virtual_tag", "create_virtual_tag", "put_virtual_tag_metadata"]
-
-
-class UndoStep(BaseModel):
-    action: StepAction
-    tag_id: str | None = Field(
-        default=None, description="Target tag; None on a metadata step after a create: use the new tag's id."
-    )
-    expected_name: str | None = None
-    tag_body: dict[str, Any] | None = Field(default=None, description="POST/PUT body {name, rules, defaultValue}.")
-    metadata: dict[str, Any] | None = Field(default=None, description="The value map to PUT as metadata.")
-
-
-class UndoPlan(BaseModel):
-    undoes: str = Field(description="change_id of the record being undone (goes in the undo record's `undoes`).")
-    effect: WriteOperation = Field(
-        description="The write this undo performs (goes in the undo record's `effect`)."
-    )
-    target_type: TargetType
-    target_id: str | None
-    target_name: str | None
-    steps: list[UndoStep]
-    expected_live: dict[str, Any] | None = Field(
-        default=None, description="What the target should look like now (the recorded after-image)."
-    )
-    before_image: Literal["tag", "tag_and_metadata", "metadata", "none"] = Field(
-        description="What to record as the undo record's before-image: the live tag, the live tag and "
-        "its metadata ({'tag','metadata'}), the live {'metadata'}, or nothing."
-    )
-    notes: list[str] = Field(default_factory=list)
-
-
-def tag_write_body(tag: dict[str, Any]) -> dict[str, Any]:
-    """The POST/PUT body from a tag's JSON: server-owned fields and displayName dropped, the rest
-    (``category`` and fields we do not know included) kept as it was read."""
-    body: dict[str, Any] = {k: v for k, v in tag.items() if k not in SERVER_OWNED_FIELDS and v is not None}
-    body["name"] = tag.get("name")
-    body["rules"] = strip_display_names(tag.get("rules") or [])
-    return body
-
-
-def _need(rec: ChangeRecord, value: dict[str, Any] | None, what: str) -> dict[str, Any]:
-    if not value:
-        raise InputError(
-            f"Change {rec.change_id} has no recorded {what}, so it cannot be undone automatically.",
-            hint="Inspect the change with the change log and fix the tag by hand.",
-        )
-    return value
-
-
-def _inverse_target(rec: ChangeRecord) -> ChangeRecord:
-    """An undo record seen as the plain write it performed (for redo / drift)."""
-    if rec.operation != "undo":
-        return rec
-    if rec.effect is None:
-        raise InputError(f"Undo record {rec.change_id} does not say what it did, so it cannot be reversed.")
-    return rec.model_copy(update={"operation": rec.effect})
-
-
-def plan_undo(rec: ChangeRecord, undone_by: ChangeRecord | None = None) -> UndoPlan:
-    """What to call to revert ``rec`` (pure; no I/O). Raises :class:`InputError` if it cannot."""
-    if undone_by is not None:
-        raise InputError(
-            f"Change {rec.change_id} was already undone by {undone_by.change_id}.",
-            hint=f"To re-apply it, undo {undone_by.change_id} instead.",
-        )
-    if rec.status == "failed":
-        raise InputError(
-            f"Change {rec.change_id} failed ({rec.error or 'API error'}); nothing was changed to undo."
-        )
-    if rec.operation == "create_endpoint":
-        raise InputError(
-            f"Change {rec.change_id} created endpoint {fence(rec.target_name or rec.target_id or '?')}, "
-            "and the Finout API v1 cannot delete endpoints.",
-            hint="Delete it in the Finout UI (Settings → Notifications/Endpoints).",
-        )
-    eff = _inverse_target(rec)
-    notes: list[str] = []
-    if rec.operation == "undo":
-        notes.append(f"This reverses undo {rec.change_id} (re-applies change {rec.undoes}).")
-    if rec.status == "pending":
-        notes.append(
-            "The original write was never confirmed (the server stopped during it): it may or may not "
-            "have taken effect. Check the live state before forcing this undo."
-        )
-    name = rec.target_name
-    common: dict[str, Any] = {"undoes": rec.change_id, "target_id": rec.target_id, "target_name": name}
-
-    if eff.operation == "create_virtual_tag":
-        if not rec.target_id:
-            raise InputError(
-                f"Change {rec.change_id} (create virtual tag {fence(name or '?')}) was never confirmed and "
-                "its id was not recorded.",
-                hint="If a tag with that name exists, call delete_virtual_tag with its id and name.",
+    def remember_version(self, version: str, target_id: str | None, state: dict[str, Any]) -> None:
+        with self._transaction() as cur:
+            cur.execute(
+                "INSERT INTO planned_versions (version, target_id, state_json, at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (version) DO NOTHING",
+                (version, target_id, _dump(scrub_json(state)), now_iso()),
             )
-        notes.append(
-            "Deleting the tag also removes its metadata; other tags that refer to it will lose that value."
-        )
-        return UndoPlan(
-            **common,
-            effect="delete_virtual_tag",
-            target_type="virtual_tag",
-            steps=[UndoStep(action="delete_virtual_tag", tag_id=rec.target_id, expected_name=name)],
-            expected_live=rec.after,
-            before_image="tag_and_metadata",
-            notes=notes,
-        )
-    if eff.operation == "update_virtual_tag":
-        before = _need(rec, rec.before, "before-image")
-        return UndoPlan(
-            **common,
-            effect="update_virtual_tag",
-            target_type="virtual_tag",
-            steps=[
-                UndoStep(
-                    action="put_virtual_tag",
-                    tag_id=rec.target_id or before.get("id"),
-                    expected_name=(rec.after or {}).get("name") or name,
-                    tag_body=tag_write_body(before),
-                )
-            ],
-            expected_live=rec.after,
-            before_image="tag",
-            notes=notes,
-        )
-    if eff.operation == "delete_virtual_tag":
-        before = _need(rec, rec.before, "before-image")
-        tag = _need(rec, before.get("tag"), "deleted tag")
-        metadata = before.get("metadata") or {}
-        steps = [
-            UndoStep(action="create_virtual_tag", expected_name=tag.get("name"), tag_body=tag_write_body(tag))
-        ]
-        if metadata:
-            steps.append(UndoStep(action="put_virtual_tag_metadata", tag_id=None, metadata=metadata))
-        notes.append(
-            f"The tag is recreated with a NEW id (the old id was {tag.get('id') or rec.target_id}). "
-            "Rules of other tags whose `to` or filters referred to the old id cannot be repaired "
-            "automatically: update them."
-        )
-        return UndoPlan(
-            **common,
-            effect="create_virtual_tag",
-            target_type="virtual_tag",
-            steps=steps,
-            expected_live=None,
-            before_image="none",
-            notes=notes,
-        )
-    if eff.operation == "update_virtual_tag_metadata":
-        before = _need(rec, rec.before, "before-image")
-        return UndoPlan(
-            **common,
-            effect="update_virtual_tag_metadata",
-            target_type="virtual_tag_metadata",
-            steps=[
-                UndoStep(
-                    action="put_virtual_tag_metadata",
-                    tag_id=rec.target_id,
-                    metadata=before.get("metadata") or {},
-                )
-            ],
-            expected_live=rec.after,
-            before_image="metadata",
-            notes=notes,
-        )
-    raise InputError(f"Change {rec.change_id} ({rec.operation}) cannot be undone.")  # pragma: no cover
 
+    def planned_version(self, version: str) -> dict[str, Any] | None:
+        with self._transaction() as cur:
+            cur.execute("SELECT state_json FROM planned_versions WHERE version = ?", (version,))
+            row = cur.fetchone()
+        value = _load(row[0]) if row else None
+        return value if isinstance(value, dict) else None
 
-# ----------------------------------------------------------------------------- drift
+    # -- per-tag write locks
 
-
-def _tag_differences(expected: dict[str, Any], live: dict[str, Any]) -> builtins.list[str]:
-    out: builtins.list[str] = []
-    if expected.get("name") != live.get("name"):
-        out.append(f"name is now {fence(str(live.get('name')))}, recorded {fence(str(expected.get('name')))}")
-    if (expected.get("defaultValue") or None) != (live.get("defaultValue") or None):
-        out.append(
-            f"default value is now {fence(str(live.get('defaultValue')))}, "
-            f"recorded {fence(str(expected.get('defaultValue')))}"
-        )
-    exp_rules = expected.get("rules") or []
-    live_rules = live.get("rules") or []
-    try:
-        exp_c = [canonical_rule(r) for r in exp_rules]
-        live_c = [canonical_rule(r) for r in live_rules]
-    except ValidationError:
-        exp_c, live_c = [json.dumps(exp_rules, sort_keys=True)], [json.dumps(live_rules, sort_keys=True)]
-    if exp_c != live_c:
-        changed = sum(1 for a, b in zip(exp_c, live_c, strict=False) if a != b) + abs(len(exp_c) - len(live_c))
-        out.append(f"rules differ ({len(live_c)} live vs {len(exp_c)} recorded, {changed} rule(s) differ)")
-    return out
-
-
-def _value_canon(value: Any) -> str:
-    """Canonical text of one value's metadata, defaults filled in."""
-    if isinstance(value, dict) or value is None:
-        with contextlib.suppress(ValidationError):
-            return json.dumps(ValueMetadata.model_validate(value or {}).comparable(), sort_keys=True, default=str)
-    return json.dumps(value, sort_keys=True, default=str)
-
-
-def _metadata_differences(expected: Any, live: Any) -> builtins.list[str]:
-    exp = expected if isinstance(expected, dict) else {}
-    cur = live if isinstance(live, dict) else {}
-    return [
-        f"metadata of value {fence(value)} changed since the write"
-        for value in sorted(set(exp) | set(cur))
-        if value not in exp or value not in cur or _value_canon(exp[value]) != _value_canon(cur[value])
-    ]
-
-
-def drift(rec: ChangeRecord, live: dict[str, Any] | None) -> builtins.list[str]:
-    """Differences between the recorded after-image of ``rec`` and the live object.
-
-    ``live``: the tag JSON (GET /virtual-tags/{id}; None if it no longer exists) for tag
-    changes, ``{"metadata": map}`` for metadata changes. An empty list means the undo would
-    not clobber a later edit; otherwise the MCP layer should refuse unless forced.
-    """
-    eff = _inverse_target(rec)
-    if eff.operation == "create_endpoint":
-        return []
-    if rec.status == "pending":
-        if (
-            eff.operation in ("update_virtual_tag", "update_virtual_tag_metadata")
-            and live is not None
-            and rec.before
-        ):
-            same_as_before = (
-                not _tag_differences(rec.before, live)
-                if eff.operation == "update_virtual_tag"
-                else not _metadata_differences(rec.before.get("metadata"), live.get("metadata"))
+    def _try_lock(self, tag_id: str, holder: str) -> bool:
+        now = time.time()
+        with self._transaction() as cur:
+            cur.execute("DELETE FROM tag_locks WHERE tag_id = ? AND expires_at < ?", (tag_id, now))
+            cur.execute("SELECT holder FROM tag_locks WHERE tag_id = ?", (tag_id,))
+            row = cur.fetchone()
+            if row is not None:
+                if not _holder_died(str(row[0])):
+                    return False
+                log.warning("taking over the write lock of %s from a process that died", tag_id)
+                cur.execute("DELETE FROM tag_locks WHERE tag_id = ? AND holder = ?", (tag_id, row[0]))
+            cur.execute(
+                "INSERT INTO tag_locks (tag_id, holder, expires_at) VALUES (?, ?, ?)",
+                (tag_id, holder, now + LOCK_LEASE_S),
             )
-            if same_as_before:
-                return ["the write never took effect: the live object still equals the before-image"]
-        return ["the write was never confirmed (status pending): its result could not be compared"]
-    if eff.operation == "delete_virtual_tag":
-        return [] if live is None else ["a tag with the deleted tag's id exists again"]
-    if eff.operation in ("create_virtual_tag", "update_virtual_tag"):
-        if live is None:
-            return [f"tag {rec.target_id} no longer exists"]
-        if rec.after is None:
-            return ["no after-image was recorded"]
-        return _tag_differences(rec.after, live)
-    if eff.operation == "update_virtual_tag_metadata":
-        if live is None:
-            return [f"tag {rec.target_id} or its metadata no longer exists"]
-        return _metadata_differences((rec.after or {}).get("metadata"), live.get("metadata"))
-    return []  # pragma: no cover
+        return True
+
+    def _unlock(self, tag_id: str, holder: str) -> None:
+        with self._transaction() as cur:
+            cur.execute("DELETE FROM tag_locks WHERE tag_id = ? AND holder = ?", (tag_id, holder))
+
+    @asynccontextmanager
+    async def tag_lock(self, tag_ids: Sequence[str], *, wait_s: float = LOCK_WAIT_S) -> AsyncIterator[None]:
+        """Hold the write locks of ``tag_ids`` (sorted, so two writers never deadlock)."""
+        import anyio
+
+        holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        held: builtins.list[str] = []
+        deadline = time.monotonic() + wait_s
+        try:
+            for tag_id in sorted(set(tag_ids)):
+                delay = 0.02
+                while not self._try_lock(tag_id, holder):
+                    if time.monotonic() > deadline:
+                        raise LockTimeout(
+                            f"Another write to tag {fence(tag_id)} has been running for over {wait_s:.0f} s "
+                            "(another assistant or server process); nothing was sent.",
+                            hint="Try again in a minute; list_changes shows recent writes.",
+                        )
+                    await anyio.sleep(delay)
+                    delay = min(delay * 2, 0.25)
+                held.append(tag_id)
+            yield
+        finally:
+            for tag_id in held:
+                try:
+                    self._unlock(tag_id, holder)
+                except Exception as exc:  # the lease expires on its own
+                    log.warning("could not release the write lock of %s (%s)", tag_id, type(exc).__name__)
+
+    # -- import of the JSON-lines log of earlier versions
+
+    def import_jsonl(self, path: Path) -> int:
+        """Import a ``changes.jsonl`` once (torn lines skipped, lines of one change folded). Returns
+        the number of changes imported; 0 when it was imported before or does not exist."""
+        marker = f"imported:{path.resolve()}"
+        with self._transaction() as cur:
+            cur.execute("SELECT value FROM store_meta WHERE name = ?", (marker,))
+            if cur.fetchone() is not None:
+                return 0
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return 0
+        recs = _fold_jsonl(raw, path)
+        with self._transaction() as cur:
+            for r in recs:
+                clean = ChangeRecord.model_validate(scrub_json(r.model_dump(mode="json")))
+                cur.execute(_IMPORT_CHANGE, self._row(clean))
+            cur.execute(
+                "INSERT INTO store_meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+                (marker, json.dumps({"at": now_iso(), "changes": len(recs)})),
+            )
+        if recs:
+            log.info("imported %d change(s) from %s into the change log", len(recs), path)
+        return len(recs)
+
+
+def _fold_jsonl(raw: bytes, path: Path) -> builtins.list[ChangeRecord]:
+    """The records of a JSON-lines log, the lines of one change_id folded (the last status wins)."""
+    merged: dict[str, ChangeRecord] = {}
+    for n, line in enumerate(raw.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line.decode("utf-8"))
+            rec = ChangeRecord.model_validate({**data, "actor": data.get("actor") or "(imported)"})
+        except (ValueError, ValidationError) as exc:
+            log.warning("change log %s: skipping unreadable line %d (%s)", path, n, type(exc).__name__)
+            continue
+        prev = merged.get(rec.change_id)
+        if prev is None:
+            merged[rec.change_id] = rec
+            continue
+        merged[rec.change_id] = prev.model_copy(
+            update={
+                "status": rec.status,
+                "after": rec.after if rec.after is not None else prev.after,
+                "before": prev.before if prev.before is not None else rec.before,
+                "target_id": rec.target_id or prev.target_id,
+                "target_name": rec.target_name or prev.target_name,
+                "error": rec.error,
+                "completed_at": rec.completed_at or prev.completed_at,
+                "effect": prev.effect or rec.effect,
+            }
+        )
+    return builtins.list(merged.values())
+
+
+class SqliteChangeStore(ChangeStore):
+    """The change log in one SQLite file in the state dir (WAL; safe across processes)."""
+
+    def __init__(self, state_dir: Path, *, filename: str = DATABASE_FILE) -> None:
+        self.state_dir = Path(state_dir)
+        self.path = self.state_dir / filename
+        self.location = str(self.path)
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.RLock()
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is not None:
+            return self._conn
+        if not self.state_dir.exists():
+            self.state_dir.mkdir(parents=True, mode=0o700, exist_ok=True)
+            os.chmod(self.state_dir, 0o700)
+        if not self.path.exists():
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        elif self.path.stat().st_mode & 0o077:
+            os.chmod(self.path, 0o600)
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        self._conn = conn
+        with self._transaction() as cur:
+            for ddl in SCHEMA:
+                cur.execute(ddl)
+        legacy = self.state_dir / LEGACY_JSONL_FILE
+        if legacy.exists():
+            self.import_jsonl(legacy)
+        return conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Cursor]:
+        with self._lock:
+            conn = self._connect()
+            cur = conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            else:
+                cur.execute("COMMIT")
+            finally:
+                cur.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+ChangeLog = SqliteChangeStore
+"""The default store (what ``open_change_store`` returns without a database URL)."""
+
+
+def open_change_store(state_dir: Path) -> ChangeStore:
+    """The change store the settings ask for: today the SQLite file in the state dir."""
+    return SqliteChangeStore(state_dir)

@@ -33,7 +33,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import anyio
 from pydantic import BaseModel, Field
 
-from finout_mcp.api.models import FinoutFilter, MegabillKey, TagReference, VirtualTag
+from finout_mcp.api.models import FinoutFilter, MegabillKey, TagReference, VirtualTag, value_label
 from finout_mcp.services.catalog import (
     SearchIndex,
     build_value_index,
@@ -897,6 +897,10 @@ async def _check_values(ctx: ComposeContext, conds: Sequence[Cond]) -> list[Find
                     )
                 )
             continue
+        tag = ctx.index.tags.get(c.key) if c.cost_center == VIRTUAL_TAGS else None
+        if tag is not None:
+            findings.extend(_unproduced_tag_values(tag, c, vs))
+            continue
         if c.op == "contains":
             if not vs.any_contains(c.values[0]):
                 findings.append(
@@ -929,6 +933,41 @@ async def _check_values(ctx: ComposeContext, conds: Sequence[Cond]) -> list[Find
                 )
             )
     return findings
+
+
+def _unproduced_tag_values(tag: VirtualTag, c: Cond, vs: ValueSet) -> list[Finding]:
+    """A virtual tag's values are exactly what its rules and default produce: a condition on any
+    other value can never match (an error, not "new data")."""
+    produced = ", ".join(fence(v) for v in list(vs.values)[:12]) or "none"
+    default = fence(value_label(tag.default_value) or "") if tag.default_value else "none"
+    cause = (
+        f"no rule of virtual tag {fence(tag.name)} produces it (its rules' values and its default {default}"
+        f" are all it can take: {produced}), so the condition can never match"
+    )
+    hint = " Use one of those values, or add a rule to that tag that produces it."
+    if c.op == "contains":
+        if vs.any_contains(c.values[0]):
+            return []
+        return [
+            Finding(
+                severity="error",
+                code="unproduced_tag_value",
+                message=f"No value of tag {fence(tag.name)} contains {fence(c.values[0])}: {cause}.{hint}",
+                path=c.path,
+                candidates=vs.closest(c.values[0]),
+            )
+        ]
+    return [
+        Finding(
+            severity="error",
+            code="unproduced_tag_value",
+            message=f"Virtual tag value {fence(v)}: {cause}.{hint}",
+            path=c.path,
+            candidates=vs.closest(v),
+        )
+        for v in c.values
+        if v not in vs
+    ]
 
 
 async def compose_in(ctx: ComposeContext, spec: Any, *, check_values: bool = True) -> ComposeResult:

@@ -9,6 +9,8 @@ else the default value). Beyond the composer's findings per rule, the linter rep
 - ``duplicate_rule`` (warning): same filter and same ``to`` as an earlier rule.
 - ``unknown_tag_reference`` / ``self_reference`` / ``bad_tag_reference`` (errors): a ``to``
   object pointing at a tag that does not exist, at the tag itself, or not at Virtual Tags.
+- ``unproduced_tag_value`` (error, from the composer): a condition on another virtual tag's value
+  that no rule (nor the default) of that tag produces — it can never match, so it is not "new data".
 - ``blank_to`` (error), ``dotted_value`` (warning: metadata value names cannot contain dots),
   ``missing_default`` (warning), ``empty_rules`` / ``too_many_rules`` (errors),
   ``empty_filter`` and ``bad_timeframe`` (errors).

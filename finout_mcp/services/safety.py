@@ -5,8 +5,8 @@
 - input validation: :func:`validate_email`, :func:`validate_slack_webhook`,
   :func:`validate_name`, :func:`validate_metadata_values` (raise :class:`InputError`);
 - metadata merge: :func:`merge_metadata`;
-- comparisons for dry-runs and idempotent creates: :func:`canonical_json`,
-  :func:`diff_rules`, :func:`diff_tag`, :func:`same_content`.
+- comparisons for idempotent creates and drift: :func:`canonical_json`, :func:`canonical_rule`,
+  :func:`same_content` (readable diffs live in :mod:`finout_mcp.services.diffs`).
 """
 
 from __future__ import annotations
@@ -15,10 +15,8 @@ import json
 import re
 import unicodedata
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
-
-from pydantic import BaseModel, Field
 
 from finout_mcp.api.models import (
     Endpoint,
@@ -29,8 +27,6 @@ from finout_mcp.api.models import (
     VirtualTagRule,
     VirtualTagWrite,
     endpoint_id,
-    strip_display_names,
-    value_label,
 )
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.fencing import fence, fence_all
@@ -353,112 +349,6 @@ def canonical_rule(rule: VirtualTagRule | dict[str, Any]) -> str:
     to: Any = r.to if isinstance(r.to, str) else {"key": r.to.key, "costCenter": r.to.cost_center}
     timeframe = r.timeframe.wire() if r.timeframe else None
     return _dumps({"to": to, "filters": canonical_filter(r.filters), "timeframe": timeframe or None})
-
-
-ChangeKind = Literal["added", "removed", "changed", "unchanged", "moved"]
-
-
-class RuleDiff(BaseModel):
-    index: int = Field(description="Position in the new rules (in the old rules for a removed rule).")
-    change: ChangeKind
-    before_index: int | None = None
-    after_index: int | None = None
-    before_to: str | None = None
-    after_to: str | None = None
-    before_filters: dict[str, Any] | None = None
-    after_filters: dict[str, Any] | None = None
-
-
-class TagDiff(BaseModel):
-    name_changed: bool
-    before_name: str
-    after_name: str
-    default_changed: bool
-    before_default: str | None
-    after_default: str | None
-    rules: list[RuleDiff]
-    counts: dict[str, int]
-    summary: str
-
-
-def diff_rules(before: list[VirtualTagRule], after: list[VirtualTagRule]) -> list[RuleDiff]:
-    """Rule-by-rule diff: identical rules pair up (same place: unchanged, elsewhere: moved);
-    a new rule at the position of an unpaired old one is 'changed'; the rest added/removed."""
-    b_rules = [_rule_obj(r) for r in before]
-    a_rules = [_rule_obj(r) for r in after]
-    b_keys = [canonical_rule(r) for r in b_rules]
-    a_keys = [canonical_rule(r) for r in a_rules]
-    pair: dict[int, int] = {}  # after index -> before index
-    used: set[int] = set()
-    for j, key in enumerate(a_keys):  # same position first
-        if j < len(b_keys) and b_keys[j] == key:
-            pair[j] = j
-            used.add(j)
-    for j, key in enumerate(a_keys):
-        if j in pair:
-            continue
-        for i, bkey in enumerate(b_keys):
-            if i not in used and bkey == key:
-                pair[j] = i
-                used.add(i)
-                break
-
-    def make(change: ChangeKind, i: int | None, j: int | None) -> RuleDiff:
-        b = b_rules[i] if i is not None else None
-        a = a_rules[j] if j is not None else None
-        return RuleDiff(
-            index=j if j is not None else (i if i is not None else 0),
-            change=change,
-            before_index=i,
-            after_index=j,
-            before_to=_to_text(b.to) if b else None,
-            after_to=_to_text(a.to) if a else None,
-            before_filters=strip_display_names(b.filters) if b else None,
-            after_filters=strip_display_names(a.filters) if a else None,
-        )
-
-    out: list[RuleDiff] = []
-    for j in range(len(a_rules)):
-        if j in pair:
-            out.append(make("unchanged" if pair[j] == j else "moved", pair[j], j))
-        elif j < len(b_rules) and j not in used:
-            used.add(j)
-            out.append(make("changed", j, j))
-        else:
-            out.append(make("added", None, j))
-    out.extend(make("removed", i, None) for i in range(len(b_rules)) if i not in used)
-    return out
-
-
-def diff_tag(before: VirtualTag, after_body: VirtualTagWrite) -> TagDiff:
-    """What a PUT of ``after_body`` would change in ``before``: name, default value, rules."""
-    rules = diff_rules(before.rules, after_body.rules)
-    counts = {k: 0 for k in ("added", "removed", "changed", "moved", "unchanged")}
-    for r in rules:
-        counts[r.change] += 1
-    name_changed = before.name != after_body.name
-    default_changed = (before.default_value or None) != (after_body.default_value or None)
-    before_default, after_default = value_label(before.default_value), value_label(after_body.default_value)
-    parts: list[str] = []
-    if name_changed:
-        parts.append(f"name {fence(before.name)} → {fence(after_body.name)}")
-    if default_changed:
-        parts.append(f"default value {fence(before_default or '')} → {fence(after_default or '')}")
-    rule_bits = [f"{n} {k}" for k, n in counts.items() if n and k != "unchanged"]
-    parts.append(("rules: " + ", ".join(rule_bits)) if rule_bits else "rules unchanged")
-    if counts["unchanged"] and rule_bits:
-        parts[-1] += f" ({counts['unchanged']} unchanged)"
-    return TagDiff(
-        name_changed=name_changed,
-        before_name=before.name,
-        after_name=after_body.name,
-        default_changed=default_changed,
-        before_default=before_default,
-        after_default=after_default,
-        rules=rules,
-        counts=counts,
-        summary="; ".join(parts) + ".",
-    )
 
 
 def same_content(existing: VirtualTag, body: VirtualTagWrite) -> bool:

@@ -1,20 +1,28 @@
-"""Safe writes: validate, preview (dry run), record a before-image, write, and undo.
+"""Safe writes that stay correct with other writers: validate, plan, check, record, send, read back.
 
 Every write goes through :class:`Writer`:
 1. validate everything that can be checked locally (names, rules through the composer and the
    linter, metadata value names, endpoint addresses) and refuse on any error finding;
-2. read the live state (fresh, never from the cache) to build the full body — Finout's PUT
-   replaces the whole object, so a partial body is never sent;
-3. ``dry_run``: return exactly the body that would be sent (and a diff), send nothing;
-4. otherwise: append the intent with the before-image to the change log (fsynced), call the
-   API, append the after-image, invalidate the cache, and return the ``change_id``.
+2. resolve the tag from a **fresh** read (never the cache), read it by id, and check its
+   name still matches what was asked for — a tag renamed since is never written by mistake;
+3. plan the full body (Finout's PUT replaces the whole object), a readable diff, the
+   dependent tags it affects, and a short ``expected_version`` (a hash of the state the plan
+   was made on; dry runs return it and the same write accepts it);
+4. ``dry_run``: return the plan, send nothing;
+5. otherwise, holding the tag's write lock in the change store (shared by every server
+   process on the same store): re-read the tag and refuse, showing what changed, if it is no
+   longer the state the plan was made on; record the intent with the before-image; send;
+   record the step; read back and compare — a difference is reported as another writer's
+   change, with both versions.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Literal, TypeVar
+from collections.abc import Sequence
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -33,14 +41,16 @@ from finout_mcp.api.models import (
     value_label,
 )
 from finout_mcp.services.catalog import Catalog
-from finout_mcp.services.changelog import ChangeLog, ChangeRecord, Operation, TargetType, drift
+from finout_mcp.services.changelog import ChangeStore
+from finout_mcp.services.dependencies import Dependents, TagGraph
+from finout_mcp.services.diffs import MetadataDiff, TagDiff, diff_metadata, diff_tag
 from finout_mcp.services.errors import InputError, WriteVerificationError
 from finout_mcp.services.fencing import fence
 from finout_mcp.services.lint import LintReport, RuleSpec, lint_rules
 from finout_mcp.services.readback import metadata_mismatches
+from finout_mcp.services.recording import Recording
 from finout_mcp.services.safety import (
-    TagDiff,
-    diff_tag,
+    canonical_rule,
     in_endpoint_style,
     mask_endpoint,
     merge_metadata,
@@ -52,49 +62,103 @@ from finout_mcp.services.safety import (
 )
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
-WriteStatus = Literal["dry_run", "created", "updated", "deleted", "unchanged", "undone"]
+WriteStatus = Literal["dry_run", "created", "updated", "deleted", "unchanged", "undone", "declined", "cancelled"]
+
+ExpectedVersion = str | None
 
 
 class TagSummary(BaseModel):
     id: str | None
     name: str
     default_value: str | None = None
-    rules: int = 0
+    rules: int | None = Field(default=None, description="Number of rules (None when not known).")
+
+
+class Conflict(BaseModel):
+    """What we sent and what Finout holds now differ: another writer changed it in between."""
+
+    message: str
+    sent: dict[str, Any]
+    found: dict[str, Any]
 
 
 class WriteResult(BaseModel):
-    status: WriteStatus = Field(description="What happened; dry_run means nothing was sent.")
+    status: WriteStatus = Field(
+        description="What happened; dry_run, declined and cancelled mean nothing was sent."
+    )
     change_id: str | None = Field(
         default=None, description="Pass to undo_change to revert this write (None when nothing was written)."
     )
     tag: TagSummary | None = None
-    body: dict[str, Any] | None = Field(default=None, description="Exactly the JSON body sent (or to be sent).")
+    expected_version: str | None = Field(
+        default=None,
+        description="Version of the state this plan was made on: pass it back with the same write "
+        "(dry_run=false) to apply exactly this plan, refused if the target changed since.",
+    )
+    destructive: bool = Field(
+        default=False,
+        description="true: this write removes or replaces something (values, rules, a tag, metadata).",
+    )
     diff: TagDiff | None = None
-    metadata: dict[str, ValueMetadata] | None = None
+    metadata_diff: MetadataDiff | None = None
+    dependents: Dependents | None = Field(
+        default=None, description="Tags that use this tag, and their conditions this change breaks."
+    )
+    steps: list[str] = Field(default_factory=list, description="The calls made (or to be made), in order.")
+    conflict: Conflict | None = None
+    body: dict[str, Any] | None = Field(
+        default=None, description="The exact JSON body sent (or to be sent); only with include_body=true."
+    )
     endpoint: Endpoint | None = None
     warnings: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
 
 
-def _summary(tag: VirtualTag) -> TagSummary:
-    return TagSummary(id=tag.id, name=tag.name, default_value=value_label(tag.default_value), rules=len(tag.rules))
+# ----------------------------------------------------------------------------- state and versions
 
 
-def _body_summary(body: VirtualTagWrite, tag_id: str | None) -> TagSummary:
-    return TagSummary(
-        id=tag_id, name=body.name, default_value=value_label(body.default_value), rules=len(body.rules)
-    )
+def tag_json(tag: VirtualTag) -> dict[str, Any]:
+    return tag.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
-def _metadata_json(metadata: dict[str, ValueMetadata]) -> dict[str, Any]:
+def metadata_json(metadata: dict[str, ValueMetadata]) -> dict[str, Any]:
     """Metadata as Finout holds it (each value's fields as read or set): what undo sends back."""
     return metadata_body(metadata)
 
 
-def _tag_json(tag: VirtualTag) -> dict[str, Any]:
-    return tag.model_dump(by_alias=True, exclude_none=True, mode="json")
+def _tag_canon(tag: VirtualTag | VirtualTagWrite | dict[str, Any] | None) -> Any:
+    if tag is None:
+        return None
+    if isinstance(tag, dict):
+        tag = VirtualTag.model_validate({"id": tag.get("id", ""), **tag})
+    default = tag.default_value
+    return {
+        "name": tag.name,
+        "defaultValue": default.wire() if isinstance(default, TagReference) else (default or None),
+        "rules": [canonical_rule(r) for r in tag.rules],
+    }
+
+
+def _metadata_canon(md: dict[str, ValueMetadata] | dict[str, Any] | None) -> Any:
+    out = {}
+    for value, m in (md or {}).items():
+        vm = m if isinstance(m, ValueMetadata) else ValueMetadata.model_validate(m or {})
+        out[value] = vm.comparable()
+    return out
+
+
+def version_of(target_id: str | None, *, tag: Any = None, metadata: Any = None, gone: bool = False) -> str:
+    """A short hash of a target's identity and state (what ``expected_version`` carries): a tag
+    renamed and replaced by a new one with the old name never has the old one's version."""
+    state = {
+        "id": target_id,
+        "gone": gone,
+        "tag": _tag_canon(tag),
+        "metadata": _metadata_canon(metadata) if metadata is not None else None,
+    }
+    text = json.dumps(state, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return "v" + hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
 def lint_failure(report: LintReport) -> InputError:
@@ -120,53 +184,107 @@ def _warnings(report: LintReport) -> list[str]:
     return out
 
 
+def _summary(tag: VirtualTag | VirtualTagWrite, tag_id: str | None = None) -> TagSummary:
+    return TagSummary(
+        id=tag.id if isinstance(tag, VirtualTag) else tag_id,
+        name=tag.name,
+        default_value=value_label(tag.default_value),
+        rules=len(tag.rules),
+    )
+
+
+def case_clashes(names: Sequence[str], existing: Sequence[str]) -> list[str]:
+    """Warnings for names that differ only in case from another name."""
+    out: list[str] = []
+    seen: dict[str, str] = {}
+    for n in [*existing, *names]:
+        folded = n.casefold()
+        other = seen.get(folded)
+        if other is not None and other != n and n in names:
+            out.append(
+                f"Metadata value {fence(n)} differs only in case from {fence(other)}: Finout treats them as "
+                "two different values. Use the exact spelling the rules produce."
+            )
+        seen.setdefault(folded, n)
+    return out
+
+
 class Writer:
-    def __init__(self, client: FinoutClient, catalog: Catalog, changelog: ChangeLog) -> None:
+    def __init__(self, client: FinoutClient, catalog: Catalog, store: ChangeStore, *, actor: str) -> None:
         self.client = client
         self.catalog = catalog
-        self.changelog = changelog
+        self.store = store
+        self.actor = actor
 
-    # ------------------------------------------------------------------ plumbing
+    # ------------------------------------------------------------------ reading the target
 
-    async def _logged(
-        self,
-        operation: Operation,
-        target_type: TargetType,
-        call: Callable[[], Awaitable[T]],
-        *,
-        target_id: str | None,
-        target_name: str | None,
-        before: dict[str, Any] | None,
-        after: Callable[[T], dict[str, Any] | None],
-        new_id: Callable[[T], str | None] = lambda _r: None,
-        undoes: str | None = None,
-        effect: Any = None,
-    ) -> tuple[T, ChangeRecord]:
-        rec = self.changelog.begin(
-            operation,
-            target_type,
-            target_id=target_id,
-            target_name=target_name,
-            before=before,
-            undoes=undoes,
-            effect=effect,
-        )
+    async def fresh_tag(self, ref: str) -> VirtualTag:
+        """The tag ``ref`` names, resolved from a fresh list and read by id; its name must still match."""
+        listed = await self.catalog.resolve_tag(ref, fresh=True)
         try:
-            result = await call()
-        except FinoutError as exc:
-            self.changelog.fail(rec, f"{type(exc).__name__} {exc.status or ''}".strip())
-            raise
-        finally:
-            if (
-                target_type == "virtual_tag"
-            ):  # the catalogue caches tags (and their keys), not metadata or endpoints
-                self.catalog.invalidate("virtual_tags")
-        done = self.changelog.complete(rec, after=after(result), target_id=new_id(result) or target_id)
-        return result, done
+            live = await self.client.get_virtual_tag(listed.id)
+        except NotFoundError:
+            raise InputError(
+                f"Virtual tag {fence(listed.name)} (id {listed.id}) was deleted a moment ago; nothing was sent.",
+                hint="Call list_virtual_tags to see the current tags.",
+            ) from None
+        self.check_identity(ref, live)
+        return live
 
-    async def _live_tag(self, ref: str) -> VirtualTag:
-        listed = await self.catalog.resolve_tag(ref)
-        return await self.client.get_virtual_tag(listed.id)
+    @staticmethod
+    def check_identity(ref: str, live: VirtualTag) -> None:
+        ref = ref.strip()
+        if ref != live.id and ref.casefold() != live.name.casefold():
+            raise InputError(
+                f"{fence(ref)} resolved to tag id {live.id}, which is now named {fence(live.name)}: it was "
+                "renamed a moment ago. Nothing was sent.",
+                hint="Call list_virtual_tags and pass the id of the tag you mean.",
+            )
+
+    async def tag_graph(self) -> TagGraph:
+        return TagGraph(await self.catalog.virtual_tags(refresh=True))
+
+    async def metadata_of(self, tag_id: str) -> dict[str, ValueMetadata]:
+        try:
+            return (await self.client.get_virtual_tag_metadata(tag_id)).metadata
+        except NotFoundError:
+            return {}
+
+    # ------------------------------------------------------------------ version checks
+
+    def check_expected(
+        self, expected: ExpectedVersion, current: str, describe: Any, what: str = "The tag"
+    ) -> None:
+        """Refuse when a dry run's ``expected_version`` is not the current version (showing what changed)."""
+        if expected is None or expected.strip() == current:
+            return
+        planned = self.store.planned_version(expected.strip())
+        changes = describe(planned) if planned is not None else None
+        detail = f": {changes}" if changes else " (that version is not in this server's change log)"
+        raise InputError(
+            f"Nothing was sent: {what.lower() if what != 'The tag' else 'the tag'} changed since the dry run "
+            f"you confirmed (expected_version {expected.strip()}, now {current}){detail}.",
+            hint="Run the dry run again, show the user the new diff, and apply with its expected_version.",
+        )
+
+    def remember(self, version: str, target_id: str | None, state: dict[str, Any]) -> None:
+        try:
+            self.store.remember_version(version, target_id, state)
+        except Exception as exc:  # a dry run still answers; only the 'what changed' detail is lost
+            log.warning("change log: could not remember version %s (%s)", version, type(exc).__name__)
+
+    @staticmethod
+    def describe_tag_change(before: dict[str, Any] | None, now: VirtualTag) -> str:
+        if before is None or "tag" not in before:
+            return ""
+        old = VirtualTag.model_validate(before["tag"])
+        d = diff_tag(old, now)
+        lines = [d.summary]
+        for r in d.rules:
+            lines.extend(r.value_changes)
+        return " ".join(lines)
+
+    # ------------------------------------------------------------------ virtual tags
 
     async def _prepare_rules(
         self, rules: Sequence[RuleSpec], default_value: DefaultValue | None, tag_id: str | None
@@ -194,19 +312,25 @@ class Writer:
                 return t
         return None
 
-    # ------------------------------------------------------------------ virtual tags
-
     async def create_tag(
-        self, name: str, rules: Sequence[RuleSpec], default_value: str | None, *, dry_run: bool
+        self,
+        name: str,
+        rules: Sequence[RuleSpec],
+        default_value: str | None,
+        *,
+        dry_run: bool,
+        include_body: bool = False,
     ) -> WriteResult:
         name = validate_name(name)
         if default_value is not None:
             default_value = validate_name(default_value, "default value")
         wire, warnings = await self._prepare_rules(rules, default_value, None)
         body = VirtualTagWrite(name=name, rules=wire, default_value=default_value)
-        return await self._create_body(body, warnings, dry_run=dry_run)
+        return await self._create_body(body, warnings, dry_run=dry_run, include_body=include_body)
 
-    async def _create_body(self, body: VirtualTagWrite, warnings: list[str], *, dry_run: bool) -> WriteResult:
+    async def _create_body(
+        self, body: VirtualTagWrite, warnings: list[str], *, dry_run: bool, include_body: bool, intent: str = ""
+    ) -> WriteResult:
         existing = await self._name_taken(body.name)
         if existing is not None:
             live = await self.client.get_virtual_tag(existing.id)
@@ -224,43 +348,58 @@ class Writer:
                 f"A virtual tag named {fence(live.name)} already exists (id {live.id}) with different content.",
                 hint=f"To change it call update_virtual_tag(tag={live.id!r}, ...); to keep both, pick another name.",
             )
+        steps = [f"POST /virtual-tags {fence(body.name)} ({len(body.rules)} rules)"]
         if dry_run:
             return WriteResult(
                 status="dry_run",
-                tag=_body_summary(body, None),
-                body=body.wire(),
+                tag=_summary(body),
+                steps=steps,
+                body=body.wire() if include_body else None,
                 warnings=warnings,
                 notes=["Nothing was sent. Call again with dry_run=false to create it."],
             )
-        created, rec = await self._logged(
+        recording = Recording.start(
+            self.store,
             "create_virtual_tag",
             "virtual_tag",
-            lambda: self.client.create_virtual_tag(body),
+            actor=self.actor,
+            intent=intent or f"create tag {fence(body.name)} with {len(body.rules)} rules",
             target_id=None,
             target_name=body.name,
             before=None,
-            after=_tag_json,
-            new_id=lambda t: t.id,
         )
+        try:
+            created = await recording.step(
+                steps[0],
+                lambda: self.client.create_virtual_tag(body),
+                action="create_virtual_tag",
+                target_id=None,
+                new_id=lambda t: t.id,
+            )
+        finally:
+            self.catalog.invalidate("virtual_tags")
+        recording.done(after=tag_json(created), target_id=created.id)
         return WriteResult(
             status="created",
-            change_id=rec.change_id,
+            change_id=recording.change_id,
             tag=_summary(created),
-            body=body.wire(),
+            steps=recording.happened,
+            body=body.wire() if include_body else None,
             warnings=warnings,
-            notes=[f"undo_change({rec.change_id!r}) deletes it again."],
+            notes=[f"undo_change({recording.change_id!r}) deletes it again.", *recording.notes()],
         )
 
-    async def update_tag(
+    async def plan_update(
         self,
         ref: str,
         *,
         name: str | None,
         rules: Sequence[RuleSpec] | None,
         default_value: str | None,
-        dry_run: bool,
-    ) -> WriteResult:
-        live = await self._live_tag(ref)
+        include_body: bool = False,
+    ) -> tuple[VirtualTag, VirtualTagWrite, WriteResult]:
+        """The update as a dry-run result (plus the live tag and the body), sending nothing."""
+        live = await self.fresh_tag(ref)
         new_name = validate_name(name) if name is not None else live.name
         if name is not None and (clash := await self._name_taken(new_name, except_id=live.id)):
             raise InputError(
@@ -277,113 +416,269 @@ class Writer:
             wire = [r.model_copy() for r in live.rules]
         # PUT replaces the tag: everything read and not changed (category, unknown fields) goes back as read
         body = live.write_body(name=new_name, rules=wire, default_value=new_default)
-        diff = diff_tag(live, body)
-        if same_content(live, body):
-            return WriteResult(
-                status="unchanged",
-                tag=_summary(live),
-                diff=diff,
-                warnings=warnings,
-                notes=["The tag already has this content; nothing was sent."],
-            )
-        if dry_run:
-            return WriteResult(
-                status="dry_run",
-                tag=_body_summary(body, live.id),
-                body=body.wire(),
-                diff=diff,
-                warnings=warnings,
-                notes=[
-                    "Nothing was sent. PUT replaces the whole tag; fields you did not give keep their "
-                    "current values in this body. Call again with dry_run=false to apply."
-                ],
-            )
-        updated, rec = await self._logged(
-            "update_virtual_tag",
-            "virtual_tag",
-            lambda: self.client.update_virtual_tag(live.id, body),
-            target_id=live.id,
-            target_name=live.name,
-            before=_tag_json(live),
-            after=_tag_json,
+        graph = await self.tag_graph()
+        after_tag = VirtualTag(id=live.id, name=body.name, rules=body.rules, default_value=body.default_value)
+        before_out = sorted(graph.outputs(live))
+        after_out = sorted(graph.outputs(after_tag))
+        diff = diff_tag(
+            live,
+            body,
+            await self.catalog.keys(),
+            tag_names={t: n for t, n in ((x.id, x.name) for x in graph.tags.values())},
+            outputs_before=before_out,
+            outputs_after=after_out,
+            include_filters=include_body,
         )
-        return WriteResult(
-            status="updated",
-            change_id=rec.change_id,
-            tag=_summary(updated),
-            body=body.wire(),
+        deps = graph.dependents(live.id, set(after_out))
+        for b in deps.broken:
+            what = "would match nothing" if b.matches_nothing else "would lose values"
+            warnings.append(
+                f"Dependent tag {fence(b.tag_name)} rule {b.rule} ({b.condition}) {what}: this change stops "
+                f"producing {', '.join(fence(v) for v in b.missing)}. Update that tag too."
+            )
+        if diff.values_removed:
+            metadata = await self.metadata_of(live.id)
+            orphaned = [v for v in diff.values_removed if v in metadata]
+            if orphaned:
+                warnings.append(
+                    "Metadata stays on values no rule would produce anymore: "
+                    + ", ".join(fence(v) for v in orphaned)
+                    + ". Move it with update_virtual_tag_metadata if the value was renamed."
+                )
+        destructive = bool(
+            diff.values_removed
+            or diff.counts["removed"]
+            or any(
+                any(c.startswith(("-",)) or ": -" in c or ", -" in c for c in r.value_changes) for r in diff.rules
+            )
+        )
+        version = version_of(live.id, tag=live)
+        result = WriteResult(
+            status="dry_run",
+            tag=_summary(body, live.id),
+            expected_version=version,
+            destructive=destructive,
             diff=diff,
+            dependents=deps if deps.tags else None,
+            steps=[f"PUT /virtual-tags/{live.id} (replaces the whole tag)"],
+            body=body.wire() if include_body else None,
             warnings=warnings,
-            notes=[f"undo_change({rec.change_id!r}) restores the previous version."],
+            notes=[
+                "Nothing was sent. Fields you did not give keep their current values. To apply exactly this, "
+                f"call again with dry_run=false and expected_version={version!r}."
+            ],
+        )
+        return live, body, result
+
+    async def update_tag(
+        self,
+        ref: str,
+        *,
+        name: str | None,
+        rules: Sequence[RuleSpec] | None,
+        default_value: str | None,
+        dry_run: bool,
+        expected_version: ExpectedVersion = None,
+        include_body: bool = False,
+    ) -> WriteResult:
+        live, body, plan = await self.plan_update(
+            ref, name=name, rules=rules, default_value=default_value, include_body=include_body
+        )
+        version = plan.expected_version or version_of(live.id, tag=live)
+        self.check_expected(expected_version, version, lambda st: self.describe_tag_change(st, live))
+        if same_content(live, body):
+            plan.status = "unchanged"
+            plan.notes = ["The tag already has this content; nothing was sent."]
+            return plan
+        if dry_run:
+            self.remember(version, live.id, {"tag": tag_json(live)})
+            return plan
+        async with self.store.tag_lock([live.id]):
+            now = await self._reread_unchanged(live)
+            recording = Recording.start(
+                self.store,
+                "update_virtual_tag",
+                "virtual_tag",
+                actor=self.actor,
+                intent=f"update tag {fence(live.name)}: {plan.diff.summary if plan.diff else ''}",
+                target_id=live.id,
+                target_name=live.name,
+                before=tag_json(now),
+            )
+            try:
+                await recording.step(
+                    plan.steps[0],
+                    lambda: self.client.update_virtual_tag(live.id, body),
+                    action="put_virtual_tag",
+                    target_id=live.id,
+                )
+            finally:
+                self.catalog.invalidate("virtual_tags")
+            read_back, conflict = await self._read_back(live.id, body)
+            recording.done(after=tag_json(read_back) if read_back else None, target_name=body.name)
+        plan.status = "updated"
+        plan.change_id = recording.change_id
+        plan.steps = recording.happened
+        plan.conflict = conflict
+        plan.tag = _summary(read_back) if read_back else _summary(body, live.id)
+        plan.notes = [f"undo_change({recording.change_id!r}) restores the previous version.", *recording.notes()]
+        if conflict:
+            plan.warnings.append(conflict.message)
+        return plan
+
+    async def _reread_unchanged(self, planned: VirtualTag) -> VirtualTag:
+        """Under the lock, just before sending: the tag must still be what the plan was made on."""
+        try:
+            now = await self.client.get_virtual_tag(planned.id)
+        except NotFoundError:
+            raise InputError(
+                f"Nothing was sent: tag {fence(planned.name)} (id {planned.id}) was deleted by another writer "
+                "while this write was being prepared.",
+                hint="Call list_virtual_tags to see the current tags.",
+            ) from None
+        if version_of(now.id, tag=now) != version_of(planned.id, tag=planned):
+            raise InputError(
+                f"Nothing was sent: tag {fence(planned.name)} was changed by another writer while this write "
+                f"was being prepared: {self.describe_tag_change({'tag': tag_json(planned)}, now)}",
+                hint="Read it again (get_virtual_tag), redo the dry run on the current version, and apply that.",
+            )
+        return now
+
+    async def _read_back(self, tag_id: str, body: VirtualTagWrite) -> tuple[VirtualTag | None, Conflict | None]:
+        try:
+            back = await self.client.get_virtual_tag(tag_id)
+        except Exception as exc:
+            log.warning("read-back of tag %s failed (%s)", tag_id, type(exc).__name__)
+            return None, None
+        if same_content(back, body):
+            return back, None
+        return back, Conflict(
+            message=(
+                f"Read-back differs from what was sent: another writer changed tag {fence(back.name)} right after "
+                f"this write ({self.describe_tag_change({'tag': body.wire() | {'id': tag_id}}, back)}). Both "
+                "versions are in `conflict`; check with the user which one should stay."
+            ),
+            sent=body.wire(),
+            found=tag_json(back),
         )
 
-    async def clone_tag(self, ref: str, new_name: str, *, dry_run: bool) -> WriteResult:
-        live = await self._live_tag(ref)
+    async def clone_tag(
+        self, ref: str, new_name: str, *, dry_run: bool, include_body: bool = False
+    ) -> WriteResult:
+        live = await self.fresh_tag(ref)
         body = VirtualTagWrite(
             name=validate_name(new_name),
             rules=[r.model_copy() for r in live.rules],
             default_value=live.default_value,
         )
-        result = await self._create_body(body, [], dry_run=dry_run)
+        result = await self._create_body(
+            body,
+            [],
+            dry_run=dry_run,
+            include_body=include_body,
+            intent=f"clone tag {fence(live.name)} as {fence(new_name)}",
+        )
         result.notes.append(f"Cloned from {fence(live.name)} (id {live.id}); metadata is not copied.")
         return result
 
-    async def delete_tag(self, ref: str, confirm_name: str, *, dry_run: bool) -> WriteResult:
-        live = await self._live_tag(ref)
+    async def plan_delete(
+        self, ref: str, confirm_name: str, *, force: bool
+    ) -> tuple[VirtualTag, dict[str, ValueMetadata], WriteResult]:
+        live = await self.fresh_tag(ref)
         if confirm_name != live.name:
             raise InputError(
                 f"confirm_name {fence(confirm_name)} does not match the tag's current name {fence(live.name)}.",
                 hint="Pass confirm_name exactly equal to the current name to delete it.",
             )
-        dependants = [
-            t.name
-            for t in await self.catalog.virtual_tags(refresh=True)
-            if t.id != live.id and any(isinstance(r.to, TagReference) and r.to.key == live.id for r in t.rules)
-        ]
-        if dependants:
+        graph = await self.tag_graph()
+        refs = graph.references_to(live.id)
+        deps = graph.dependents(live.id, set())
+        if refs and not force:
             raise InputError(
-                f"Nothing was deleted: the tags {', '.join(fence(n) for n in dependants)} take their value "
-                f"from {fence(live.name)}.",
-                hint="Update those tags first (update_virtual_tag) so no rule's `to` refers to it.",
+                f"Nothing was deleted: {len(refs)} reference(s) from other tags use {fence(live.name)}: "
+                + "; ".join(r.describe() for r in refs)
+                + ".",
+                hint="Update those tags first so they no longer refer to it, or pass force=true to delete it "
+                "anyway (their conditions then match nothing and their `to` points at a missing tag).",
             )
-        try:
-            metadata = (await self.client.get_virtual_tag_metadata(live.id)).metadata
-        except NotFoundError:
-            metadata = {}
-        meta_json = _metadata_json(metadata)
-        if dry_run:
-            return WriteResult(
-                status="dry_run",
-                tag=_summary(live),
-                notes=[
-                    f"Nothing was sent. DELETE /virtual-tags/{live.id} would remove {fence(live.name)} "
-                    f"with {len(live.rules)} rules and metadata for {len(metadata)} values; undo_change "
-                    "can recreate it (with a new id)."
-                ],
-            )
-        _, rec = await self._logged(
-            "delete_virtual_tag",
-            "virtual_tag",
-            lambda: self.client.delete_virtual_tag(live.id),
-            target_id=live.id,
-            target_name=live.name,
-            before={"tag": _tag_json(live), "metadata": meta_json},
-            after=lambda _r: None,
+        metadata = await self.metadata_of(live.id)
+        warnings = (
+            [f"force=true: these references will point at a deleted tag: {'; '.join(r.describe() for r in refs)}."]
+            if refs
+            else []
         )
-        return WriteResult(
-            status="deleted",
-            change_id=rec.change_id,
+        version = version_of(live.id, tag=live, metadata=metadata)
+        result = WriteResult(
+            status="dry_run",
             tag=_summary(live),
-            notes=[f"undo_change({rec.change_id!r}) recreates it with its rules and metadata (new id)."],
+            expected_version=version,
+            destructive=True,
+            dependents=deps if deps.tags else None,
+            steps=[f"DELETE /virtual-tags/{live.id}"],
+            warnings=warnings,
+            notes=[
+                f"Nothing was sent. This removes {fence(live.name)} with {len(live.rules)} rules and metadata "
+                f"for {len(metadata)} values; undo_change can recreate it (with a new id, and references "
+                f"repointed). To apply exactly this, call again with dry_run=false and "
+                f"expected_version={version!r}."
+            ],
         )
+        return live, metadata, result
+
+    async def delete_tag(
+        self,
+        ref: str,
+        confirm_name: str,
+        *,
+        dry_run: bool,
+        force: bool = False,
+        expected_version: ExpectedVersion = None,
+    ) -> WriteResult:
+        live, metadata, plan = await self.plan_delete(ref, confirm_name, force=force)
+        assert plan.expected_version is not None
+        self.check_expected(expected_version, plan.expected_version, lambda st: self.describe_tag_change(st, live))
+        if dry_run:
+            self.remember(plan.expected_version, live.id, {"tag": tag_json(live)})
+            return plan
+        async with self.store.tag_lock([live.id]):
+            now = await self._reread_unchanged(live)
+            recording = Recording.start(
+                self.store,
+                "delete_virtual_tag",
+                "virtual_tag",
+                actor=self.actor,
+                intent=f"delete tag {fence(live.name)}" + (" (forced past references)" if plan.warnings else ""),
+                target_id=live.id,
+                target_name=live.name,
+                before={"tag": tag_json(now), "metadata": metadata_json(metadata)},
+            )
+            try:
+                await recording.step(
+                    plan.steps[0],
+                    lambda: self.client.delete_virtual_tag(live.id),
+                    action="delete_virtual_tag",
+                    target_id=live.id,
+                )
+            finally:
+                self.catalog.invalidate("virtual_tags")
+            recording.done(after=None)
+        plan.status = "deleted"
+        plan.change_id = recording.change_id
+        plan.steps = recording.happened
+        plan.notes = [
+            f"undo_change({recording.change_id!r}) recreates it with its rules and metadata (new id) and repoints "
+            "the tags that referred to it.",
+            *recording.notes(),
+        ]
+        return plan
 
     # ------------------------------------------------------------------ metadata
 
-    async def update_metadata(
-        self, ref: str, values: dict[str, ValueMetadata], mode: Literal["merge", "replace"], *, dry_run: bool
-    ) -> WriteResult:
+    async def plan_metadata(
+        self, ref: str, values: dict[str, ValueMetadata], mode: Literal["merge", "replace"]
+    ) -> tuple[VirtualTag, dict[str, ValueMetadata] | None, dict[str, ValueMetadata], WriteResult]:
         validate_metadata_values(values)
-        listed = await self.catalog.resolve_tag(ref)
+        live = await self.fresh_tag(ref)
         wanted = {e for v in values.values() for e in v.endpoint_ids}
         if wanted:
             known = {e.id: e.name for e in (await self.client.list_endpoints()).endpoints}
@@ -396,99 +691,166 @@ class Writer:
                 )
         notes: list[str] = []
         try:
-            current: dict[str, ValueMetadata] | None = (
-                await self.client.get_virtual_tag_metadata(listed.id)
-            ).metadata
+            read: dict[str, ValueMetadata] | None = await self.metadata_of(live.id)
         except MalformedResponseError as exc:
             if exc.field is None:  # an unreadable body (cut off, HTML): transient, said as it is
                 raise
             if mode == "merge":  # merging onto a read we could not recognise would drop what it holds
                 raise InputError(
-                    f"Nothing was written: a merge needs the current metadata of {fence(listed.name)}, "
+                    f"Nothing was written: a merge needs the current metadata of {fence(live.name)}, "
                     f"and Finout's answer was not recognised: {exc}",
                     hint="Run `finout-mcp doctor` to see the shape Finout sends; to set the whole map anyway, "
                     "call again with mode='replace' and every value the tag should keep.",
                 ) from None
-            current = None
+            read = None
             notes.append(
                 "The current metadata could not be read (unrecognised answer), so undo cannot restore it; "
                 "replace mode sets exactly the values given."
             )
-        new = merge_metadata(current, values) if mode == "merge" and current is not None else dict(values)
-        if current is not None:
-            new = in_endpoint_style(new, current)
-        as_json = _metadata_json(new)
-        before_json = _metadata_json(current) if current is not None else None
-        removed = sorted(set(current or {}) - set(new))
-        if removed:
-            notes.append(f"replace mode removes metadata of: {', '.join(fence(r) for r in removed)}.")
-        if current is not None and not metadata_mismatches(new, current):
-            return WriteResult(
-                status="unchanged",
-                tag=TagSummary(id=listed.id, name=listed.name),
-                metadata=new,
-                notes=[*notes, "Metadata already matches; nothing was sent."],
+        current = read or {}
+        new = merge_metadata(current, values) if mode == "merge" and read is not None else dict(values)
+        if read is not None:
+            new = in_endpoint_style(new, read)
+        mdiff = diff_metadata(current, new)
+        graph = await self.tag_graph()
+        outputs = graph.outputs(live)
+        warnings = case_clashes(list(values), [*outputs, *(v for v in current if v not in values)])
+        unproduced = [v for v in values if v not in outputs]
+        if unproduced:
+            warnings.append(
+                "No rule of this tag produces "
+                + ", ".join(fence(v) for v in unproduced)
+                + ": that metadata would never apply. Values it produces: "
+                + (", ".join(fence(v) for v in sorted(outputs)[:20]) or "none")
+                + "."
             )
-        if dry_run:
-            return WriteResult(
-                status="dry_run",
-                tag=TagSummary(id=listed.id, name=listed.name),
-                body=metadata_body(new),
-                metadata=new,
-                notes=[
-                    *notes,
-                    "Nothing was sent. PUT replaces all metadata; this body already includes "
-                    "what is kept. Call again with dry_run=false to apply.",
-                ],
+        version = version_of(live.id, metadata=current)
+        destructive = bool(
+            mdiff.removed
+            or mode == "replace"
+            or any(
+                ": -" in c or ", -" in c or "removed" in c or "→" in c
+                for lines in mdiff.changed.values()
+                for c in lines
             )
-        ack, rec = await self._logged(
-            "update_virtual_tag_metadata",
-            "virtual_tag_metadata",
-            lambda: self.client.set_virtual_tag_metadata(listed.id, new),
-            target_id=listed.id,
-            target_name=listed.name,
-            before={"metadata": before_json} if before_json is not None else None,
-            after=lambda _r: {"metadata": as_json},
         )
-        await self._verify_metadata(listed.id, listed.name, new, rec.change_id, ack.status, before=current)
-        return WriteResult(
-            status="updated",
-            change_id=rec.change_id,
-            tag=TagSummary(id=listed.id, name=listed.name),
-            body=metadata_body(new),
-            metadata=new,
+        result = WriteResult(
+            status="dry_run",
+            tag=_summary(live),
+            expected_version=version,
+            destructive=destructive,
+            metadata_diff=mdiff,
+            steps=[f"PUT /virtual-tags/{live.id}/metadata (replaces all of the tag's metadata)"],
+            warnings=warnings,
             notes=[
                 *notes,
-                "Read back from Finout: it matches what was sent.",
-                f"undo_change({rec.change_id!r}) restores the previous metadata.",
+                "Nothing was sent. The body holds the whole map (what is kept too). To apply exactly this, call "
+                f"again with dry_run=false and expected_version={version!r}.",
             ],
         )
+        return live, read, new, result
 
-    async def _verify_metadata(
+    async def update_metadata(
         self,
-        tag_id: str,
+        ref: str,
+        values: dict[str, ValueMetadata],
+        mode: Literal["merge", "replace"],
+        *,
+        dry_run: bool,
+        expected_version: ExpectedVersion = None,
+        include_body: bool = False,
+    ) -> WriteResult:
+        live, read, new, plan = await self.plan_metadata(ref, values, mode)
+        assert plan.expected_version is not None
+        current = read or {}
+
+        def describe(state: dict[str, Any] | None) -> str:
+            if not state or "metadata" not in state:
+                return ""
+            old = {k: ValueMetadata.model_validate(v) for k, v in state["metadata"].items()}
+            return diff_metadata(old, current).summary
+
+        self.check_expected(expected_version, plan.expected_version, describe, "The metadata")
+        if include_body:
+            plan.body = metadata_json(new)
+        if read is not None and not metadata_mismatches(new, read):
+            plan.status = "unchanged"
+            plan.notes = ["Metadata already matches; nothing was sent."]
+            return plan
+        if dry_run:
+            self.remember(plan.expected_version, live.id, {"metadata": metadata_json(current)})
+            return plan
+        async with self.store.tag_lock([live.id]):
+            if read is not None:
+                now = await self.metadata_of(live.id)
+                if _metadata_canon(now) != _metadata_canon(read):
+                    raise InputError(
+                        f"Nothing was sent: the metadata of {fence(live.name)} was changed by another writer while "
+                        f"this write was being prepared: {diff_metadata(read, now).summary}",
+                        hint="Redo the dry run on the current metadata and apply that.",
+                    )
+            summary = plan.metadata_diff.summary if plan.metadata_diff else ""
+            recording = Recording.start(
+                self.store,
+                "update_virtual_tag_metadata",
+                "virtual_tag_metadata",
+                actor=self.actor,
+                intent=f"{mode} metadata of tag {fence(live.name)}: {summary}",
+                target_id=live.id,
+                target_name=live.name,
+                before={"metadata": metadata_json(read)} if read is not None else None,
+            )
+            ack = await recording.step(
+                plan.steps[0],
+                lambda: self.client.set_virtual_tag_metadata(live.id, new),
+                action="put_virtual_tag_metadata",
+                target_id=live.id,
+            )
+            back = await self._metadata_read_back(live.id)
+            recording.done(after={"metadata": metadata_json(back if isinstance(back, dict) else new)})
+        self.verify_metadata(live.name, new, back, recording.change_id, ack.status, before=read)
+        plan.status = "updated"
+        plan.change_id = recording.change_id
+        plan.steps = recording.happened
+        plan.notes = [
+            "Read back from Finout: it matches what was sent.",
+            f"undo_change({recording.change_id!r}) restores the previous metadata.",
+            *recording.notes(),
+        ]
+        return plan
+
+    async def _metadata_read_back(self, tag_id: str) -> dict[str, ValueMetadata] | FinoutError:
+        try:
+            return (await self.client.get_virtual_tag_metadata(tag_id)).metadata
+        except FinoutError as exc:
+            return exc
+
+    @staticmethod
+    def verify_metadata(
         tag_name: str,
         sent: dict[str, ValueMetadata],
+        read: dict[str, ValueMetadata] | FinoutError,
         change_id: str,
         status: int,
         *,
         before: dict[str, ValueMetadata] | None,
     ) -> None:
-        """Read the metadata back after a write; raise :class:`WriteVerificationError` (with the
-        change id to undo it) if it is not what was sent."""
-        try:
-            read = (await self.client.get_virtual_tag_metadata(tag_id)).metadata
+        """Compare the metadata read back after a write with what was sent; raise
+        :class:`WriteVerificationError` (naming the change id to undo it) if it differs — Finout read
+        the body another way, or another writer changed it in between."""
+        if isinstance(read, FinoutError):
+            problems = [f"it could not be read back ({read.message})"]
+        else:
             problems = metadata_mismatches(sent, read)
             if problems and before is not None and not metadata_mismatches(before, read):
                 problems.insert(0, "it still reads as before, so the write did not take effect")
-        except FinoutError as exc:
-            problems = [f"it could not be read back ({exc.message})"]
         if problems:
             raise WriteVerificationError(
                 f"Finout answered the metadata write for {fence(tag_name)} with {status} (change {change_id}), "
-                f"but reading it back does not match what was sent: {'; '.join(problems)}. Check it with "
-                f"get_virtual_tag_metadata; undo_change({change_id!r}) restores the previous metadata. If it "
-                "persists, run `finout-mcp doctor`.",
+                f"but reading it back does not match what was sent: {'; '.join(problems)} (Finout read the body "
+                "another way, or another writer changed it in between). Check it with get_virtual_tag_metadata; "
+                f"undo_change({change_id!r}) restores the previous metadata. If it persists, run "
+                "`finout-mcp doctor`.",
                 change_id=change_id,
                 problems=problems,
             )
@@ -530,129 +892,40 @@ class Writer:
             return WriteResult(
                 status="dry_run",
                 endpoint=masked_body,
+                steps=[f"POST /endpoints ({type_} {fence(name)})"],
                 notes=[
                     "Nothing was sent. Endpoints cannot be deleted through the API, so check the name and "
                     "target now; call again with dry_run=false to create it."
                 ],
             )
-        created, rec = await self._logged(
+        recording = Recording.start(
+            self.store,
             "create_endpoint",
             "endpoint",
-            lambda: self.client.create_endpoint(body),
+            actor=self.actor,
+            intent=f"create {type_} endpoint {fence(name)}",
             target_id=None,
             target_name=name,
             before=None,
-            after=lambda e: mask_endpoint(e).model_dump(by_alias=True, mode="json", exclude_none=True),
+        )
+        created = await recording.step(
+            f"POST /endpoints ({type_} {fence(name)})",
+            lambda: self.client.create_endpoint(body),
+            action="create_endpoint",
+            target_id=None,
             new_id=lambda e: e.id,
+        )
+        recording.done(
+            after=mask_endpoint(created).model_dump(by_alias=True, mode="json", exclude_none=True),
+            target_id=created.id,
         )
         return WriteResult(
             status="created",
-            change_id=rec.change_id,
+            change_id=recording.change_id,
             endpoint=mask_endpoint(created),
-            notes=["The Finout API cannot delete endpoints: undo means removing it in the Finout UI."],
-        )
-
-    # ------------------------------------------------------------------ undo
-
-    async def _live_for(self, target_type: str, tag_id: str | None) -> dict[str, Any] | None:
-        if tag_id is None:
-            return None
-        try:
-            if target_type == "virtual_tag_metadata":
-                md = (await self.client.get_virtual_tag_metadata(tag_id)).metadata
-                return {"metadata": _metadata_json(md)}
-            return _tag_json(await self.client.get_virtual_tag(tag_id))
-        except NotFoundError:
-            return None
-
-    async def undo(self, change_id: str, *, dry_run: bool, force: bool) -> WriteResult:
-        rec = self.changelog.get(change_id)
-        plan = self.changelog.plan_undo(rec.change_id)
-        live = await self._live_for(plan.target_type, plan.target_id)
-        problems = drift(rec, live)
-        if problems and not force:
-            raise InputError(
-                f"Undo of {rec.change_id} refused: the target changed since that write: "
-                + "; ".join(problems)
-                + ".",
-                hint="Review the live state (get_virtual_tag); pass force=true to overwrite it anyway.",
-            )
-        steps_text = [f"{s.action} {s.tag_id or ''}".strip() for s in plan.steps]
-        if dry_run:
-            first_body = next((s.tag_body or s.metadata for s in plan.steps if s.tag_body or s.metadata), None)
-            return WriteResult(
-                status="dry_run",
-                body=first_body,
-                notes=[f"Nothing was sent. Undo would: {', '.join(steps_text)}.", *plan.notes],
-            )
-        before: dict[str, Any] | None = None
-        if plan.before_image == "tag" or plan.before_image == "tag_and_metadata":
-            tag_live = await self._live_for("virtual_tag", plan.target_id)
-            if plan.before_image == "tag_and_metadata":
-                meta = await self._live_for("virtual_tag_metadata", plan.target_id)
-                before = {"tag": tag_live, "metadata": (meta or {}).get("metadata", {})}
-            else:
-                before = tag_live
-        elif plan.before_image == "metadata":
-            before = live
-
-        written_metadata: list[tuple[str, dict[str, ValueMetadata], int]] = []
-
-        async def run_steps() -> dict[str, Any] | None:
-            new_id: str | None = plan.target_id
-            after: dict[str, Any] | None = None
-            for step in plan.steps:
-                if step.action == "delete_virtual_tag":
-                    assert step.tag_id is not None
-                    await self.client.delete_virtual_tag(step.tag_id)
-                    after = None
-                elif step.action == "put_virtual_tag":
-                    assert step.tag_id is not None and step.tag_body is not None
-                    body = VirtualTagWrite.model_validate(step.tag_body)
-                    after = _tag_json(await self.client.update_virtual_tag(step.tag_id, body))
-                elif step.action == "create_virtual_tag":
-                    assert step.tag_body is not None
-                    body = VirtualTagWrite.model_validate(step.tag_body)
-                    created = await self.client.create_virtual_tag(body)
-                    new_id = created.id
-                    after = _tag_json(created)
-                elif step.action == "put_virtual_tag_metadata":
-                    target = step.tag_id or new_id
-                    assert target is not None and step.metadata is not None
-                    md = {k: ValueMetadata.model_validate(v) for k, v in step.metadata.items()}
-                    ack = await self.client.set_virtual_tag_metadata(target, md)
-                    written_metadata.append((target, md, ack.status))
-                    if plan.target_type == "virtual_tag_metadata":
-                        after = {"metadata": step.metadata}
-            if after is not None and new_id is not None:
-                after.setdefault("id", new_id)
-            return after
-
-        after_image, undo_rec = await self._logged(
-            "undo",
-            plan.target_type,
-            run_steps,
-            target_id=plan.target_id,
-            target_name=plan.target_name,
-            before=before,
-            after=lambda a: a,
-            new_id=lambda a: (a or {}).get("id") if plan.effect == "create_virtual_tag" else None,
-            undoes=plan.undoes,
-            effect=plan.effect,
-        )
-        for tag_id, md, status in written_metadata:
-            await self._verify_metadata(
-                tag_id, plan.target_name or tag_id, md, undo_rec.change_id, status, before=None
-            )
-        return WriteResult(
-            status="undone",
-            change_id=undo_rec.change_id,
-            tag=TagSummary(
-                id=(after_image or {}).get("id") or plan.target_id,
-                name=(after_image or {}).get("name") or plan.target_name or "",
-            ),
+            steps=recording.happened,
             notes=[
-                f"Reverted {rec.change_id}. undo_change({undo_rec.change_id!r}) re-applies it.",
-                *plan.notes,
+                "The Finout API cannot delete endpoints: undo means removing it in the Finout UI.",
+                *recording.notes(),
             ],
         )

@@ -47,6 +47,14 @@ DryRun = Annotated[
     Field(description="true: only show the exact body; send nothing."),
 ]
 Refresh = Annotated[bool, Field(description="true: bypass the cache.")]
+ExpectedVersion = Annotated[
+    str | None,
+    Field(
+        description="The expected_version a dry run returned: the write is refused if the target changed since.",
+        max_length=40,
+    ),
+]
+IncludeBody = Annotated[bool, Field(description="true: also return the full JSON body (and raw filters).")]
 
 
 # ----------------------------------------------------------------------------- registration

@@ -11,7 +11,7 @@ from finout_mcp.api.models import Endpoint
 from finout_mcp.server.state import get_state
 from finout_mcp.server.tools.common import READ, WRITE_IDEMPOTENT, DryRun, Envelope, ToolCollector
 from finout_mcp.services.safety import mask_endpoint
-from finout_mcp.services.writes import Writer, WriteResult
+from finout_mcp.services.writes import WriteResult
 
 
 class EndpointsResult(Envelope):
@@ -46,7 +46,7 @@ async def create_endpoint(
     """Create an e-mail or Slack endpoint; address or webhook validated; idempotent by type and name. The
     API cannot delete endpoints: dry_run first."""
     s = get_state(ctx)
-    return await Writer(s.client, s.catalog, s.changelog).create_endpoint(type, name, to, dry_run=dry_run)
+    return await s.writer(ctx).create_endpoint(type, name, to, dry_run=dry_run)
 
 
 def register(server: ToolCollector, *, read_only: bool) -> None:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from mcp.server.elicitation import ElicitationResult
 from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.resolve import Elicit, Resolve
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from finout_mcp.api.models import TagReference, Timeframe
+from finout_mcp.server.confirm import Confirm, Preview, answered_no, confirmed_version, message, preview_if_asking
 from finout_mcp.server.state import get_state
 from finout_mcp.server.tools.common import (
     COMPUTE,
@@ -18,7 +21,9 @@ from finout_mcp.server.tools.common import (
     WRITE_IDEMPOTENT,
     DryRun,
     Envelope,
+    ExpectedVersion,
     FilterSpec,
+    IncludeBody,
     Refresh,
     TagRef,
     ToolCollector,
@@ -30,7 +35,7 @@ from finout_mcp.services.fencing import fence
 from finout_mcp.services.impact import ImpactEstimate, estimate_impact
 from finout_mcp.services.lint import LintReport, RuleSpec, lint_rules, rules_from_tag
 from finout_mcp.services.periods import Period, resolve_window
-from finout_mcp.services.writes import Writer, WriteResult
+from finout_mcp.services.writes import WriteResult
 
 
 class RuleInput(BaseModel):
@@ -224,23 +229,68 @@ async def create_virtual_tag(
         str | None, Field(description="Value for costs no rule matches, e.g. 'unallocated'.")
     ] = None,
     dry_run: DryRun = False,
+    include_body: IncludeBody = False,
     estimate_impact: EstimateImpact = False,
     impact_period: ImpactPeriod = "last_30_days",
 ) -> TagWriteResult:
     """Create a virtual tag. Find keys and values first (list_megabill_keys, list_key_values or
     compose_filter). Every rule is composed and linted; nothing is written on any error. Call with
-    dry_run=true first and show the body. Same name and content returns the existing tag. Returns a
+    dry_run=true first and show the plan. Same name and content returns the existing tag. Returns a
     change_id for undo_change. dry_run with estimate_impact=true also shows the dollars per rule and value."""
     _needs_dry_run(estimate_impact, dry_run)
-    result = await Writer(get_state(ctx).client, get_state(ctx).catalog, get_state(ctx).changelog).create_tag(
-        name, [r.spec() for r in rules], default_value, dry_run=dry_run
+    result = (
+        await get_state(ctx)
+        .writer(ctx)
+        .create_tag(
+            name,
+            [r.spec() for r in rules],
+            default_value,
+            dry_run=dry_run,
+            include_body=include_body or estimate_impact,  # the estimate reads the body
+        )
     )
     return await _with_impact(ctx, result, estimate_impact, impact_period, current_tag_id=None)
+
+
+async def preview_update(
+    ctx: Context,
+    tag: str,
+    name: str | None,
+    rules: list[RuleInput] | None,
+    default_value: str | None,
+    dry_run: bool,
+) -> Preview:
+    async def plan() -> WriteResult:
+        _, _, result = (
+            await get_state(ctx)
+            .writer(ctx)
+            .plan_update(
+                tag,
+                name=name,
+                rules=[r.spec() for r in rules] if rules is not None else None,
+                default_value=default_value,
+            )
+        )
+        return result
+
+    return await preview_if_asking(ctx, dry_run, plan)
+
+
+async def ask_update(
+    preview: Annotated[Preview, Resolve(preview_update)],
+) -> Confirm | Elicit[Confirm]:
+    if preview.plan is None:
+        return Confirm()
+    return Elicit(
+        message(f"Update virtual tag {preview.plan.tag.name if preview.plan.tag else ''}", preview.plan), Confirm
+    )
 
 
 async def update_virtual_tag(
     ctx: Context,
     tag: TagRef,
+    preview: Annotated[Preview, Resolve(preview_update)],
+    answer: Annotated[ElicitationResult[Confirm], Resolve(ask_update)],
     name: Annotated[str | None, Field(description="New name; omit to keep.")] = None,
     rules: Annotated[
         list[RuleInput] | None,
@@ -251,21 +301,30 @@ async def update_virtual_tag(
     ] = None,
     default_value: Annotated[str | None, Field(description="New default value; omit to keep.")] = None,
     dry_run: DryRun = False,
+    expected_version: ExpectedVersion = None,
+    include_body: IncludeBody = False,
     estimate_impact: EstimateImpact = False,
     impact_period: ImpactPeriod = "last_30_days",
 ) -> TagWriteResult:
     """Change a virtual tag (read it first with get_virtual_tag); fields you omit keep their values (a
-    complete body is sent). dry_run=true
-    shows the body and a rule-by-rule diff; with estimate_impact=true also the dollars moving between values.
-    Returns a change_id for undo_change."""
+    complete body is sent). dry_run=true shows a rule-by-rule readable diff, the dependent tags it
+    breaks, and an expected_version: pass it back with dry_run=false to apply exactly that plan; with
+    estimate_impact=true also the dollars moving between values. Returns a change_id for undo_change."""
     _needs_dry_run(estimate_impact, dry_run)
-    s = get_state(ctx)
-    result = await Writer(s.client, s.catalog, s.changelog).update_tag(
-        tag,
-        name=name,
-        rules=[r.spec() for r in rules] if rules is not None else None,
-        default_value=default_value,
-        dry_run=dry_run,
+    if (no := answered_no(answer, preview)) is not None:
+        return TagWriteResult(**dict(no))
+    result = (
+        await get_state(ctx)
+        .writer(ctx)
+        .update_tag(
+            tag,
+            name=name,
+            rules=[r.spec() for r in rules] if rules is not None else None,
+            default_value=default_value,
+            dry_run=dry_run,
+            expected_version=confirmed_version(answer, preview, expected_version),
+            include_body=include_body or estimate_impact,  # the estimate reads the body
+        )
     )
     tag_id = result.tag.id if result.tag is not None else None
     return await _with_impact(ctx, result, estimate_impact, impact_period, current_tag_id=tag_id)
@@ -276,23 +335,59 @@ async def clone_virtual_tag(
     tag: TagRef,
     new_name: Annotated[str, Field(description="Name of the copy.", min_length=1, max_length=200)],
     dry_run: DryRun = False,
+    include_body: IncludeBody = False,
 ) -> WriteResult:
     """Copy a virtual tag's rules and default value under a new name (not its metadata). Returns a
     change_id."""
-    s = get_state(ctx)
-    return await Writer(s.client, s.catalog, s.changelog).clone_tag(tag, new_name, dry_run=dry_run)
+    return await get_state(ctx).writer(ctx).clone_tag(tag, new_name, dry_run=dry_run, include_body=include_body)
+
+
+async def preview_delete(ctx: Context, tag: str, confirm_name: str, dry_run: bool, force: bool) -> Preview:
+    async def plan() -> WriteResult:
+        _, _, result = await get_state(ctx).writer(ctx).plan_delete(tag, confirm_name, force=force)
+        return result
+
+    return await preview_if_asking(ctx, dry_run, plan)
+
+
+async def ask_delete(
+    preview: Annotated[Preview, Resolve(preview_delete)],
+) -> Confirm | Elicit[Confirm]:
+    if preview.plan is None:
+        return Confirm()
+    return Elicit(
+        message(f"Delete virtual tag {preview.plan.tag.name if preview.plan.tag else ''}", preview.plan), Confirm
+    )
 
 
 async def delete_virtual_tag(
     ctx: Context,
     tag: TagRef,
     confirm_name: Annotated[str, Field(description="Must equal the tag's current name exactly.")],
+    preview: Annotated[Preview, Resolve(preview_delete)],
+    answer: Annotated[ElicitationResult[Confirm], Resolve(ask_delete)],
     dry_run: DryRun = False,
+    force: Annotated[
+        bool, Field(description="true: delete even though other tags refer to it (their references break).")
+    ] = False,
+    expected_version: ExpectedVersion = None,
 ) -> WriteResult:
-    """Delete a virtual tag; confirm_name must equal its current name. Refused while other tags take their
-    value from it. undo_change recreates it with its metadata (new id)."""
-    s = get_state(ctx)
-    return await Writer(s.client, s.catalog, s.changelog).delete_tag(tag, confirm_name, dry_run=dry_run)
+    """Delete a virtual tag; confirm_name must equal its current name. Refused while other tags filter on
+    it or take their value from it (each is named), unless force=true. undo_change recreates it with its
+    metadata (new id) and repoints those references."""
+    if (no := answered_no(answer, preview)) is not None:
+        return no
+    return (
+        await get_state(ctx)
+        .writer(ctx)
+        .delete_tag(
+            tag,
+            confirm_name,
+            dry_run=dry_run,
+            force=force,
+            expected_version=confirmed_version(answer, preview, expected_version),
+        )
+    )
 
 
 def register(server: ToolCollector, *, read_only: bool) -> None:
