@@ -12,6 +12,8 @@ Figures (see BENCHMARKS.md for goals and the latest numbers):
   throughput 50 concurrent uncached calls at 100 ms latency vs the ideal 5/latency; 429s
   large      --scale large: cached key/value searches, compose_filter, peak RSS of the server
   context    bytes of tools/list and of the default answers of the main read tools
+  writes     update_virtual_tag over stdio (fresh resolve, dependency graph, tag lock, re-read,
+             read-back, change log) vs the bare GET + PUT a PUT-replaces client needs, p50
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -35,6 +38,8 @@ from typing import Any
 import anyio
 import httpx
 from mcp import Client, StdioServerParameters
+
+from finout_mcp.api.models import strip_display_names
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -117,6 +122,8 @@ def control(base: str, method: str, path: str, body: dict[str, Any] | None = Non
 def server_params(api_url: str | None) -> StdioServerParameters:
     env = dict(os.environ)
     env.pop("FINOUT_MCP_READ_ONLY", None)
+    # the change log of the writes benchmark goes to a throw-away dir, never the user's state
+    env.setdefault("FINOUT_MCP_STATE_DIR", str(Path(tempfile.gettempdir()) / f"finout-bench-{os.getpid()}"))
     if api_url is None:
         return StdioServerParameters(command=FINOUT_MCP, args=["--demo"], env=env)
     env.update(FINOUT_API_URL=api_url, FINOUT_CLIENT_ID=AUTH["x-finout-client-id"])
@@ -527,7 +534,59 @@ async def bench_context(api: str) -> list[Row]:
 
 # --------------------------------------------------------------------------- main
 
-FIGURES = ["cold", "overhead", "ranges", "throughput", "large", "context"]
+FIGURES = ["cold", "overhead", "ranges", "throughput", "large", "context", "writes"]
+
+
+# --------------------------------------------------------------------------- 7. safe writes
+
+
+async def bench_writes(api: str, n: int = 40) -> list[Row]:
+    """Latency the write checks add: one update_virtual_tag (dry-run-free apply) through the server
+    against the bare GET + PUT of the same change sent directly, alternating two default values so
+    every write is a real change. Also counts the Finout requests each costs."""
+    async with session(api) as client, httpx.AsyncClient(headers=AUTH, timeout=30) as http:
+        tags = (await http.get(f"{api}/virtual-tags")).json()["virtualTags"]
+        env = next(t for t in tags if t["name"] == "Environment")
+        url = f"{api}/virtual-tags/{env['id']}"
+        values = iter(f"bench-{i}" for i in range(10 * n))
+
+        async def direct() -> None:
+            tag = (await http.get(url)).json()
+            body = {"name": tag["name"], "rules": strip_display_names(tag["rules"]), "defaultValue": next(values)}
+            (await http.put(url, json=body)).raise_for_status()
+
+        async def via_mcp() -> None:
+            await call(client, "update_virtual_tag", {"tag": "Environment", "default_value": next(values)})
+
+        for _ in range(5):
+            await direct()
+            await via_mcp()
+        t_mcp: list[float] = []
+        t_direct: list[float] = []
+        control(api, "POST", "reset")
+        before = control(api, "GET", "stats")["total_requests"]
+        for _ in range(n):
+            t_mcp.append(await timed(via_mcp))
+        per_write = (control(api, "GET", "stats")["total_requests"] - before) / n
+        for _ in range(n):
+            t_direct.append(await timed(direct))
+    added = pct(t_mcp, 50) - pct(t_direct, 50)
+    return [
+        Row(
+            f"write checks: update_virtual_tag p50 over stdio minus direct GET+PUT p50 (n={n}, no injected latency)",
+            f"{ms(added):.1f} ms (mcp {ms(pct(t_mcp, 50)):.1f} - direct {ms(pct(t_direct, 50)):.1f}; "
+            f"p95 {ms(pct(t_mcp, 95)):.1f} / {ms(pct(t_direct, 95)):.1f})",
+            "(reported)",
+            None,
+            {"mcp_ms": [ms(t) for t in t_mcp], "direct_ms": [ms(t) for t in t_direct]},
+        ),
+        Row(
+            "write checks: Finout requests per update_virtual_tag (direct: 2)",
+            f"{per_write:.1f}",
+            "(reported)",
+            None,
+        ),
+    ]
 
 
 async def guarded(name: str, fn: Callable[[], Awaitable[list[Row]]]) -> list[Row]:
@@ -549,7 +608,7 @@ async def run(only: list[str]) -> list[Row]:
     rows: list[Row] = []
     if "cold" in only:
         rows += await guarded("cold start", bench_cold)
-    if {"overhead", "ranges", "throughput", "context"} & set(only):
+    if {"overhead", "ranges", "throughput", "context", "writes"} & set(only):
         with sandbox() as api:
             if "overhead" in only:
                 rows += await guarded("per-call overhead", lambda: bench_overhead(api))
@@ -559,6 +618,8 @@ async def run(only: list[str]) -> list[Row]:
                 rows += await guarded("throughput", lambda: bench_throughput(api))
             if "context" in only:
                 rows += await guarded("context footprint", lambda: bench_context(api))
+            if "writes" in only:
+                rows += await guarded("safe writes", lambda: bench_writes(api))
     if "large" in only:
         with sandbox("--scale", "large") as api:
             rows += await guarded("large account", lambda: bench_large(api))

@@ -511,6 +511,8 @@ class FakeFinout:
         path = request.url.path
         if path == "/v1/virtual-tags":
             return httpx.Response(200, json={"virtualTags": [{"id": "vt", "name": "Teams", "rules": []}]})
+        if path == "/v1/virtual-tags/vt":  # writes read the tag by id just before writing
+            return httpx.Response(200, json={"id": "vt", "name": "Teams", "rules": []})
         if path == "/v1/megabill/query-language/keys":
             return httpx.Response(200, json=KEYS_DOC)
         if path == "/v1/endpoints":
@@ -531,7 +533,7 @@ class FakeFinout:
 
 def writer_for(fake: FakeFinout, tmp_path: Path) -> Writer:
     client = client_for(fake)
-    return Writer(client, Catalog(client), ChangeLog(tmp_path / "state"))
+    return Writer(client, Catalog(client), ChangeLog(tmp_path / "state"), actor="tests")
 
 
 async def test_merge_sends_the_bare_map_and_reads_it_back(tmp_path: Path) -> None:
@@ -558,7 +560,7 @@ async def test_read_back_catches_an_api_that_read_the_body_otherwise(tmp_path: P
     assert "a value named `metadata` appeared" in message and "values that were written are missing" in message
     assert f"undo_change({info.value.change_id!r})" in message
     # the change is recorded, so the undo it names exists
-    assert writer.changelog.get(info.value.change_id).operation == "update_virtual_tag_metadata"
+    assert writer.store.get(info.value.change_id).operation == "update_virtual_tag_metadata"
 
 
 async def test_read_back_catches_a_write_that_did_not_take(tmp_path: Path) -> None:

@@ -174,7 +174,11 @@ def test_sigkill_mid_write_leaves_a_loadable_log(tmp_path: Path) -> None:
     log = ChangeLog(tmp_path)
     for round_ in range(5):
         proc = _spawn(tmp_path, f"k{round_}", 100_000)
-        time.sleep(0.4 + rnd.random() * 0.5)
+        deadline = time.monotonic() + 60  # the writer is writing (its start-up is slow on a busy machine)
+        while not any(r.status == "done" for r in log.list(limit=2, tag=f"k{round_}")):
+            assert time.monotonic() < deadline and proc.poll() is None, "the writer never wrote"
+            time.sleep(0.02)
+        time.sleep(rnd.random() * 0.5)  # then kill it at a random point of its writes
         proc.send_signal(signal.SIGKILL)
         assert proc.wait(timeout=10) == -signal.SIGKILL
         recs = log.list(limit=1_000_000)  # loads: never raises

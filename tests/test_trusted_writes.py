@@ -26,6 +26,7 @@ from finout_mcp.services.changelog import ChangeStore
 from tests.support import TODAY, call, call_error, demo, text, writes
 
 VT = "Virtual Tags"
+SERVER_FIELDS = {"id", "accountId", "createdAt", "createdBy", "updatedAt", "updatedBy"}
 
 
 @asynccontextmanager
@@ -66,7 +67,7 @@ def account_state(sb: Sandbox) -> str:
         return value
 
     tags = {
-        t["name"]: {"rules": rename(t["rules"]), "defaultValue": t.get("defaultValue")}
+        t["name"]: {k: rename(v) for k, v in t.items() if k not in SERVER_FIELDS}
         for t in sb.account.virtual_tags.values()
     }
     metadata = {names[tid]: md for tid, md in sb.account.metadata.items() if tid in names and md}

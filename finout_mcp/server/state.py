@@ -174,12 +174,14 @@ def build_lifespan(
     sandbox: Sandbox | None = None,
     today: Callable[[], date] | None = None,
     ref: StateRef | None = None,
+    actor: Actor | None = None,
 ) -> Callable[[MCPServer[Any]], Any]:
-    """The MCPServer lifespan: one AppState for the run, its client closed at the end."""
+    """The MCPServer lifespan: one AppState for the run, its client closed at the end. ``actor``
+    names who writes (default: the OS user; an authenticated transport passes its subject)."""
 
     @asynccontextmanager
     async def lifespan(_server: MCPServer[Any]) -> AsyncIterator[AppState]:
-        state = AppState(settings, sandbox=sandbox, today=today)
+        state = AppState(settings, sandbox=sandbox, today=today, actor=actor)
         log.info("finout-mcp ready (%s)", "demo sandbox" if settings.demo else settings.api_url)
         if ref is not None:
             ref.current = state

@@ -2,7 +2,8 @@
 
 A tag depends on another when one of its rules filters on the other's values (a condition
 whose key is the other tag's id under cost center ``Virtual Tags``) or takes the other's
-value (a ``to`` object ``{"key": <tag id>, "costCenter": "Virtual Tags"}``). Writes use
+value (a ``to`` object ``{"key": <tag id>, "costCenter": "Virtual Tags"}``, or the same
+object as its ``defaultValue``). Writes use
 the graph to say which tags a change affects and which of their conditions would match
 nothing afterwards; delete refuses while a tag is referenced; undo of a delete repoints
 references to the recreated tag's new id.
@@ -49,13 +50,15 @@ class Reference:
     from_id: str
     from_name: str
     to_id: str
-    rule: int
-    kind: Literal["filter", "to"]
+    rule: int  # 1-based; 0 for the default value
+    kind: Literal["filter", "to", "default"]
     operator: str | None = None
     values: tuple[str, ...] = ()
     path: str = ""
 
     def describe(self) -> str:
+        if self.kind == "default":
+            return f"{fence(self.from_name)} takes its default value from it"
         if self.kind == "to":
             return f"{fence(self.from_name)} rule {self.rule} takes its value from it"
         vals = ", ".join(self.values)
@@ -88,6 +91,10 @@ class TagGraph:
         self.tags: dict[str, VirtualTag] = {t.id: t for t in tags}
         self._refs: dict[str, list[Reference]] = {}
         for t in tags:
+            if isinstance(t.default_value, TagReference) and t.default_value.cost_center == VIRTUAL_TAGS:
+                self._refs.setdefault(t.default_value.key, []).append(
+                    Reference(t.id, t.name, t.default_value.key, 0, "default")
+                )
             for i, rule in enumerate(t.rules, start=1):
                 for ref in _rule_references(t, i, rule):
                     self._refs.setdefault(ref.to_id, []).append(ref)
@@ -167,9 +174,13 @@ def repointed(tag: VirtualTag, old_id: str, new_id: str) -> VirtualTagWrite | No
             changed = changed or new_filters != filters
             filters = new_filters
         rules.append(VirtualTagRule(to=to, filters=filters, timeframe=rule.timeframe))
+    default = tag.default_value
+    if isinstance(default, TagReference) and default.key == old_id:
+        default = default.model_copy(update={"key": new_id})
+        changed = True
     if not changed:
         return None
-    return VirtualTagWrite(name=tag.name, rules=rules, default_value=tag.default_value)
+    return tag.write_body(rules=rules, default_value=default)
 
 
 def graph_of(tags: Mapping[str, VirtualTag] | Sequence[VirtualTag]) -> TagGraph:

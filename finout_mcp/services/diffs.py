@@ -281,12 +281,17 @@ class MetadataDiff(BaseModel):
         default_factory=dict, description="Per value: 'groups: +g2', 'customMetadata.owner: a → b', ..."
     )
     unchanged: int = 0
+    removes_or_overwrites: bool = Field(
+        default=False, description="true: a value, list entry or custom field is removed or overwritten."
+    )
     summary: str
 
 
-def _list_changes(field: str, before: list[str], after: list[str]) -> list[str]:
-    parts = [f"+{show(x)}" for x in after if x not in before] + [f"-{show(x)}" for x in before if x not in after]
-    return [f"{field}: {', '.join(parts)}"] if parts else []
+def _list_changes(field: str, before: list[str], after: list[str]) -> tuple[list[str], bool]:
+    """``groups: +g2, -g1`` and whether anything was removed."""
+    gone = [x for x in before if x not in after]
+    parts = [f"+{show(x)}" for x in after if x not in before] + [f"-{show(x)}" for x in gone]
+    return ([f"{field}: {', '.join(parts)}"] if parts else []), bool(gone)
 
 
 def _short(v: Any) -> str:
@@ -301,20 +306,23 @@ def diff_metadata(before: Mapping[str, ValueMetadata], after: Mapping[str, Value
             continue
         if value not in after:
             out.removed.append(value)
+            out.removes_or_overwrites = True
             continue
         b, a = before[value], after[value]
-        lines = _list_changes("groups", b.groups, a.groups) + _list_changes(
-            "endpoints", b.endpoint_ids, a.endpoint_ids
-        )
+        groups, lost_group = _list_changes("groups", b.groups, a.groups)
+        endpoints, lost_endpoint = _list_changes("endpoints", b.endpoint_ids, a.endpoint_ids)
+        lines = groups + endpoints
+        out.removes_or_overwrites |= lost_group or lost_endpoint
         for k in [*b.custom_metadata, *(k for k in a.custom_metadata if k not in b.custom_metadata)]:
+            field = f"customMetadata.{show(k)}"
             if k not in a.custom_metadata:
-                lines.append(f"customMetadata.{show(k)}: removed (was {_short(b.custom_metadata[k])})")
+                lines.append(f"{field}: removed (was {_short(b.custom_metadata[k])})")
+                out.removes_or_overwrites = True
             elif k not in b.custom_metadata:
-                lines.append(f"customMetadata.{show(k)}: set to {_short(a.custom_metadata[k])}")
+                lines.append(f"{field}: set to {_short(a.custom_metadata[k])}")
             elif b.custom_metadata[k] != a.custom_metadata[k]:
-                lines.append(
-                    f"customMetadata.{k}: {_short(b.custom_metadata[k])} → {_short(a.custom_metadata[k])}"
-                )
+                lines.append(f"{field}: {_short(b.custom_metadata[k])} → {_short(a.custom_metadata[k])}")
+                out.removes_or_overwrites = True
         if lines:
             out.changed[value] = lines
         else:

@@ -358,7 +358,7 @@ class Undoer:
         if plan.effect == "create_virtual_tag":
             old_id = rec.target_id or ((rec.before or {}).get("tag") or {}).get("id")
             if old_id:
-                graph = await self.w.tag_graph()
+                graph = await self.w.tag_graph(fresh=True)
                 for ref_id in dict.fromkeys(r.from_id for r in graph.references_to(old_id)):
                     plan.steps.append(
                         UndoStep(
@@ -403,7 +403,7 @@ class Undoer:
                 + ".",
             )
         assert result.expected_version is not None
-        self.w.check_expected(expected_version, result.expected_version, lambda _st: "", "The target")
+        self.w.check_expected(expected_version, result.expected_version, lambda _st: "", "the target")
         if dry_run:
             return result
         lock_ids = [i for i in [plan.target_id, *(s.tag_id for s in todo if s.tag_id)] if i]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -241,8 +241,10 @@ class Writer:
                 hint="Call list_virtual_tags and pass the id of the tag you mean.",
             )
 
-    async def tag_graph(self) -> TagGraph:
-        return TagGraph(await self.catalog.virtual_tags(refresh=True))
+    async def tag_graph(self, *, fresh: bool = False) -> TagGraph:
+        """Every tag's references. A write resolves its target with a fresh list first (which
+        refreshes the cached one), so the cached list is as fresh as that read unless ``fresh``."""
+        return TagGraph(await self.catalog.virtual_tags(refresh=fresh))
 
     async def metadata_of(self, tag_id: str) -> dict[str, ValueMetadata]:
         try:
@@ -253,7 +255,11 @@ class Writer:
     # ------------------------------------------------------------------ version checks
 
     def check_expected(
-        self, expected: ExpectedVersion, current: str, describe: Any, what: str = "The tag"
+        self,
+        expected: ExpectedVersion,
+        current: str,
+        describe: Callable[[dict[str, Any] | None], str],
+        what: str = "the tag",
     ) -> None:
         """Refuse when a dry run's ``expected_version`` is not the current version (showing what changed)."""
         if expected is None or expected.strip() == current:
@@ -262,8 +268,8 @@ class Writer:
         changes = describe(planned) if planned is not None else None
         detail = f": {changes}" if changes else " (that version is not in this server's change log)"
         raise InputError(
-            f"Nothing was sent: {what.lower() if what != 'The tag' else 'the tag'} changed since the dry run "
-            f"you confirmed (expected_version {expected.strip()}, now {current}){detail}.",
+            f"Nothing was sent: {what} changed since the dry run you confirmed "
+            f"(expected_version {expected.strip()}, now {current}){detail}.",
             hint="Run the dry run again, show the user the new diff, and apply with its expected_version.",
         )
 
@@ -445,13 +451,8 @@ class Writer:
                     + ", ".join(fence(v) for v in orphaned)
                     + ". Move it with update_virtual_tag_metadata if the value was renamed."
                 )
-        destructive = bool(
-            diff.values_removed
-            or diff.counts["removed"]
-            or any(
-                any(c.startswith(("-",)) or ": -" in c or ", -" in c for c in r.value_changes) for r in diff.rules
-            )
-        )
+        # PUT replaces the rules: asking is due when values disappear or rules are removed or rewritten
+        destructive = bool(diff.values_removed or diff.counts["removed"] or diff.counts["changed"])
         version = version_of(live.id, tag=live)
         result = WriteResult(
             status="dry_run",
@@ -725,15 +726,7 @@ class Writer:
                 + "."
             )
         version = version_of(live.id, metadata=current)
-        destructive = bool(
-            mdiff.removed
-            or mode == "replace"
-            or any(
-                ": -" in c or ", -" in c or "removed" in c or "→" in c
-                for lines in mdiff.changed.values()
-                for c in lines
-            )
-        )
+        destructive = mode == "replace" or mdiff.removes_or_overwrites
         result = WriteResult(
             status="dry_run",
             tag=_summary(live),
@@ -770,7 +763,7 @@ class Writer:
             old = {k: ValueMetadata.model_validate(v) for k, v in state["metadata"].items()}
             return diff_metadata(old, current).summary
 
-        self.check_expected(expected_version, plan.expected_version, describe, "The metadata")
+        self.check_expected(expected_version, plan.expected_version, describe, "the metadata")
         if include_body:
             plan.body = metadata_json(new)
         if read is not None and not metadata_mismatches(new, read):
