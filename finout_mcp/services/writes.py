@@ -429,7 +429,9 @@ class Writer:
         diff = diff_tag(
             live,
             body,
-            await self.catalog.keys(),
+            # display names for the rules' readable form; unchanged rules are not shown, and the lint
+            # of new rules has loaded the keys already (a tag write drops them from the cache)
+            await self.catalog.keys() if rules is not None else [],
             tag_names={t: n for t, n in ((x.id, x.name) for x in graph.tags.values())},
             outputs_before=before_out,
             outputs_after=after_out,
