@@ -233,8 +233,10 @@ class ChangeStore(ABC):
     location: str
 
     @abstractmethod
-    def _transaction(self) -> Any:
-        """Context manager yielding a cursor; commits on exit, rolls back on an exception."""
+    def _transaction(self, *, durable: bool = True) -> Any:
+        """Context manager yielding a cursor; commits on exit, rolls back on an exception.
+        ``durable=False``: the commit need not survive a power loss (lock rows, dry-run versions),
+        so a backend may skip the flush to disk."""
 
     def close(self) -> None:  # noqa: B027 - optional for backends without a connection
         """Release the connection (if the backend holds one)."""
@@ -305,9 +307,14 @@ class ChangeStore(ABC):
         new_id: str | None = None,
         detail: dict[str, Any] | None = None,
     ) -> ChangeStep:
-        """Record one step that reached Finout (call it right after the step succeeded)."""
+        """Record one step that reached Finout (call it right after the step succeeded).
+
+        Committed at once (another process sees it, and it survives this process dying), but not
+        flushed to disk on its own: the outcome's durable commit flushes it with everything
+        before it. Only a power loss between the two could lose a step, and then resuming an
+        undo adopts a recreated tag by name and content instead of creating it twice."""
         step = ChangeStep(seq=0, action=action, target_id=target_id, new_id=new_id, detail=scrub_json(detail))
-        with self._transaction() as cur:
+        with self._transaction(durable=False) as cur:
             cur.execute("SELECT COALESCE(MAX(seq), 0) FROM change_steps WHERE change_id = ?", (rec.change_id,))
             step.seq = int(cur.fetchone()[0]) + 1
             cur.execute(
@@ -454,7 +461,7 @@ class ChangeStore(ABC):
     # -- planned versions (dry runs)
 
     def remember_version(self, version: str, target_id: str | None, state: dict[str, Any]) -> None:
-        with self._transaction() as cur:
+        with self._transaction(durable=False) as cur:
             cur.execute(
                 "INSERT INTO planned_versions (version, target_id, state_json, at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (version) DO NOTHING",
@@ -472,7 +479,7 @@ class ChangeStore(ABC):
 
     def _try_lock(self, tag_id: str, holder: str) -> bool:
         now = time.time()
-        with self._transaction() as cur:
+        with self._transaction(durable=False) as cur:
             cur.execute("DELETE FROM tag_locks WHERE tag_id = ? AND expires_at < ?", (tag_id, now))
             cur.execute("SELECT holder FROM tag_locks WHERE tag_id = ?", (tag_id,))
             row = cur.fetchone()
@@ -488,7 +495,7 @@ class ChangeStore(ABC):
         return True
 
     def _unlock(self, tag_id: str, holder: str) -> None:
-        with self._transaction() as cur:
+        with self._transaction(durable=False) as cur:
             cur.execute("DELETE FROM tag_locks WHERE tag_id = ? AND holder = ?", (tag_id, holder))
 
     @asynccontextmanager
@@ -613,10 +620,12 @@ class SqliteChangeStore(ChangeStore):
         return conn
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Cursor]:
+    def _transaction(self, *, durable: bool = True) -> Iterator[sqlite3.Cursor]:
         with self._lock:
             conn = self._connect()
             cur = conn.cursor()
+            if not durable:  # WAL + NORMAL: committed and visible to every process, fsync-ed at checkpoint
+                cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("BEGIN IMMEDIATE")
             try:
                 yield cur
@@ -626,6 +635,8 @@ class SqliteChangeStore(ChangeStore):
             else:
                 cur.execute("COMMIT")
             finally:
+                if not durable:
+                    cur.execute("PRAGMA synchronous=FULL")
                 cur.close()
 
     def close(self) -> None:
