@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -26,10 +27,29 @@ Waiting for a client on stdin; press Ctrl-C to quit.
 """
 
 
+EXIT_CODES = """\
+exit codes:
+  0  stopped: stdin closed (every request read was answered first), Ctrl-C, or SIGTERM
+  2  bad command line or configuration: one paragraph on stderr names the option or variable
+  1  anything else (the message on stderr says what)
+  finout-mcp doctor: 0 every response recognised, 1 a mismatch, 2 configuration
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """The top-level parser: ``--help`` ends with the environment variables and exit codes."""
+
+    def format_help(self) -> str:
+        from finout_mcp.config import environment_help  # only --help pays for pydantic-settings
+
+        return f"{super().format_help()}\n{environment_help()}\n{EXIT_CODES}"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="finout-mcp",
-        description="MCP server for the Finout cloud-cost API (stdio by default).",
+        description="MCP server for the Finout cloud-cost API (stdio by default). "
+        "Credentials come from the environment (below); --demo needs none.",
     )
     p.add_argument("--version", action="version", version=f"finout-mcp {__version__}")
     p.add_argument("--demo", action="store_true", help="serve the built-in sandbox account (no credentials)")
@@ -38,7 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not even list the write tools (or FINOUT_MCP_READ_ONLY=1)",
     )
-    p.add_argument("--transport", choices=["stdio", "sse", "streamable-http"], default="stdio")
+    p.add_argument(
+        "--transport",
+        choices=["stdio", "sse", "streamable-http"],
+        default="stdio",
+        help="stdio (default: a client starts the server), or serve HTTP on --host/--port",
+    )
     p.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
     p.add_argument(
@@ -60,13 +85,32 @@ def build_parser() -> argparse.ArgumentParser:
         "costguard,endpoints,changes (default all)",
     )
     p.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default), ERROR; logs go to stderr")
-    sub = p.add_subparsers(dest="command")
-    sb = sub.add_parser("sandbox", help="serve the sandbox Finout API over HTTP (for curl, tests, benchmarks)")
-    sb.add_argument("--host", default="127.0.0.1")
-    sb.add_argument("--port", type=int, default=8080)
-    sb.add_argument("--seed", type=int, default=7)
-    sb.add_argument("--scale", choices=["demo", "large"], default="demo")
-    sb.add_argument("--latency-ms", type=float, default=0.0)
+    sub = p.add_subparsers(dest="command", parser_class=argparse.ArgumentParser)
+    sb = sub.add_parser(
+        "sandbox",
+        help="serve the sandbox Finout API over HTTP (for curl, tests, benchmarks)",
+        description="Serve the built-in Finout API simulator (the account --demo uses) over HTTP at "
+        "http://HOST:PORT/v1. Any x-finout-client-id / x-finout-secret-key pair is accepted; the "
+        "/_sandbox control routes (fault injection) have no authentication, so keep it on loopback.",
+    )
+    sb.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    sb.add_argument("--port", type=int, default=8080, help="TCP port (default 8080)")
+    sb.add_argument(
+        "--seed", type=int, default=7, help="seed of the generated account: same seed, same data (default 7)"
+    )
+    sb.add_argument(
+        "--scale",
+        choices=["demo", "large"],
+        default="demo",
+        help="demo: the small account of --demo; large: a large account for benchmarks (default demo)",
+    )
+    sb.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="added delay per API request, milliseconds, to mimic a remote Finout (default 0)",
+    )
     doc = sub.add_parser(
         "doctor",
         help="read-only check of the credentials and of every response shape; run it before trusting writes",
@@ -164,6 +208,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from finout_mcp.server.app import build_server
 
     server = build_server(settings, toolsets=toolsets)
+    # SIGTERM (a client closing the server, `docker stop`) takes the same orderly way out as
+    # Ctrl-C; without a handler a container's PID 1 would ignore it.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     try:
         if args.transport == "stdio":
@@ -189,4 +236,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             anyio.run(serve_http, app, args.host, args.port, settings.log_level)
     except KeyboardInterrupt:
         pass
+    except SystemExit as exc:  # uvicorn exits when it cannot listen; it logged the reason above
+        if exc.code in (0, None):
+            return 0
+        return _fail(
+            f"could not serve on {args.host}:{args.port} (the reason is logged above): choose a free "
+            "port with --port, or stop what listens there."
+        )
     return 0

@@ -50,6 +50,9 @@ ENV_VARS: dict[str, str] = {
     "v2_query_timeout_s": "FINOUT_MCP_V2_QUERY_TIMEOUT",
 }
 SECRET_FIELDS = frozenset({"secret_key", "auth_token"})
+# Settings --demo never uses (it talks to the in-process sandbox): their variables are ignored
+# in demo mode, so a stale or bad value in the environment cannot block a demo.
+DEMO_IGNORED = frozenset({"api_url", "api_v2_url"})
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
 # What a valid value looks like, per field (for error messages).
@@ -109,27 +112,101 @@ class Settings(BaseSettings):
         case_sensitive=False,
     )
 
-    client_id: str | None = Field(default=None, validation_alias="FINOUT_CLIENT_ID")
-    secret_key: SecretStr | None = Field(default=None, validation_alias="FINOUT_SECRET_KEY")
-    api_url: str = Field(default=DEFAULT_API_URL, validation_alias="FINOUT_API_URL")
-    api_v2_url: str | None = Field(default=None, validation_alias="FINOUT_API_V2_URL")
-    read_only: bool = Field(default=False, validation_alias="FINOUT_MCP_READ_ONLY")
-    auth_token: SecretStr | None = Field(default=None, validation_alias="FINOUT_MCP_AUTH_TOKEN")
-    state_dir: Path | None = Field(default=None, validation_alias="FINOUT_MCP_STATE_DIR")
-    demo: bool = False
-    connect_timeout: float = Field(default=5.0, gt=0, validation_alias="FINOUT_MCP_CONNECT_TIMEOUT")
-    read_timeout: float = Field(default=60.0, gt=0, validation_alias="FINOUT_MCP_TIMEOUT")
-    max_concurrency: int = Field(
-        default=MAX_CONCURRENCY, ge=1, le=MAX_CONCURRENCY, validation_alias="FINOUT_MCP_MAX_CONCURRENCY"
+    client_id: str | None = Field(
+        default=None,
+        description="Finout API client id (Admin Portal → API Tokens); required unless --demo",
+        validation_alias="FINOUT_CLIENT_ID",
     )
-    retry_max_attempts: int = Field(default=4, ge=1, le=10, validation_alias="FINOUT_MCP_RETRY_MAX_ATTEMPTS")
-    retry_budget_s: float = Field(default=30.0, ge=0, validation_alias="FINOUT_MCP_RETRY_BUDGET")
-    cache_ttl_s: float = Field(default=600.0, ge=0, validation_alias="FINOUT_MCP_CACHE_TTL")
-    log_level: str = Field(default="WARNING", validation_alias="FINOUT_MCP_LOG_LEVEL")
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Finout API secret key; required unless --demo; never logged",
+        validation_alias="FINOUT_SECRET_KEY",
+    )
+    api_url: str = Field(
+        default=DEFAULT_API_URL,
+        description="Finout API base URL; ignored with --demo",
+        validation_alias="FINOUT_API_URL",
+    )
+    api_v2_url: str | None = Field(
+        default=None,
+        description="Finout API v2 base URL; default FINOUT_API_URL with /v1 -> /v2; ignored with --demo",
+        validation_alias="FINOUT_API_V2_URL",
+    )
+    read_only: bool = Field(
+        default=False,
+        description="1: the write tools are not even listed; same as --read-only",
+        validation_alias="FINOUT_MCP_READ_ONLY",
+    )
+    auth_token: SecretStr | None = Field(
+        default=None,
+        description="bearer token the HTTP transports require; mandatory when binding beyond loopback",
+        validation_alias="FINOUT_MCP_AUTH_TOKEN",
+    )
+    state_dir: Path | None = Field(
+        default=None,
+        description="where the change log lives; default $XDG_STATE_HOME/finout-mcp, else ~/.local/state/finout-mcp",
+        validation_alias="FINOUT_MCP_STATE_DIR",
+    )
+    demo: bool = False
+    connect_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        description="connect timeout to Finout, seconds",
+        validation_alias="FINOUT_MCP_CONNECT_TIMEOUT",
+    )
+    read_timeout: float = Field(
+        default=60.0, gt=0, description="read timeout to Finout, seconds", validation_alias="FINOUT_MCP_TIMEOUT"
+    )
+    max_concurrency: int = Field(
+        default=MAX_CONCURRENCY,
+        ge=1,
+        le=MAX_CONCURRENCY,
+        description="requests in flight to Finout, 1-5; Finout allows 5 per key",
+        validation_alias="FINOUT_MCP_MAX_CONCURRENCY",
+    )
+    retry_max_attempts: int = Field(
+        default=4,
+        ge=1,
+        le=10,
+        description="attempts per request on 429/502/503/504 and connection errors",
+        validation_alias="FINOUT_MCP_RETRY_MAX_ATTEMPTS",
+    )
+    retry_budget_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="total time retries of one request may take, seconds",
+        validation_alias="FINOUT_MCP_RETRY_BUDGET",
+    )
+    cache_ttl_s: float = Field(
+        default=600.0,
+        ge=0,
+        description="seconds the catalogue (views, keys, values, tags, scans) is cached",
+        validation_alias="FINOUT_MCP_CACHE_TTL",
+    )
+    log_level: str = Field(
+        default="WARNING",
+        description="stderr log level: DEBUG, INFO, WARNING, ERROR; same as --log-level",
+        validation_alias="FINOUT_MCP_LOG_LEVEL",
+    )
     # API v2 Cost and Usage queries: a short first wait, then Finout's documented 5 s cadence.
-    v2_poll_first_s: float = Field(default=2.0, ge=0, validation_alias="FINOUT_MCP_V2_POLL_FIRST")
-    v2_poll_interval_s: float = Field(default=5.0, ge=0, validation_alias="FINOUT_MCP_V2_POLL_INTERVAL")
-    v2_query_timeout_s: float = Field(default=300.0, gt=0, validation_alias="FINOUT_MCP_V2_QUERY_TIMEOUT")
+    v2_poll_first_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="first wait before polling a v2 cost query, seconds",
+        validation_alias="FINOUT_MCP_V2_POLL_FIRST",
+    )
+    v2_poll_interval_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="interval between polls of a v2 cost query, seconds (Finout documents 5)",
+        validation_alias="FINOUT_MCP_V2_POLL_INTERVAL",
+    )
+    v2_query_timeout_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="how long a v2 cost query may take in all, seconds",
+        validation_alias="FINOUT_MCP_V2_QUERY_TIMEOUT",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -261,6 +338,9 @@ def load_settings(**overrides: Any) -> Settings:
     ``None`` overrides are ignored (an unset CLI flag). Raises :class:`ConfigError`.
     """
     given = {k: v for k, v in overrides.items() if v is not None}
+    if given.get("demo"):
+        for field in DEMO_IGNORED:
+            given.setdefault(field, Settings.model_fields[field].default)
     try:
         settings = Settings(**given)
     except ValidationError as exc:
@@ -283,3 +363,20 @@ def load_settings(**overrides: Any) -> Settings:
         settings.demo,
     )
     return settings
+
+
+def environment_help() -> str:
+    """The environment variables, one a line with what each sets and its default (for ``--help``).
+
+    Derived from :data:`ENV_VARS` and the fields' descriptions, so a new setting shows up here
+    by being added to :class:`Settings`.
+    """
+    lines = ["environment variables:"]
+    for field, var in ENV_VARS.items():
+        info = Settings.model_fields[field]
+        text = info.description or ""
+        default = info.default
+        if default not in (None, False, "") and field not in SECRET_FIELDS:
+            text += f" (default {default:g})" if isinstance(default, float) else f" (default {default})"
+        lines.append(f"  {var:<30} {text}")
+    return "\n".join(lines) + "\n"

@@ -158,3 +158,55 @@ async def test_real_mode_against_the_sandbox_api(sandbox: FinoutProcess, tmp_pat
     assert result.structured_content["views"]
     assert "finout_mcp.api: GET /view -> 200" in logged  # the requests to Finout were logged at DEBUG...
     assert secret not in logged  # ...without the secret
+
+
+def test_help_lists_every_environment_variable_and_the_exit_codes() -> None:
+    from finout_mcp.config import ENV_VARS
+
+    out = subprocess.run(finout_cmd("--help"), capture_output=True, text=True, timeout=60, check=True).stdout
+    env_section = out[out.index("environment variables:") : out.index("exit codes:")]
+    for var in ENV_VARS.values():
+        line = next((ln for ln in env_section.splitlines() if ln.split()[:1] == [var]), None)
+        assert line is not None, f"{var} missing from --help:\n{env_section}"
+        assert len(line.split()) > 2, f"{var} has no description: {line!r}"
+    assert "FINOUT_CLIENT_ID" in env_section and "required unless --demo" in env_section
+    codes = out[out.index("exit codes:") :]
+    assert {ln.split()[0] for ln in codes.splitlines()[1:] if ln.strip()} >= {"0", "2"}
+
+
+def test_sandbox_help_describes_every_option() -> None:
+    out = subprocess.run(
+        finout_cmd("sandbox", "--help"), capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    options = out[out.index("options:") :]
+    for flag in ("--host", "--port", "--seed", "--scale", "--latency-ms"):
+        # argparse prints the help text on the flag's line or the next one
+        lines = options.splitlines()
+        i = next(i for i, ln in enumerate(lines) if ln.strip().startswith(flag))
+        described = " ".join(lines[i : i + 2]).split(flag, 1)[1]
+        assert any(word.isalpha() and len(word) > 3 for word in described.split()), f"{flag}: {lines[i : i + 2]}"
+    assert "/v1" in out  # where the API is served
+
+
+BAD_API_URL = "app.finout.io/v1 (not a URL)"
+
+
+async def test_a_bad_finout_api_url_does_not_block_demo(tmp_path: Path) -> None:
+    """--demo never talks to FINOUT_API_URL, so a stale or broken value must not stop it."""
+    from mcp import StdioServerParameters
+
+    env = server_env(tmp_path, FINOUT_API_URL=BAD_API_URL)
+    async with Client(
+        StdioServerParameters(command=finout_cmd()[0], args=finout_cmd("--demo")[1:], env=env)
+    ) as client:
+        result = await client.call_tool("list_views", {})
+    assert not result.is_error, result.content
+
+
+def test_a_bad_finout_api_url_is_still_refused_without_demo(tmp_path: Path) -> None:
+    env = server_env(tmp_path, FINOUT_API_URL=BAD_API_URL, FINOUT_CLIENT_ID="c", FINOUT_SECRET_KEY="s")
+    bad = subprocess.run(
+        finout_cmd(), env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60
+    )
+    assert bad.returncode == 2
+    assert_one_paragraph(bad.stderr, "FINOUT_API_URL")

@@ -5,9 +5,14 @@ Every server of this module boots once, all in parallel (``servers`` fixture).
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
+import shutil
+import subprocess
 from collections.abc import Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -213,3 +218,35 @@ async def test_stateless_replicas_with_the_sdk_client(servers: dict[str, FinoutP
     for name in ("stateless_a", "stateless_b"):
         async with Client(f"{servers[name].url}/mcp") as client:
             await list_and_call(client)
+
+
+# --- the README's curl check ---------------------------------------------------------------------
+
+
+def readme_curl_block() -> str:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    marker = readme.index("<!-- readme-curl-check")
+    start = readme.index("```bash\n", marker) + len("```bash\n")
+    return readme[start : readme.index("```", start)]
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+@pytest.mark.parametrize(("name", "token"), [("http_tok", TOKEN), ("http_open", "")])
+def test_readme_curl_sequence_works_on_the_default_stateful_server(
+    servers: dict[str, FinoutProcess], name: str, token: str
+) -> None:
+    """Exactly the README's commands (only the port differs): initialize, session header, a tool call."""
+    block = readme_curl_block()
+    assert "127.0.0.1:8000" in block and "Mcp-Session-Id" in block
+    script = block.replace("127.0.0.1:8000", f"127.0.0.1:{servers[name].port}")
+    env = {"PATH": os.environ["PATH"], "FINOUT_MCP_AUTH_TOKEN": token}
+    run = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    events = [json.loads(ln[len("data: ") :]) for ln in run.stdout.splitlines() if ln.startswith("data: ")]
+    answer = next((e for e in events if e.get("id") == 2), None)
+    assert answer is not None, run.stdout
+    assert answer["result"]["isError"] is False, answer
+    assert answer["result"]["structuredContent"]["views"], answer
+    assert "Missing session ID" not in run.stdout + run.stderr

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import pty
 import select
 import subprocess
 import sys
+import termios
 import threading
 import time
 from pathlib import Path
@@ -204,3 +208,99 @@ def test_a_request_too_deep_to_parse_still_gets_an_answer(tmp_path: Path) -> Non
     finally:
         proc.kill()
         proc.wait()
+
+
+def _handshake_and(*requests: dict[str, Any]) -> bytes:
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "pipe", "version": "0"},
+        },
+    }
+    lines = [init, {"jsonrpc": "2.0", "method": "notifications/initialized"}, *requests]
+    return b"".join(json.dumps(m).encode() + b"\n" for m in lines)
+
+
+def test_stdin_eof_answers_every_request_read_before_it(tmp_path: Path) -> None:
+    """`printf ... | finout-mcp --demo`: the pipe closes at once; no answer may be lost (50 runs)."""
+    piped = _handshake_and(
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+        {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "list_views", "arguments": {}}},
+        {"jsonrpc": "2.0", "id": 4, "method": "prompts/get", "params": {"name": "find_savings"}},
+    )
+    lost: list[str] = []
+    runs, batch = 50, 5  # a few at a time: each run is a whole interpreter start on a shared machine
+    for first in range(0, runs, batch):
+        procs = [
+            subprocess.Popen(
+                finout_cmd("--demo"),
+                env=server_env(tmp_path / f"state-{n}"),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for n in range(first, min(first + batch, runs))
+        ]
+        for n, proc in enumerate(procs, start=first):
+            out, err = proc.communicate(piped, timeout=120)  # writes everything, then closes stdin
+            answers = {m.get("id"): m for m in map(json.loads, out.decode().splitlines())}
+            for rid in (1, 2, 3, 4):
+                if "result" not in answers.get(rid, {}):
+                    lost.append(f"run {n}: id {rid} -> {answers.get(rid)}")
+            assert proc.returncode == 0, (n, proc.returncode, err.decode()[-2000:])
+            assert b"Traceback" not in err, err.decode()[-2000:]
+            assert len(answers[2]["result"]["tools"]) == len(ALL_TOOLS)
+    assert lost == [], lost
+
+
+def test_ctrl_c_in_a_terminal_exits_at_once_with_code_0(tmp_path: Path) -> None:
+    """A person typed `finout-mcp --demo` in a terminal and presses Ctrl-C, as the hint says."""
+    leader, follower = pty.openpty()
+
+    def own_terminal() -> None:  # a session of its own, with the pty as controlling terminal
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen(
+        finout_cmd("--demo"),
+        env=server_env(tmp_path),
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        start_new_session=True,
+        preexec_fn=own_terminal,
+    )
+    os.close(follower)
+    screen = b""
+
+    def read_for(seconds: float, until: bytes | None = None) -> None:
+        nonlocal screen
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not (until and until in screen):
+            ready, _, _ = select.select([leader], [], [], 0.1)
+            if ready:
+                try:
+                    screen += os.read(leader, 65536)
+                except OSError:  # the child closed the terminal
+                    return
+
+    try:
+        read_for(60, until=b"press Ctrl-C to quit")
+        assert b"press Ctrl-C to quit" in screen, screen.decode(errors="replace")
+        os.write(leader, b"\x03")  # the terminal turns it into SIGINT for the foreground process
+        try:
+            code = proc.wait(timeout=30)  # before the fix it waited for Enter forever
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"Ctrl-C did not stop the server; the terminal shows:\n{screen.decode(errors='replace')}")
+        read_for(0.5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(leader)
+    text = screen.decode(errors="replace")
+    assert code == 0, text
+    assert "Traceback" not in text and "Fatal Python error" not in text, text

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
-from mcp.types import ResourceTemplateReference
+import pytest
+from mcp.shared.exceptions import MCPError
+from mcp.types import INVALID_PARAMS, ResourceTemplateReference
 
 from tests.support import call, call_error, demo
 
@@ -100,3 +103,29 @@ async def test_prompts_lead_through_the_tools(tmp_path: Path) -> None:
 async def test_instructions_are_sent_on_initialize(tmp_path: Path) -> None:
     async with demo(tmp_path) as (client, _sb):
         assert client.instructions and "dry_run" in client.instructions and "undo_change" in client.instructions
+
+
+async def test_prompt_mistakes_get_a_clear_error_and_no_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with demo(tmp_path) as (client, _sb):
+        with pytest.raises(MCPError) as unknown:
+            await client.get_prompt("monthly_review")
+        with pytest.raises(MCPError) as missing:
+            await client.get_prompt("allocate_costs", {"tag_name": "Team"})
+        with pytest.raises(MCPError) as extra:
+            await client.get_prompt("investigate_spike", {"view": "Costs by team", "date": "2026-11-02"})
+        with pytest.raises(MCPError) as bad_value:
+            await client.get_prompt("find_savings", {"min_yearly_savings": "lots"})
+        ok = await client.get_prompt("find_savings", {"min_yearly_savings": "100"})  # strings are converted
+    assert "at least 100 per year" in ok.messages[0].content.text  # type: ignore[union-attr]
+
+    for err in (unknown, missing, extra, bad_value):
+        assert err.value.error.code == INVALID_PARAMS, err.value.error
+        assert "Internal" not in err.value.error.message
+    assert "monthly_cost_review" in unknown.value.error.message  # the prompts that exist
+    assert "allocation" in missing.value.error.message and "tag_name" not in missing.value.error.message
+    assert "date" in extra.value.error.message and "day" in extra.value.error.message  # what it takes
+    assert "min_yearly_savings" in bad_value.value.error.message and "number" in bad_value.value.error.message
+    assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records if r.exc_info]

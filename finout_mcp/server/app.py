@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
-from mcp.types import CallToolResult, EmptyResult, InputRequiredResult, SetLevelRequestParams
+from mcp.types import (
+    CallToolResult,
+    EmptyResult,
+    GetPromptResult,
+    InputRequiredResult,
+    SetLevelRequestParams,
+)
 from mcp.types import Tool as MCPTool
 
 from finout_mcp import __version__
@@ -72,6 +78,17 @@ class FinoutServer(MCPServer[Any]):
                 for t in await super().list_tools()
             ]
         return self._listing
+
+    async def get_prompt(
+        self, name: str, arguments: dict[str, Any] | None = None, context: Context[Any, Any] | None = None
+    ) -> GetPromptResult | InputRequiredResult:
+        from finout_mcp.server.prompts import bad_prompt_value, check_prompt_request
+
+        check_prompt_request(await self.list_prompts(), name, arguments)
+        try:
+            return await super().get_prompt(name, arguments, context)
+        except ValueError as exc:  # the SDK's wrapper around a value the prompt's types refuse
+            raise bad_prompt_value(name, exc) from None
 
     async def run_stdio_async(self) -> None:
         from finout_mcp.server.stdio import run_stdio

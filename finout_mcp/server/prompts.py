@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any
 
 from mcp.server import MCPServer
-from pydantic import Field
+from mcp.shared.exceptions import MCPError
+from mcp.types import INVALID_PARAMS
+from mcp.types import Prompt as MCPPrompt
+from pydantic import Field, ValidationError
 
 from finout_mcp.services.fencing import fence
 
@@ -103,3 +107,42 @@ def register(server: MCPServer) -> None:
             "involved; check get_scan_recommendations for related waste.\n"
             "5. Summarise: when, how much, which groups, likely cause, next checks."
         )
+
+
+def check_prompt_request(prompts: Sequence[MCPPrompt], name: str, arguments: Mapping[str, Any] | None) -> None:
+    """Refuse an unknown prompt, a missing argument or an unknown one, naming what to send instead.
+
+    Raises ``MCPError(INVALID_PARAMS)``: the client sent a bad request, so it gets a message it
+    can act on rather than the SDK's "Internal server error" (and no traceback in the log).
+    """
+    by_name = {p.name: p for p in prompts}
+    prompt = by_name.get(name)
+    if prompt is None:
+        raise MCPError(INVALID_PARAMS, f"Unknown prompt {name!r}. The prompts are: {', '.join(sorted(by_name))}.")
+    accepted = {a.name: a for a in prompt.arguments or []}
+    given = set(arguments or {})
+    missing = [a for a in accepted.values() if a.required and a.name not in given]
+    if missing:
+        needs = "; ".join(f"{a.name} ({a.description or 'required'})" for a in missing)
+        raise MCPError(INVALID_PARAMS, f"Prompt {name!r} needs the argument(s) {needs}.")
+    unknown = sorted(given - set(accepted))
+    if unknown:
+        raise MCPError(
+            INVALID_PARAMS,
+            f"Prompt {name!r} has no argument {', '.join(unknown)}; it takes {', '.join(accepted) or 'none'}.",
+        )
+
+
+def bad_prompt_value(name: str, exc: Exception) -> MCPError:
+    """The error for a prompt whose argument values its types refuse (e.g. a word for a number)."""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, ValidationError):
+        cause = cause.__cause__
+    if isinstance(cause, ValidationError):
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+            for e in cause.errors(include_url=False, include_input=False)
+        )
+    else:
+        problems = "the arguments could not be used"
+    return MCPError(INVALID_PARAMS, f"Prompt {name!r}: {problems}. Fix the argument and ask again.")
