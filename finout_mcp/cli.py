@@ -19,7 +19,7 @@ from finout_mcp import __version__
 TTY_HELP = """\
 finout-mcp {version} is an MCP server: it speaks JSON-RPC on stdin/stdout and is meant to be
 started by an MCP client, not typed at. To use it:
-  Claude Desktop: add it to claude_desktop_config.json (see claude_desktop_config.example.json)
+  Claude Desktop: add it to claude_desktop_config.json (see clients/claude-desktop.json)
   Claude Code:    claude mcp add finout -- finout-mcp{demo_flag}
   Inspector:      npx @modelcontextprotocol/inspector finout-mcp{demo_flag}
   Over HTTP:      finout-mcp{demo_flag} --transport streamable-http --port 8000  (then http://127.0.0.1:8000/mcp)
