@@ -12,6 +12,7 @@ from finout_mcp.sandbox.catalog import KeyCatalogue
 from finout_mcp.sandbox.costs import CostTable, Line, View, build_views, stable_uuid
 from finout_mcp.sandbox.filters import matches
 from finout_mcp.sandbox.scans import Scan, build_scans
+from finout_mcp.sandbox.spikes import PlantedSpike
 
 VIRTUAL_TAGS = "Virtual Tags"
 
@@ -75,7 +76,7 @@ class Account:
             if line.attrs.get(("AWS", "service")) == "AmazonRDS"
             and line.attrs.get(("AWS", "aws_account_name")) == "prod-us"
         )
-        self.costs.plant(ids, self.today - dt.timedelta(days=2), 3.8)
+        self.costs.plant(ids, PlantedSpike("AmazonRDS in prod-us", self.today - dt.timedelta(days=2), 1, 3.8))
 
     # ---------------------------------------------------------------- lookups
     def view(self, view_id: str) -> View | None:

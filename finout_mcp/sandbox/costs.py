@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from finout_mcp.sandbox import catalog
+from finout_mcp.sandbox.spikes import PlantedSpike, demo_spikes, spike_factor
 
 DAY_MS = 86_400_000
 HISTORY_DAYS = 1100  # three years: enough to compare last year with the year before
@@ -44,16 +45,6 @@ Attrs = Mapping[tuple[str, str], str]
 GLOBAL_TYPE = ("Global", "cost_center_type")
 
 
-@dataclass(frozen=True)
-class Spike:
-    """A planted anomaly: the lines of ``group`` (in the view it is planted in) cost ``factor``
-    times their normal on ``day`` (and a quarter of that excess on the days either side)."""
-
-    group: str
-    day: dt.date
-    factor: float
-
-
 @dataclass(frozen=True, slots=True)
 class Line:
     """One source of daily cost rows: fixed attributes, a base daily cost, a usage unit."""
@@ -71,9 +62,10 @@ class Line:
 
 @dataclass(frozen=True, slots=True)
 class LineSpike:
+    """A planted spike (``finout_mcp.sandbox.spikes``) on these lines."""
+
     line_ids: frozenset[int]
-    day: dt.date
-    factor: float
+    spike: PlantedSpike
 
 
 class CostTable:
@@ -86,12 +78,12 @@ class CostTable:
         self.spikes: list[LineSpike] = []
         self._memo: dict[tuple[int, dt.date], float] = {}
 
-    def plant(self, line_ids: frozenset[int], day: dt.date, factor: float) -> None:
-        """Make these lines spike on ``day`` (clears the memo of the days it touches)."""
-        self.spikes.append(LineSpike(line_ids, day, factor))
-        for d in (day - dt.timedelta(days=1), day, day + dt.timedelta(days=1)):
+    def plant(self, line_ids: frozenset[int], spike: PlantedSpike) -> None:
+        """Make these lines spike (clears the memo of the days it touches)."""
+        self.spikes.append(LineSpike(line_ids, spike))
+        for k in range(spike.days):
             for line_id in line_ids:
-                self._memo.pop((line_id, d), None)
+                self._memo.pop((line_id, spike.first_day + dt.timedelta(days=k)), None)
 
     def first_day(self) -> dt.date:
         return self.today - dt.timedelta(days=HISTORY_DAYS)
@@ -128,12 +120,7 @@ class CostTable:
         weekly = 0.78 if weekday >= 5 else 1.0 + 0.03 * math.sin(weekday)
         noise = 1.0 + (unit * 0.12 - 0.06)
         value = line.base * trend * weekly * noise
-        for spike in self.spikes:
-            if line.id in spike.line_ids:
-                if spike.day == day:
-                    value *= spike.factor
-                elif abs((spike.day - day).days) == 1:
-                    value *= 1.0 + (spike.factor - 1.0) * 0.25
+        value *= spike_factor((s.spike for s in self.spikes if line.id in s.line_ids), day)
         if day == self.today:
             value *= TODAY_FRACTION
         return max(value, 0.0)
@@ -162,7 +149,7 @@ class View:
     matches: Matcher | None
     row_attrs: RowAttrs
     version: Callable[[], int]  # changes whenever the virtual tags change
-    spikes: list[Spike] = field(default_factory=list)
+    spikes: list[PlantedSpike] = field(default_factory=list)  # planted through this view
     # Groups' costs by day, for the tags' current version: a cost query should spend its time in
     # the simulated latency, not in arithmetic (benchmarks measure the server, not this).
     _memo: dict[tuple[dt.date, int], dict[str, float]] = field(default_factory=dict, repr=False)
@@ -434,10 +421,9 @@ def build_views(
     tag_ids: Mapping[str, str],
     version: Callable[[], int],
 ) -> list[View]:
-    """The saved views over ``table``; each plants one or two spikes on its biggest groups."""
+    """The saved views over ``table``, with the spikes planted through them (``sandbox/spikes.py``)."""
     views = []
-    for index, (name, flt, grouping) in enumerate(VIEW_SPECS):
-        rng = random.Random(f"view:{seed}:{name}")
+    for name, flt, grouping in VIEW_SPECS:
         pairs = [(cc, tag_ids.get(key, key)) if cc == "Virtual Tags" else (cc, key) for cc, key in grouping]
         view = View(
             id=stable_uuid(seed, "view", name),
@@ -451,46 +437,22 @@ def build_views(
         views.append(view)
         if pairs and pairs[0][0] == "Virtual Tags":
             continue  # tag groups move with the tag; spikes are planted through the other views
-        groups = _static_groups(view, today)
-        spikes = [
-            Spike(
-                group=groups[rng.randrange(min(4, len(groups)))],
-                day=today - dt.timedelta(days=rng.randint(6, 20)),
-                factor=round(rng.uniform(3.2, 4.4), 2),
-            )
-        ]
-        if index % 2 == 0:
-            spikes.append(
-                Spike(
-                    group=groups[rng.randrange(len(groups))],
-                    day=today - dt.timedelta(days=rng.randint(35, 75)),
-                    factor=round(rng.uniform(1.9, 2.5), 2),
-                )
-            )
-        for spike in spikes:
+        for spike in demo_spikes(name, today):
             plant_spike(view, spike)
     return views
 
 
-def plant_spike(view: View, spike: Spike) -> None:
+def plant_spike(view: View, spike: PlantedSpike) -> None:
     """Plant ``spike`` on the cost table lines that make up ``spike.group`` in ``view``."""
-    day = spike.day
+    day = spike.first_day
     ids = frozenset(
         line.id for line in view.table.lines if view.group_of(view.row_attrs(line, day)) == spike.group
     )
+    if not ids:
+        raise ValueError(f"view {view.name!r} has no group {spike.group!r} to plant a spike on")
     view.spikes.append(spike)
-    view.table.plant(ids, day, spike.factor)
+    view.table.plant(ids, spike)
     view._memo.clear()
-
-
-def _static_groups(view: View, today: dt.date) -> list[str]:
-    """The view's groups by base cost (no tags involved), biggest first."""
-    sums: dict[str, float] = {}
-    for line in view.table.lines:
-        group = view.group_of(view.row_attrs(line, today))
-        if group is not None:
-            sums[group] = sums.get(group, 0.0) + line.base
-    return sorted(sums, key=lambda n: (-sums[n], n))
 
 
 def day_ms(day: dt.date) -> int:
