@@ -35,6 +35,8 @@ READ_TOOLS = {
     "summarize_savings",
     "list_endpoints",
     "list_changes",
+    "find_cost_anomalies",
+    "forecast_costs",
 }
 WRITE_TOOLS = {
     "create_virtual_tag",

@@ -44,6 +44,8 @@ CONTRACT_ARGS = {
     "create_endpoint": {"type", "name", "to"},
     "undo_change": {"change_id", "dry_run", "force"},
     "list_changes": {"tag", "limit"},
+    "find_cost_anomalies": {"view", "period", "start", "end"},
+    "forecast_costs": {"view", "horizon"},
 }
 
 

@@ -15,6 +15,7 @@ TOOLSETS: dict[str, str] = {
     "costguard": "costguard",
     "endpoints": "endpoints",
     "changes": "changes",
+    "insights": "insights",
 }
 
 

@@ -293,6 +293,17 @@ def _totals(series: Sequence[SeriesLike], span: DateSpan) -> _Totals:
     return _Totals(total, sum_of_series, by_name, total_daily, group_daily)
 
 
+def daily_table(
+    series: Sequence[SeriesLike], span: DateSpan
+) -> tuple[dict[date, float], dict[str, dict[date, float]]]:
+    """(the view's Total by day, each series' cost by day) within ``span``; days without data are absent.
+
+    The Total is the API's "Total" series, or the sum of the series when the answer has none.
+    """
+    t = _totals(series, span)
+    return t.total_daily, t.group_daily
+
+
 BIGGEST_CHANGES = 5
 
 

@@ -1,0 +1,99 @@
+"""Insights from a view's daily series: ``find_cost_anomalies`` and ``forecast_costs``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from mcp.server.mcpserver import Context
+from pydantic import Field
+
+from finout_mcp.api.models import CostType
+from finout_mcp.server.state import get_state
+from finout_mcp.server.tools.common import READ, ToolCollector, ViewRef
+from finout_mcp.services import anomalies, costs, forecast
+
+
+async def find_cost_anomalies(
+    ctx: Context,
+    view: ViewRef,
+    period: Annotated[
+        costs.Period | None,
+        Field(description="Days to check (UTC). Give either period or start/end; default last_30_days."),
+    ] = None,
+    start: Annotated[str | None, Field(description="First day to check, YYYY-MM-DD.")] = None,
+    end: Annotated[
+        str | None, Field(description="Last day to check, YYYY-MM-DD, inclusive; default yesterday.")
+    ] = None,
+    cost_type: Annotated[CostType, Field(description="Which cost to check.")] = "unblendedCost",
+    min_excess: Annotated[
+        float | None,
+        Field(
+            description="Leave out anomalies smaller than this many dollars; default 0.5% of a day's view cost.",
+            ge=0,
+        ),
+    ] = None,
+    top_n: Annotated[int, Field(description="Anomalies to list, largest first.", ge=1, le=50)] = 10,
+) -> anomalies.AnomalyAnswer:
+    """Did anything spike (or drop)? Finds the days and series of a view whose cost departs from their
+    OWN normal (weekday pattern and trend learned from the 8 weeks before; robust to the spike itself):
+    for each, dates, expected vs actual, excess dollars and its share of the view's change, plus the
+    view Total's own departures and what to call next to explain them (query_costs to break a series
+    down, get_scan_recommendations, list_key_values). One call answers "did anything spike in the last
+    30 days, and why?". Pick the view with list_views; the 'All costs by service' style view usually
+    covers everything. Not Finout's own anomaly alerts: this reads the view's daily costs."""
+    state = get_state(ctx)
+    v = await state.catalog.resolve_view(view)
+    today = state.today()
+    span, notes = anomalies.checked_span(
+        costs.resolve_span(period=period, start=start, end=end, today=today), today
+    )
+    fetched = anomalies.history_span(span)
+    series = await costs.fetch_costs(state.client, v.id, fetched, cost_type)
+    return anomalies.find_anomalies(
+        series,
+        span=span,
+        fetched=fetched,
+        view=v,
+        cost_type=cost_type,
+        min_excess=min_excess,
+        top_n=top_n,
+        notes=notes,
+    )
+
+
+async def forecast_costs(
+    ctx: Context,
+    view: ViewRef,
+    horizon: Annotated[
+        int,
+        Field(
+            description="Months to forecast after this one (0 = this month only; at most 3).",
+            ge=0,
+            le=forecast.MAX_HORIZON,
+        ),
+    ] = 1,
+    cost_type: Annotated[CostType, Field(description="Which cost to forecast.")] = "unblendedCost",
+    top_n: Annotated[
+        int, Field(description="Also forecast the view's top N series (by last 30 days).", ge=0, le=20)
+    ] = 5,
+) -> forecast.ForecastAnswer:
+    """Forecast a view's cost: this calendar month's projected total (actual so far + forecast of the rest)
+    and the next 1-3 months, for the view and its top series, each with an 80% interval and the naive
+    run rate beside it; the method is named and its error on this view's own past is given. Answers
+    "forecast next month" or "where will this month land?" in one call. Pick the view with list_views.
+    It continues the recent trend and weekly pattern: it does not know budgets, commitments or planned
+    launches, and does not go beyond 3 months."""
+    state = get_state(ctx)
+    v = await state.catalog.resolve_view(view)
+    today = state.today()
+    months = forecast.month_spans(today, horizon)
+    fetched = forecast.history_span(today)
+    series = await costs.fetch_costs(state.client, v.id, fetched, cost_type)
+    return forecast.forecast_view(
+        series, fetched=fetched, today=today, months=months, view=v, cost_type=cost_type, top_n=top_n
+    )
+
+
+def register(server: ToolCollector, *, read_only: bool) -> None:
+    server.add_tool(find_cost_anomalies, annotations=READ, title="Find cost spikes and drops")
+    server.add_tool(forecast_costs, annotations=READ, title="Forecast a view's costs")

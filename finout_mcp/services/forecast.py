@@ -1,0 +1,379 @@
+"""Cost forecasts: this month's projected total and the next months, per view and per top series.
+
+Flow used by ``forecast_costs``::
+
+    months = month_spans(today, horizon)              # this month + ``horizon`` months after it
+    fetched = history_span(today)                     # HISTORY_DAYS complete days before today
+    series = await costs.fetch_costs(api, view.id, fetched, cost_type)
+    answer = forecast_view(series, fetched=fetched, today=today, months=months, view=view, ...)
+
+Method (``services/baseline.py``): on log daily cost over the last :data:`FIT_DAYS` complete days,
+remove the weekday effects, fit Tukey's resistant line, and extrapolate it day by day with the
+weekday effects put back; a month's total is its complete days' actual cost plus the forecast of
+the rest (today included: today's costs are still coming in). Medians make a spike in the fitted
+days count as one odd day, not a new level.
+
+The interval comes from the method's own record on the same series: it is re-run from the same
+day of each earlier month (as far as the fetched history allows), and the spread of its relative
+errors for the same month offset gives the range (:data:`INTERVAL` coverage, normal quantile of the
+root-mean-square error). The naive baseline, "run rate", is the average of the last 30 complete
+days times the days left; it is reported beside the forecast, and on the same past origins.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from statistics import NormalDist, median
+
+from pydantic import BaseModel, Field
+
+from finout_mcp.api.models import View
+from finout_mcp.services import baseline
+from finout_mcp.services.costs import DateSpan, Money, Pct, SeriesLike, ViewRef, daily_table
+from finout_mcp.services.errors import InputError
+from finout_mcp.services.fencing import fence
+
+HISTORY_DAYS = 450  # five 90-day windows: fetched in one round of the 5-request cap
+FIT_DAYS = 182  # the trend is fitted on the last 26 weeks
+LEVEL_DAYS = 28  # and its level on the last 4
+RUN_RATE_DAYS = 30
+MAX_HORIZON = 3
+MIN_FIT_DAYS = 28
+MIN_PAST_ORIGINS = 3  # fewer past forecasts than this: no interval is given
+INTERVAL = 0.8
+Z_INTERVAL = NormalDist().inv_cdf(0.5 + INTERVAL / 2)  # 1.2816 for 80%
+MIN_HALF_WIDTH = 0.005  # an interval is never narrower than +-0.5%
+ANSWER_BUDGET_BYTES = 8_000
+
+METHOD = (
+    f"seasonal trend: weekday profile + resistant trend line on log daily cost over the last {FIT_DAYS} "
+    "complete days, extrapolated day by day and summed per month (complete days of this month are actual). "
+    f"{INTERVAL:.0%} interval from this series' own forecast errors at the same day of earlier months."
+)
+
+
+# ----------------------------------------------------------------------------- dates
+
+
+def _add_months(d: date, months: int) -> date:
+    idx = d.year * 12 + (d.month - 1) + months
+    return date(idx // 12, idx % 12 + 1, 1)
+
+
+def month_span(first: date) -> DateSpan:
+    return DateSpan(first, _add_months(first, 1) - timedelta(days=1))
+
+
+def month_spans(today: date, horizon: int) -> list[DateSpan]:
+    """This calendar month and the ``horizon`` months after it."""
+    if not 0 <= horizon <= MAX_HORIZON:
+        raise InputError(
+            f"horizon={horizon} is out of range.",
+            hint=f"Forecast 1 to {MAX_HORIZON} months after this one (horizon=0: this month only). "
+            "Further ahead the method's error is too large to be useful: use a budget or a trend instead.",
+        )
+    this_month = today.replace(day=1)
+    return [month_span(_add_months(this_month, k)) for k in range(horizon + 1)]
+
+
+def history_span(today: date, days: int = HISTORY_DAYS) -> DateSpan:
+    """The ``days`` complete days before ``today``."""
+    return DateSpan(today - timedelta(days=days), today - timedelta(days=1))
+
+
+# ----------------------------------------------------------------------------- the model
+
+
+@dataclass(frozen=True, slots=True)
+class DailyModel:
+    """log(cost + offset) = intercept + slope * (day - origin) + profile[weekday]."""
+
+    origin: date  # the first fitted day
+    offset: float
+    intercept: float
+    slope: float
+    profile: tuple[float, ...]
+
+    def predict(self, day: date) -> float:
+        x = (day - self.origin).days
+        return baseline.from_log(self.intercept + self.slope * x + self.profile[day.weekday()], self.offset)
+
+
+def fit(values: Sequence[float], first_day: date) -> DailyModel:
+    """Fit :class:`DailyModel` to consecutive daily ``values`` starting at ``first_day``."""
+    offset = baseline.log_offset(values)
+    logs = baseline.to_log(values, offset)
+    wd = baseline.weekdays(first_day, len(values))
+    profile = baseline.weekday_profile(logs, wd)
+    plain = [x - profile[w] for x, w in zip(logs, wd, strict=True)]
+    _, slope = baseline.resistant_line(plain)
+    # The level is where the last LEVEL_DAYS sit around that slope: a step in cost (a migration, a
+    # commitment bought) moves the forecast within weeks instead of after half the fitted window.
+    first_recent = max(len(plain) - LEVEL_DAYS, 0)
+    intercept = median([y - slope * x for x, y in enumerate(plain) if x >= first_recent])
+    return DailyModel(first_day, offset, intercept, slope, tuple(profile))
+
+
+@dataclass(frozen=True, slots=True)
+class DailyHistory:
+    """Consecutive daily costs from ``first_day`` (missing days are 0)."""
+
+    first_day: date
+    values: list[float]
+
+    def index(self, day: date) -> int:
+        return (day - self.first_day).days
+
+    def between(self, first: date, last: date) -> list[float]:
+        lo, hi = max(self.index(first), 0), min(self.index(last), len(self.values) - 1)
+        return self.values[lo : hi + 1] if hi >= lo else []
+
+
+def month_totals(history: DailyHistory, as_of: date, months: Sequence[DateSpan]) -> list[float]:
+    """Each month's total as the method sees it on ``as_of``: actual before it, forecast from it."""
+    fit_first = max(as_of - timedelta(days=FIT_DAYS), history.first_day)
+    model = fit(history.between(fit_first, as_of - timedelta(days=1)), fit_first)
+    out = []
+    for m in months:
+        known = sum(history.between(m.first, min(m.last, as_of - timedelta(days=1))))
+        d, rest = max(m.first, as_of), 0.0
+        while d <= m.last:
+            rest += model.predict(d)
+            d += timedelta(days=1)
+        out.append(known + rest)
+    return out
+
+
+def run_rate_totals(history: DailyHistory, as_of: date, months: Sequence[DateSpan]) -> list[float]:
+    """The naive baseline: actual before ``as_of``, then the last 30 complete days' average per day."""
+    recent = history.between(as_of - timedelta(days=RUN_RATE_DAYS), as_of - timedelta(days=1))
+    rate = sum(recent) / len(recent) if recent else 0.0
+    out = []
+    for m in months:
+        known = sum(history.between(m.first, min(m.last, as_of - timedelta(days=1))))
+        remaining = max((m.last - max(m.first, as_of)).days + 1, 0)
+        out.append(known + rate * remaining)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class PastErrors:
+    """Relative errors (forecast / actual - 1) at earlier origins, by month offset (0 = origin's month)."""
+
+    method: list[list[float]]
+    run_rate: list[list[float]]
+
+    @property
+    def origins(self) -> int:
+        return len(self.method[0]) if self.method else 0
+
+
+def past_origins(history: DailyHistory, as_of: date) -> list[date]:
+    """The same day of each earlier month (clamped to the month's length) with FIT_DAYS of history before."""
+    out: list[date] = []
+    k = 1
+    while True:
+        first = _add_months(as_of.replace(day=1), -k)
+        origin = first.replace(day=min(as_of.day, month_span(first).days))
+        if (origin - history.first_day).days < FIT_DAYS:
+            return out
+        out.append(origin)
+        k += 1
+
+
+def past_errors(history: DailyHistory, as_of: date, horizon: int) -> PastErrors:
+    """How the method and the run rate did from :func:`past_origins`, for month offsets 0..horizon."""
+    method: list[list[float]] = [[] for _ in range(horizon + 1)]
+    naive: list[list[float]] = [[] for _ in range(horizon + 1)]
+    for origin in past_origins(history, as_of):
+        months = [month_span(_add_months(origin.replace(day=1), k)) for k in range(horizon + 1)]
+        months = [m for m in months if m.last < as_of]  # only months whose actual cost is known
+        if not months:
+            continue
+        actual = [sum(history.between(m.first, m.last)) for m in months]
+        for k, (f, r, a) in enumerate(
+            zip(
+                month_totals(history, origin, months),
+                run_rate_totals(history, origin, months),
+                actual,
+                strict=True,
+            )
+        ):
+            if a > 0:
+                method[k].append(f / a - 1)
+                naive[k].append(r / a - 1)
+    return PastErrors(method, naive)
+
+
+def _rms(errors: Sequence[float]) -> float:
+    return math.sqrt(sum(e * e for e in errors) / len(errors))
+
+
+def _mape(errors: Sequence[float]) -> float:
+    return sum(abs(e) for e in errors) / len(errors) * 100.0
+
+
+# ----------------------------------------------------------------------------- answer model
+
+
+class MonthForecast(BaseModel):
+    month: str = Field(description='Calendar month, "2026-12".')
+    days: int
+    actual_to_date: Money | None = Field(
+        default=None, description="This month only: actual cost of its complete days so far."
+    )
+    forecast: Money = Field(description="Projected total for the whole month.")
+    low: Money | None = Field(default=None, description=f"{INTERVAL:.0%} interval, lower end.")
+    high: Money | None = Field(default=None, description=f"{INTERVAL:.0%} interval, upper end.")
+    run_rate: Money = Field(description="Naive baseline: the last 30 complete days' daily average x days left.")
+
+
+class SeriesForecast(BaseModel):
+    name: str
+    last_30_days: Money
+    months: list[MonthForecast]
+
+
+class TrackRecord(BaseModel):
+    """How the method did on this view's own past (the same day of earlier months)."""
+
+    origins: int
+    method_error_pct: Pct = Field(description="Mean absolute % error of the monthly totals, all offsets.")
+    run_rate_error_pct: Pct = Field(description="The same for the naive run rate.")
+
+
+class ForecastAnswer(BaseModel):
+    view: ViewRef
+    cost_type: str
+    currency: str
+    as_of: date = Field(description="Today (UTC): complete days before it are actual, it and later are forecast.")
+    history_first_day: date
+    history_last_day: date
+    method: str
+    months: list[MonthForecast] = Field(description="The view's Total: this month, then the next ones.")
+    series: list[SeriesForecast] = Field(description="The top series by their last 30 days.")
+    series_count: int
+    track_record: TrackRecord | None = None
+    notes: list[str] = Field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- shaping
+
+
+def _forecast_rows(
+    history: DailyHistory, today: date, months: Sequence[DateSpan], errors: PastErrors | None
+) -> list[MonthForecast]:
+    point = month_totals(history, today, months)
+    naive = run_rate_totals(history, today, months)
+    rows = []
+    for k, (m, f, r) in enumerate(zip(months, point, naive, strict=True)):
+        low = high = None
+        if errors is not None and len(errors.method[k]) >= MIN_PAST_ORIGINS:
+            known = sum(history.between(m.first, min(m.last, today - timedelta(days=1))))
+            half = max(Z_INTERVAL * _rms(errors.method[k]), MIN_HALF_WIDTH) * f
+            low, high = max(f - half, known), f + half
+        rows.append(
+            MonthForecast(
+                month=f"{m.first.year:04d}-{m.first.month:02d}",
+                days=m.days,
+                actual_to_date=sum(history.between(m.first, today - timedelta(days=1))) if k == 0 else None,
+                forecast=f,
+                low=low,
+                high=high,
+                run_rate=r,
+            )
+        )
+    return rows
+
+
+def forecast_view(
+    series: Sequence[SeriesLike],
+    *,
+    fetched: DateSpan,
+    today: date,
+    months: Sequence[DateSpan],
+    view: View,
+    cost_type: str,
+    top_n: int = 5,
+    currency: str = "USD",
+) -> ForecastAnswer:
+    """Forecasts of ``view``'s Total and top ``top_n`` series for ``months``, from the ``fetched`` history."""
+    total_daily, group_daily = daily_table(series, fetched)
+    days = baseline.day_range(fetched.first, fetched.days)
+    # Leading days without any cost: the account (or view) did not exist yet.
+    start = next((i for i, d in enumerate(days) if abs(total_daily.get(d, 0.0)) > 0), len(days))
+    if fetched.days - start < MIN_FIT_DAYS:
+        raise InputError(
+            f"The view {fence(view.name)} has {fetched.days - start} days of cost history; a forecast needs at least "
+            f"{MIN_FIT_DAYS}.",
+            hint='Until then, query_view_costs(period="month_to_date") gives this month\'s spend so far.',
+        )
+    first = days[start]
+    horizon = len(months) - 1
+
+    def history(daily: dict[date, float]) -> DailyHistory:
+        return DailyHistory(first, [daily.get(d, 0.0) for d in days[start:]])
+
+    total = history(total_daily)
+    errors = past_errors(total, today, horizon)
+    notes: list[str] = []
+    track: TrackRecord | None = None
+    flat_m = [e for ks in errors.method for e in ks]
+    flat_r = [e for ks in errors.run_rate for e in ks]
+    if flat_m:
+        track = TrackRecord(
+            origins=errors.origins, method_error_pct=_mape(flat_m), run_rate_error_pct=_mape(flat_r)
+        )
+    if errors.origins < MIN_PAST_ORIGINS:
+        notes.append(
+            f"Only {errors.origins} earlier months to measure the method's error on: no interval is given "
+            "(it needs about four months of history)."
+        )
+
+    recent = {
+        name: sum(v for d, v in daily.items() if d > fetched.last - timedelta(days=RUN_RATE_DAYS))
+        for name, daily in group_daily.items()
+    }
+    ranked = sorted(recent, key=lambda n: (-recent[n], n))[: max(top_n, 0)]
+    rows = []
+    for name in ranked:
+        h = history(group_daily[name])
+        rows.append(
+            SeriesForecast(
+                name=name,
+                last_30_days=recent[name],
+                months=_forecast_rows(h, today, months, past_errors(h, today, horizon)),
+            )
+        )
+    if len(group_daily) > len(ranked):
+        notes.append(
+            f"Forecasts for the top {len(ranked)} of {len(group_daily)} series (by their last 30 days); raise top_n for "
+            "more. Series forecasts are made separately, so they need not add up to the view's."
+        )
+    if horizon < MAX_HORIZON:
+        notes.append(f"horizon={MAX_HORIZON} forecasts up to {MAX_HORIZON} months after this one.")
+    notes.append(
+        "No yearly seasonality, commitments, price changes or planned launches are modelled: the forecast "
+        f"continues the last {FIT_DAYS} days' trend and weekly pattern."
+    )
+    answer = ForecastAnswer(
+        view=ViewRef(id=view.id, name=view.name),
+        cost_type=cost_type,
+        currency=currency,
+        as_of=today,
+        history_first_day=first,
+        history_last_day=fetched.last,
+        method=METHOD,
+        months=_forecast_rows(total, today, months, errors),
+        series=rows,
+        series_count=len(group_daily),
+        track_record=track,
+        notes=notes,
+    )
+    while len(answer.model_dump_json()) > ANSWER_BUDGET_BYTES and answer.series:
+        answer.series = answer.series[:-1]
+        answer.notes.append(f"Cut to {len(answer.series)} series to keep the answer under 8 KB.")
+    return answer
