@@ -41,6 +41,7 @@ from finout_mcp.sandbox.costs import day_ms
 from finout_mcp.sandbox.spikes import PlantedSpike, spike_factor
 from finout_mcp.server.app import build_server
 from finout_mcp.services import anomalies, costs
+from finout_mcp.services.periods import DateSpan
 
 TODAY = date(2026, 12, 1)
 SIZES = (1.5, 2.0, 3.0, 4.0, 5.0)
@@ -113,7 +114,7 @@ def series_values(shape: str, noise: float, rng: random.Random, first: date, n: 
 
 
 def synthetic(noise: float, seeds: int) -> dict[str, Tally]:
-    span = costs.DateSpan(TODAY - timedelta(days=30), TODAY - timedelta(days=1))
+    span = DateSpan(TODAY - timedelta(days=30), TODAY - timedelta(days=1))
     fetched = anomalies.history_span(span)
     view = View(id="bench", name="bench")
     tallies: dict[str, Tally] = {}

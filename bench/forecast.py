@@ -36,6 +36,7 @@ from finout_mcp.config import Settings
 from finout_mcp.sandbox import Sandbox
 from finout_mcp.services import costs
 from finout_mcp.services import forecast as fc
+from finout_mcp.services.periods import DateSpan, add_months
 
 TODAY = date(2026, 12, 1)
 SANDBOX_HISTORY_DAYS = 1100
@@ -51,7 +52,7 @@ async def fetch_all(sb: Sandbox) -> dict[str, fc.DailyHistory]:
     """Every view's Total and top series as daily histories, fetched through the client."""
     settings = Settings(demo=True)
     client = FinoutClient(settings, transport=httpx.ASGITransport(app=sb.app))
-    span = costs.DateSpan(TODAY - timedelta(days=SANDBOX_HISTORY_DAYS), TODAY - timedelta(days=1))
+    span = DateSpan(TODAY - timedelta(days=SANDBOX_HISTORY_DAYS), TODAY - timedelta(days=1))
     out: dict[str, fc.DailyHistory] = {}
     try:
         for view in sb.account.views:
@@ -78,7 +79,7 @@ def origins(first_day: date) -> list[date]:
             o = d.replace(day=day)
             if earliest <= o < TODAY:
                 out.append(o)
-        d = fc._add_months(d, 1)
+        d = add_months(d, 1)
     return out
 
 
@@ -88,7 +89,7 @@ def window(history: fc.DailyHistory, origin: date) -> fc.DailyHistory:
     return fc.DailyHistory(first, history.between(first, origin - timedelta(days=1)))
 
 
-Forecaster = Callable[[fc.DailyHistory, date, Sequence[costs.DateSpan]], list[float]]
+Forecaster = Callable[[fc.DailyHistory, date, Sequence[DateSpan]], list[float]]
 
 
 def holt_winters() -> tuple[Forecaster, float]:
@@ -98,7 +99,7 @@ def holt_winters() -> tuple[Forecaster, float]:
 
     import_ms = (time.perf_counter() - t0) * 1000
 
-    def run(history: fc.DailyHistory, as_of: date, months: Sequence[costs.DateSpan]) -> list[float]:
+    def run(history: fc.DailyHistory, as_of: date, months: Sequence[DateSpan]) -> list[float]:
         values = history.between(as_of - timedelta(days=fc.FIT_DAYS), as_of - timedelta(days=1))
         offset = max(0.01 * statistics.median([v for v in values if v > 0] or [1.0]), 0.01)
         y = np.log(np.asarray(values) + offset)
@@ -146,7 +147,7 @@ def main() -> int:
     n_origins = 0
     for _name, history in histories.items():
         for origin in origins(history.first_day):
-            months = [fc.month_span(fc._add_months(origin.replace(day=1), k)) for k in range(HORIZON + 1)]
+            months = [fc.month_span(add_months(origin.replace(day=1), k)) for k in range(HORIZON + 1)]
             months = [m for m in months if m.last < TODAY]
             if not months:
                 continue

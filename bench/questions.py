@@ -71,13 +71,43 @@ async def biggest_savings(client: Client, tools: set[str]) -> Figure:
     return fig
 
 
+async def spike_last_30_days(client: Client, tools: set[str]) -> Figure:
+    fig = Figure("Did anything spike in the last 30 days, and why?")
+    views = (await _call(client, fig, "list_views", {}))["views"]
+    view = next(v["id"] for v in views if v["name"] == BROADEST_VIEW)
+    if "find_cost_anomalies" in tools:
+        await _call(client, fig, "find_cost_anomalies", {"view": view})
+        return fig
+    # Before: the day-by-series table, in which the assistant has to find the spike itself.
+    args = {"view": view, "period": "last_30_days", "granularity": "day", "breakdown_series": True}
+    await _call(client, fig, "query_view_costs", args)
+    return fig
+
+
+async def forecast_next_month(client: Client, tools: set[str]) -> Figure:
+    fig = Figure("Forecast next month")
+    views = (await _call(client, fig, "list_views", {}))["views"]
+    view = next(v["id"] for v in views if v["name"] == BROADEST_VIEW)
+    if "forecast_costs" in tools:
+        await _call(client, fig, "forecast_costs", {"view": view, "horizon": 1})
+        return fig
+    # Before: no forecast; the assistant extrapolates monthly totals by itself.
+    await _call(
+        client, fig, "query_view_costs", {"view": view, "period": "last_12_months", "granularity": "month"}
+    )
+    return fig
+
+
 async def measure() -> list[Figure]:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(demo=True, state_dir=Path(tmp))
         server = build_server(settings, sandbox=Sandbox(seed=7, today=TODAY), today=lambda: TODAY)
         async with Client(server) as client:
             tools = {t.name for t in (await client.list_tools()).tools}
-            return [await q(client, tools) for q in (last_month_vs_previous, biggest_savings)]
+            return [await q(client, tools) for q in QUESTIONS]
+
+
+QUESTIONS = (last_month_vs_previous, biggest_savings, spike_last_30_days, forecast_next_month)
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
 Flow used by ``find_cost_anomalies``::
 
-    span = checked_span(costs.resolve_span(period=..., start=..., end=..., today=...), today)
+    span, notes = checked_span(periods.resolve_span(period=..., start=..., end=..., today=...), today)
     fetched = history_span(span)                      # LOOKBACK_DAYS more before it, to learn "normal"
     series = await costs.fetch_costs(api, view.id, fetched, cost_type)
     answer = find_anomalies(series, span=span, fetched=fetched, view=view, cost_type=...)
@@ -34,9 +34,10 @@ from pydantic import BaseModel, Field
 
 from finout_mcp.api.models import View
 from finout_mcp.services import baseline
-from finout_mcp.services.costs import DateSpan, Money, Pct, SeriesLike, ViewRef, daily_table
+from finout_mcp.services.costs import Money, Pct, SeriesLike, ViewRef, daily_table
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.fencing import fence
+from finout_mcp.services.periods import DateSpan
 
 LOOKBACK_DAYS = 56  # history fetched before the checked days: 8 weeks of "normal"
 WINDOW_DAYS = 56  # each day is compared with the line through the (up to) 8 weeks before it

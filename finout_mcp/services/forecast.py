@@ -32,9 +32,10 @@ from pydantic import BaseModel, Field
 
 from finout_mcp.api.models import View
 from finout_mcp.services import baseline
-from finout_mcp.services.costs import DateSpan, Money, Pct, SeriesLike, ViewRef, daily_table
+from finout_mcp.services.costs import Money, Pct, SeriesLike, ViewRef, daily_table
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.fencing import fence
+from finout_mcp.services.periods import DateSpan, add_months, month_end
 
 HISTORY_DAYS = 450  # five 90-day windows: fetched in one round of the 5-request cap
 FIT_DAYS = 182  # the trend is fitted on the last 26 weeks
@@ -58,13 +59,9 @@ METHOD = (
 # ----------------------------------------------------------------------------- dates
 
 
-def _add_months(d: date, months: int) -> date:
-    idx = d.year * 12 + (d.month - 1) + months
-    return date(idx // 12, idx % 12 + 1, 1)
-
-
 def month_span(first: date) -> DateSpan:
-    return DateSpan(first, _add_months(first, 1) - timedelta(days=1))
+    """The calendar month starting ``first``."""
+    return DateSpan(first, month_end(first))
 
 
 def month_spans(today: date, horizon: int) -> list[DateSpan]:
@@ -76,7 +73,7 @@ def month_spans(today: date, horizon: int) -> list[DateSpan]:
             "Further ahead the method's error is too large to be useful: use a budget or a trend instead.",
         )
     this_month = today.replace(day=1)
-    return [month_span(_add_months(this_month, k)) for k in range(horizon + 1)]
+    return [month_span(add_months(this_month, k)) for k in range(horizon + 1)]
 
 
 def history_span(today: date, days: int = HISTORY_DAYS) -> DateSpan:
@@ -176,7 +173,7 @@ def past_origins(history: DailyHistory, as_of: date) -> list[date]:
     out: list[date] = []
     k = 1
     while True:
-        first = _add_months(as_of.replace(day=1), -k)
+        first = add_months(as_of.replace(day=1), -k)
         origin = first.replace(day=min(as_of.day, month_span(first).days))
         if (origin - history.first_day).days < FIT_DAYS:
             return out
@@ -189,7 +186,7 @@ def past_errors(history: DailyHistory, as_of: date, horizon: int) -> PastErrors:
     method: list[list[float]] = [[] for _ in range(horizon + 1)]
     naive: list[list[float]] = [[] for _ in range(horizon + 1)]
     for origin in past_origins(history, as_of):
-        months = [month_span(_add_months(origin.replace(day=1), k)) for k in range(horizon + 1)]
+        months = [month_span(add_months(origin.replace(day=1), k)) for k in range(horizon + 1)]
         months = [m for m in months if m.last < as_of]  # only months whose actual cost is known
         if not months:
             continue

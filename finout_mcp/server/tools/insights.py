@@ -10,14 +10,14 @@ from pydantic import Field
 from finout_mcp.api.models import CostType
 from finout_mcp.server.state import get_state
 from finout_mcp.server.tools.common import READ, ToolCollector, ViewRef
-from finout_mcp.services import anomalies, costs, forecast
+from finout_mcp.services import anomalies, costs, forecast, periods
 
 
 async def find_cost_anomalies(
     ctx: Context,
     view: ViewRef,
     period: Annotated[
-        costs.Period | None,
+        periods.Period | None,
         Field(description="Days to check (UTC). Give either period or start/end; default last_30_days."),
     ] = None,
     start: Annotated[str | None, Field(description="First day to check, YYYY-MM-DD.")] = None,
@@ -45,7 +45,7 @@ async def find_cost_anomalies(
     v = await state.catalog.resolve_view(view)
     today = state.today()
     span, notes = anomalies.checked_span(
-        costs.resolve_span(period=period, start=start, end=end, today=today), today
+        periods.resolve_span(period=period, start=start, end=end, today=today), today
     )
     fetched = anomalies.history_span(span)
     series = await costs.fetch_costs(state.client, v.id, fetched, cost_type)
