@@ -12,8 +12,7 @@
    1-5 days, random series), each view checked with ``find_cost_anomalies`` through the MCP client.
    Spikes whose true excess is under the tool's ``min_excess`` (too small to matter, left out by
    design) are counted separately, not as misses.
-3. The question "Did anything spike in the last 30 days, and why?" through the MCP client: calls and
-   bytes before (day-by-series table of query_view_costs) and after (find_cost_anomalies).
+(Calls and bytes of the question "Did anything spike in the last 30 days, and why?": bench/questions.py.)
 
 A reported anomaly matches a planted spike when their date ranges overlap in the same series;
 precision = matching reports / reports, recall = matched spikes / planted spikes.
@@ -199,48 +198,6 @@ async def in_sandbox(rounds: int) -> tuple[Tally, int]:
     return total, small
 
 
-# --------------------------------------------------------------------------- 3. the question
-
-
-async def question() -> list[tuple[str, str]]:
-    sb = Sandbox(seed=7, today=TODAY)
-    rows = []
-    with tempfile.TemporaryDirectory() as d:
-        server = build_server(Settings(demo=True, state_dir=Path(d)), sandbox=sb, today=lambda: TODAY)
-        async with Client(server) as client:
-            plans = {
-                "before": [
-                    ("list_views", {}),
-                    (
-                        "query_view_costs",
-                        {
-                            "view": "All costs by service",
-                            "period": "last_30_days",
-                            "granularity": "day",
-                            "breakdown_series": True,
-                            "top_n": 20,
-                        },
-                    ),
-                ],
-                "after": [("list_views", {}), ("find_cost_anomalies", {"view": "All costs by service"})],
-            }
-            for label, calls in plans.items():
-                text_bytes = sent = 0
-                for name, args in calls:
-                    result = await client.call_tool(name, args)
-                    assert not result.is_error, name
-                    text_bytes += sum(len(getattr(c, "text", "").encode()) for c in result.content)
-                    sent += len(result.model_dump_json(by_alias=True, exclude_none=True).encode())
-                rows.append(
-                    (
-                        f'"Did anything spike in the last 30 days, and why?" {label}',
-                        f"{len(calls)} calls, {text_bytes / 1000:.1f} KB text ({sent / 1000:.1f} KB as sent): "
-                        + " + ".join(n for n, _ in calls),
-                    )
-                )
-    return rows
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--markdown", action="store_true")
@@ -251,7 +208,15 @@ def main() -> int:
     for label, noise in NOISES.items():
         log(f"synthetic series, {label} ...")
         tallies = synthetic(noise, args.seeds)
-        for key, t in tallies.items():
+        order = [
+            *(f"shape {x}" for x in SHAPES),
+            *(f"size {x:g}x" for x in SIZES),
+            *(f"length {x} d" for x in LENGTHS),
+            "all",
+            "controls (no spike)",
+        ]
+        for key in order:
+            t = tallies[key]
             extra = ""
             if t.excess_errors:
                 errs = sorted(t.excess_errors)
@@ -274,8 +239,6 @@ def main() -> int:
             + f"; dates exact {t.exact_dates / max(t.found, 1):.0%}; {small} planted spikes under min_excess not counted",
         )
     )
-    log("the question, before and after ...")
-    rows += anyio.run(question)
     if args.markdown:
         print("| figure | value |\n|---|---|")
     for a, b in rows:

@@ -5,6 +5,9 @@ finout-mcp gives access to one Finout cloud-cost account.
 Questions about spend: list_views, then query_view_costs (view by id or exact name; period presets \
 or start/end ISO dates, end inclusive, UTC; ranges over 90 days are split for you; \
 compare_previous=true compares with the previous period of the same kind — last month with the month before, a quarter with the quarter before; compare_start/compare_end for any other range).
+Spikes and forecasts: find_cost_anomalies(view) finds the days and series that departed from their \
+own normal, with excess dollars and what to call next; forecast_costs(view, horizon) projects this \
+month and up to 3 more, with an interval and its method (no budgets, commitments or yearly seasons).
 Dimensions: list_megabill_keys (keys by key, display name or cost center), then list_key_values.
 Savings: summarize_savings answers "what can we save" in one call (all scans, grand yearly total, \
 top resources); get_scan_recommendations for one scan in full.

@@ -97,15 +97,21 @@ def register(server: MCPServer) -> None:
         ] = None,
     ) -> str:
         """Find when a spike started, which groups drove it, and what to check."""
-        around = f"the 14 days before and 7 after {day}" if day else 'period="last_30_days"'
+        around = (
+            f"start and end around {fence(day)} (a week before to a week after)"
+            if day
+            else 'period="last_30_days"'
+        )
         return (
             f"Investigate a cost spike in the view {fence(view)}.\n"
-            f'1. Call query_view_costs for {around} with granularity="day" and breakdown_series=true.\n'
-            "2. Find the day the total jumped and the groups whose daily cost rose most.\n"
-            "3. Call query_view_costs again with compare_previous=true over the spike window to size it.\n"
-            "4. Use list_megabill_keys / list_key_values to name the accounts, services or namespaces "
+            f"1. Call find_cost_anomalies for {around}: it lists the series and days that departed from "
+            "their own normal, with expected vs actual, excess dollars and their share of the view's change.\n"
+            "2. Follow its next_steps for the largest one: query_costs to break the series down by account, "
+            'region or resource (when listed), or query_view_costs with granularity="day" and '
+            "breakdown_series=true for the daily figures.\n"
+            "3. Use list_megabill_keys / list_key_values to name the accounts, services or namespaces "
             "involved; check get_scan_recommendations for related waste.\n"
-            "5. Summarise: when, how much, which groups, likely cause, next checks."
+            "4. Summarise: when, how much, which groups, likely cause, next checks."
         )
 
 

@@ -43,7 +43,7 @@ LOOKBACK_DAYS = 56  # history fetched before the checked days: 8 weeks of "norma
 WINDOW_DAYS = 56  # each day is compared with the line through the (up to) 8 weeks before it
 MIN_WINDOW_DAYS = 28  # and needs at least 4 of them
 THRESHOLD = 4.0  # robust standard deviations
-MIN_CHANGE = 0.2  # and at least 20% above or below expected
+MIN_CHANGE = 0.1  # and at least 10% above or below expected
 MIN_SIGMA = 0.02  # a near-constant series still needs a 4 x 2% = 8% move (and MIN_CHANGE)
 SMALL_SHARE = 0.005  # default min_excess: 0.5% of the view's average daily cost
 MAX_CHECKED_DAYS = 366

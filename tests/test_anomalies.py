@@ -1,0 +1,205 @@
+"""find_cost_anomalies: the detector on series built by hand, and the spike question end to end.
+
+Expected figures come from the series built here or from the sandbox's own daily costs and its
+table of planted spikes (``finout_mcp.sandbox.spikes``), never from a tool's answer.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from finout_mcp.api.models import View
+from finout_mcp.sandbox import Sandbox
+from finout_mcp.sandbox.costs import day_ms
+from finout_mcp.sandbox.spikes import DEMO_SPIKES, PlantedSpike
+from finout_mcp.services import anomalies
+from finout_mcp.services.costs import Point, Series
+from finout_mcp.services.errors import InputError
+from finout_mcp.services.periods import DateSpan
+from tests.support import TODAY, call, call_error, demo, text
+
+# 56 days of history, then the 30 days checked (2026-10-31 .. 2026-11-29), as for period=last_30_days
+# on 2026-11-30.
+CHECKED = DateSpan(date(2026, 10, 31), date(2026, 11, 29))
+FETCHED = anomalies.history_span(CHECKED)
+VIEW = View(id="v1", name="Hand-built")
+
+
+def days() -> list[date]:
+    return [FETCHED.first + timedelta(days=i) for i in range(FETCHED.days)]
+
+
+def view_of(**groups: list[float]) -> list[Series]:
+    """A view answer: a Total and one series per group, one value per fetched day."""
+    total = [sum(vals) for vals in zip(*groups.values(), strict=True)]
+    out = [Series("Total", [Point(day_ms(d), v) for d, v in zip(days(), total, strict=True)])]
+    out += [
+        Series(name, [Point(day_ms(d), v) for d, v in zip(days(), vals, strict=True)])
+        for name, vals in groups.items()
+    ]
+    return out
+
+
+def planted(base: list[float], spike: PlantedSpike) -> list[float]:
+    return [
+        v * (spike.factor if spike.first_day <= d <= spike.last_day else 1.0)
+        for d, v in zip(days(), base, strict=True)
+    ]
+
+
+def find(series: list[Series], **kw: float) -> anomalies.AnomalyAnswer:
+    return anomalies.find_anomalies(
+        series, span=CHECKED, fetched=FETCHED, view=VIEW, cost_type="unblendedCost", **kw
+    )  # type: ignore[arg-type]
+
+
+def test_a_flat_series_spike_is_found_with_its_exact_dates_and_dollars() -> None:
+    spike = PlantedSpike("api", date(2026, 11, 10), 3, 3.0)
+    out = find(view_of(api=planted([100.0] * FETCHED.days, spike)))
+    assert len(out.anomalies) == 1
+    a = out.anomalies[0]
+    assert (a.series, a.kind, a.first_day, a.last_day, a.days) == (
+        "api",
+        "spike",
+        spike.first_day,
+        spike.last_day,
+        3,
+    )
+    assert (a.actual, a.expected, a.excess, a.ratio) == (900.0, 300.0, 600.0, 3.0)
+    assert a.peak_actual == 300.0 and a.peak_expected == 100.0 and not a.ongoing
+    assert a.share_of_view_change_pct == 100.0  # the only series: it is the whole change of the view
+    assert out.view_actual == 30 * 100.0 + 600.0 and out.view_expected == 3000.0 and out.view_excess == 600.0
+    assert out.explained_pct == 100.0
+    assert [(r.series, r.first_day, r.excess) for r in out.view_anomalies] == [("Total", spike.first_day, 600.0)]
+
+
+def test_a_weekly_pattern_is_normal_and_a_weekend_spike_is_measured_against_a_weekend() -> None:
+    base = [78.0 if d.weekday() >= 5 else 100.0 for d in days()]
+    saturday = date(2026, 11, 14)
+    assert saturday.weekday() == 5
+    out = find(view_of(web=planted(base, PlantedSpike("web", saturday, 1, 2.0))))
+    assert [(a.first_day, a.actual, a.expected, a.excess) for a in out.anomalies] == [
+        (saturday, 156.0, 78.0, 78.0)
+    ]
+
+
+def test_a_five_day_spike_does_not_become_its_own_normal() -> None:
+    spike = PlantedSpike("etl", date(2026, 11, 3), 5, 1.5)
+    out = find(view_of(etl=planted([200.0] * FETCHED.days, spike)))
+    assert len(out.anomalies) == 1
+    a = out.anomalies[0]
+    assert (a.first_day, a.last_day, a.expected, a.excess) == (spike.first_day, spike.last_day, 1000.0, 500.0)
+
+
+def test_a_trending_series_is_expected_on_its_trend() -> None:
+    base = [100.0 * 1.01**i for i in range(FETCHED.days)]  # +1% a day
+    day = date(2026, 11, 20)
+    i = (day - FETCHED.first).days
+    out = find(view_of(ml=planted(base, PlantedSpike("ml", day, 1, 2.0))))
+    assert len(out.anomalies) == 1
+    a = out.anomalies[0]
+    assert a.first_day == day and a.actual == pytest.approx(2 * base[i], abs=0.01)
+    assert a.expected == pytest.approx(base[i], rel=0.001)  # the 1% log offset bends the line very slightly
+
+
+def test_a_drop_is_reported_as_a_drop() -> None:
+    base = [100.0] * FETCHED.days
+    out = find(view_of(db=planted(base, PlantedSpike("db", date(2026, 11, 28), 2, 0.0))))
+    assert [(a.kind, a.first_day, a.days, a.actual, a.expected, a.excess, a.ongoing) for a in out.anomalies] == [
+        ("drop", date(2026, 11, 28), 2, 0.0, 200.0, -200.0, True)  # through the last day checked: ongoing
+    ]
+
+
+def test_series_too_small_to_matter_are_left_out_and_counted() -> None:
+    spike = PlantedSpike("tiny", date(2026, 11, 10), 1, 5.0)  # +40 dollars in a 10,010-a-day view
+    series = view_of(big=[10_000.0] * FETCHED.days, tiny=planted([10.0] * FETCHED.days, spike))
+    out = find(series)
+    assert out.min_excess == round(0.005 * (10_010 + 40 / FETCHED.days), 2)  # 0.5% of the average day
+    assert out.anomalies == [] and out.left_out_small == 1
+    assert any("lower min_excess" in n for n in out.notes)
+    shown = find(series, min_excess=10.0)
+    assert [(a.series, a.excess) for a in shown.anomalies] == [("tiny", 40.0)]
+
+
+def test_today_is_never_checked_and_a_range_of_only_today_says_what_to_do() -> None:
+    span, notes = anomalies.checked_span(DateSpan(date(2026, 11, 1), TODAY), TODAY)
+    assert span.last == TODAY - timedelta(days=1) and "incomplete" in notes[0]
+    with pytest.raises(InputError, match="last_30_days"):
+        anomalies.checked_span(DateSpan(TODAY, TODAY), TODAY)
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+def demo_spikes_in(sb: Sandbox, first: date, last: date) -> dict[str, list[PlantedSpike]]:
+    """The spikes the sandbox planted, per view, within [first, last] (from its own table)."""
+    out: dict[str, list[PlantedSpike]] = {}
+    for view, group, ago, length, factor in DEMO_SPIKES:
+        s = PlantedSpike(group, sb.account.today - timedelta(days=ago), length, factor)
+        if first <= s.first_day and s.last_day <= last:
+            out.setdefault(view, []).append(s)
+    return out
+
+
+async def test_did_anything_spike_in_the_last_30_days_and_why(tmp_path: Path) -> None:
+    """'Did anything spike in the last 30 days, and why?' — two calls, under 8 KB."""
+    async with demo(tmp_path) as (client, sb):
+        views = await call(client, "list_views")
+        view = next(v for v in views["views"] if v["name"] == "All costs by service")
+        result = await client.call_tool("find_cost_anomalies", {"view": view["id"]})
+        assert not result.is_error
+        out = result.structured_content
+        assert out is not None and len(text(result).encode()) <= 8 * 1024
+
+    first, last = TODAY - timedelta(days=30), TODAY - timedelta(days=1)
+    assert (out["first_day"], out["last_day"], out["days"]) == (first.isoformat(), last.isoformat(), 30)
+    (rds,) = demo_spikes_in(sb, first, last)["All costs by service"]  # AmazonRDS, 3 days at 3x
+    sandbox_view = next(v for v in sb.account.views if v.name == "All costs by service")
+    spike_days = [rds.first_day + timedelta(days=k) for k in range(rds.days)]
+    actual = sum(round(sandbox_view.cost(rds.group, d, TODAY), 4) for d in spike_days)
+    true_excess = actual * (1 - 1 / rds.factor)
+
+    top = out["anomalies"][0]
+    assert (top["series"], top["kind"], top["first_day"], top["last_day"]) == (
+        "AmazonRDS",
+        "spike",
+        rds.first_day.isoformat(),
+        rds.last_day.isoformat(),
+    )
+    assert top["actual"] == round(actual, 2)
+    assert top["excess"] == pytest.approx(true_excess, rel=0.05)
+    assert 80 <= top["share_of_view_change_pct"] <= 120  # the view moved by about this spike, no more
+    assert [a["series"] for a in out["anomalies"]] == ["AmazonRDS"]  # and nothing else departed
+    assert out["view_anomalies"] and out["view_anomalies"][0]["first_day"] == rds.first_day.isoformat()
+    steps = " ".join(out["next_steps"])
+    for tool in ("query_costs", "list_key_values", "get_scan_recommendations", "query_view_costs"):
+        assert tool in steps
+    assert "«AmazonRDS»" in steps  # account data in free text is fenced
+
+
+async def test_every_planted_demo_spike_is_found_and_nothing_else(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, sb):
+        first, last = TODAY - timedelta(days=90), TODAY - timedelta(days=1)
+        expected = demo_spikes_in(sb, first, last)
+        for view in sb.account.views:
+            out = await call(client, "find_cost_anomalies", {"view": view.name, "period": "last_90_days"})
+            found = [(a["series"], a["first_day"], a["last_day"]) for a in out["anomalies"]]
+            truth = [
+                (s.group, s.first_day.isoformat(), s.last_day.isoformat()) for s in expected.get(view.name, [])
+            ]
+            assert sorted(found) == sorted(truth), view.name
+            assert out["left_out_small"] == 0, view.name
+
+
+async def test_the_tool_is_read_only_and_closed_world(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, _sb):
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        a = tools["find_cost_anomalies"].annotations
+        assert a is not None and a.read_only_hint is True and a.open_world_hint is False
+        message = await call_error(
+            client, "find_cost_anomalies", {"view": "Costs by team", "start": TODAY.isoformat()}
+        )
+        assert "incomplete" in message and "last_30_days" in message
