@@ -10,10 +10,11 @@ Flow used by ``find_cost_anomalies``::
 Method, per series (the view's Total too), on log cost (``services/baseline.py``):
 
 1. remove the weekday effects (each weekday's median departure from its centred week);
-2. for each day, fit Tukey's resistant line through the :data:`WINDOW_DAYS` days before it (days
-   already flagged are replaced by what was expected of them, so a long spike cannot become its own
-   normal), extrapolate one day, and measure the departure in robust standard deviations
-   (1.4826 x MAD of the window around its line, at least :data:`MIN_SIGMA`);
+2. for each day, fit Tukey's resistant line through the (up to) :data:`WINDOW_DAYS` days before it,
+   at least :data:`MIN_WINDOW_DAYS` (days already flagged are replaced by what was expected of them,
+   so a long spike cannot become its own normal), extrapolate one day, and measure the departure in
+   robust standard deviations (1.4826 x MAD of the window's unflagged days around the line, at least
+   :data:`MIN_SIGMA`);
 3. flag the day when the departure is at least :data:`THRESHOLD` and the cost is at least
    :data:`MIN_CHANGE` above (spike) or below (drop) the expected cost;
 4. consecutive flagged days of one direction form one anomaly (one day between them that leans
@@ -34,7 +35,7 @@ from pydantic import BaseModel, Field
 
 from finout_mcp.api.models import View
 from finout_mcp.services import baseline
-from finout_mcp.services.costs import Money, Pct, SeriesLike, ViewRef, daily_table
+from finout_mcp.services.costs import ANSWER_BUDGET_BYTES, Money, Pct, SeriesLike, ViewRef, daily_table
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.fencing import fence
 from finout_mcp.services.periods import DateSpan
@@ -44,14 +45,13 @@ WINDOW_DAYS = 56  # each day is compared with the line through the (up to) 8 wee
 MIN_WINDOW_DAYS = 28  # and needs at least 4 of them
 THRESHOLD = 4.0  # robust standard deviations
 MIN_CHANGE = 0.1  # and at least 10% above or below expected
-MIN_SIGMA = 0.02  # a near-constant series still needs a 4 x 2% = 8% move (and MIN_CHANGE)
+MIN_SIGMA = 0.02  # a near-constant series still needs a 4 x 2% = 8% move
 SMALL_SHARE = 0.005  # default min_excess: 0.5% of the view's average daily cost
 MAX_CHECKED_DAYS = 366
-ANSWER_BUDGET_BYTES = 8_000
 
 METHOD = (
     "Per series: weekday effects removed, then each day compared with a resistant trend line through "
-    f"the {WINDOW_DAYS} days before it (log cost; earlier flagged days replaced by their expected cost); "
+    f"the (up to) {WINDOW_DAYS} days before it (log cost; earlier flagged days replaced by their expected cost); "
     f"flagged at >= {THRESHOLD:g} robust standard deviations (MAD) and >= {MIN_CHANGE:.0%} away from "
     f"expected. Normal is learned from the {LOOKBACK_DAYS} days before the checked range too."
 )
@@ -397,7 +397,9 @@ def find_anomalies(
             f"{small} smaller anomalies (each under {threshold:,.2f} {currency}) left out; lower min_excess to see them."
         )
     answer.notes = out_notes
-    while len(answer.model_dump_json()) > ANSWER_BUDGET_BYTES and len(answer.anomalies) > 1:
+    while (
+        len(answer.model_dump_json(exclude_none=True).encode()) > ANSWER_BUDGET_BYTES and len(answer.anomalies) > 1
+    ):
         answer.anomalies = answer.anomalies[: len(answer.anomalies) // 2]
         answer.truncated = True
         answer.notes.append(

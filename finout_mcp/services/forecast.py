@@ -8,8 +8,9 @@ Flow used by ``forecast_costs``::
     answer = forecast_view(series, fetched=fetched, today=today, months=months, view=view, ...)
 
 Method (``services/baseline.py``): on log daily cost over the last :data:`FIT_DAYS` complete days,
-remove the weekday effects, fit Tukey's resistant line, and extrapolate it day by day with the
-weekday effects put back; a month's total is its complete days' actual cost plus the forecast of
+remove the weekday effects, take the slope of Tukey's resistant line through them and the level
+where the last :data:`LEVEL_DAYS` days sit around that slope (so a step in cost counts within
+weeks), and extrapolate day by day with the weekday effects put back; a month's total is its complete days' actual cost plus the forecast of
 the rest (today included: today's costs are still coming in). Medians make a spike in the fitted
 days count as one odd day, not a new level.
 
@@ -32,7 +33,7 @@ from pydantic import BaseModel, Field
 
 from finout_mcp.api.models import View
 from finout_mcp.services import baseline
-from finout_mcp.services.costs import Money, Pct, SeriesLike, ViewRef, daily_table
+from finout_mcp.services.costs import ANSWER_BUDGET_BYTES, Money, Pct, SeriesLike, ViewRef, daily_table
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.fencing import fence
 from finout_mcp.services.periods import DateSpan, add_months, month_end
@@ -47,7 +48,6 @@ MIN_PAST_ORIGINS = 3  # fewer past forecasts than this: no interval is given
 INTERVAL = 0.8
 Z_INTERVAL = NormalDist().inv_cdf(0.5 + INTERVAL / 2)  # 1.2816 for 80%
 MIN_HALF_WIDTH = 0.005  # an interval is never narrower than +-0.5%
-ANSWER_BUDGET_BYTES = 8_000
 
 METHOD = (
     f"seasonal trend: weekday profile + resistant trend line on log daily cost over the last {FIT_DAYS} "
@@ -370,7 +370,7 @@ def forecast_view(
         track_record=track,
         notes=notes,
     )
-    while len(answer.model_dump_json()) > ANSWER_BUDGET_BYTES and answer.series:
+    while len(answer.model_dump_json(exclude_none=True).encode()) > ANSWER_BUDGET_BYTES and answer.series:
         answer.series = answer.series[:-1]
         answer.notes.append(f"Cut to {len(answer.series)} series to keep the answer under 8 KB.")
     return answer
