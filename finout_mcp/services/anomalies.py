@@ -46,6 +46,7 @@ MIN_WINDOW_DAYS = 28  # and needs at least 4 of them
 THRESHOLD = 4.0  # robust standard deviations
 MIN_CHANGE = 0.1  # and at least 10% above or below expected
 MIN_SIGMA = 0.02  # a near-constant series still needs a 4 x 2% = 8% move
+DEFAULT_TOP_N = 10  # the default answer is kept within 8 KB; asking for more anomalies lifts that
 SMALL_SHARE = 0.005  # default min_excess: 0.5% of the view's average daily cost
 MAX_CHECKED_DAYS = 366
 
@@ -312,7 +313,7 @@ def find_anomalies(
     view: View,
     cost_type: str,
     min_excess: float | None = None,
-    top_n: int = 10,
+    top_n: int = DEFAULT_TOP_N,
     currency: str = "USD",
     notes: Sequence[str] = (),
 ) -> AnomalyAnswer:
@@ -398,12 +399,14 @@ def find_anomalies(
         )
     answer.notes = out_notes
     while (
-        len(answer.model_dump_json(exclude_none=True).encode()) > ANSWER_BUDGET_BYTES and len(answer.anomalies) > 1
+        top_n <= DEFAULT_TOP_N
+        and len(answer.model_dump_json(exclude_none=True).encode()) > ANSWER_BUDGET_BYTES
+        and len(answer.anomalies) > 1
     ):
         answer.anomalies = answer.anomalies[: len(answer.anomalies) // 2]
         answer.truncated = True
         answer.notes.append(
-            f"Cut to the {len(answer.anomalies)} largest anomalies to keep the answer under 8 KB; "
-            "narrow the range or raise min_excess to see the rest."
+            f"Cut to the {len(answer.anomalies)} largest anomalies to keep the answer under 8 KB; raise top_n "
+            f"(up to 50; a larger answer), narrow the range or raise min_excess to see the rest."
         )
     return answer

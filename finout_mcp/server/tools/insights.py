@@ -32,7 +32,9 @@ async def find_cost_anomalies(
             ge=0,
         ),
     ] = None,
-    top_n: Annotated[int, Field(description="Anomalies to list, largest first.", ge=1, le=50)] = 10,
+    top_n: Annotated[
+        int, Field(description="Anomalies to list, largest first (over 10: beyond the 8 KB default).", ge=1, le=50)
+    ] = anomalies.DEFAULT_TOP_N,
 ) -> anomalies.AnomalyAnswer:
     """Did anything spike (or drop)? Finds the days and series of a view whose cost departs from their
     OWN normal (weekday pattern and trend learned from the 8 weeks before; robust to the spike itself):
