@@ -248,7 +248,7 @@ def main() -> int:
     t, small = anyio.run(in_sandbox, args.rounds)
     rows.append(
         (
-            f"sandbox: {args.rounds} accounts x 6 views, 2-4 spikes each (1.5x-5x, 1-5 days)",
+            f"sandbox: {args.rounds} accounts, 2-4 spikes through each of 5 views (1.5x-5x, 1-5 days), 6 views checked",
             t.text()
             + f"; dates exact {t.exact_dates / max(t.found, 1):.0%}; {small} planted spikes under min_excess not counted",
         )
