@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--toolsets",
         default=None,
         help="comma-separated domains to expose: views,cost_query,megabill,composer,virtual_tags,metadata,"
-        "costguard,endpoints,changes (default all)",
+        "costguard,endpoints,changes,insights (default all)",
     )
     p.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default), ERROR; logs go to stderr")
     sub = p.add_subparsers(dest="command", parser_class=argparse.ArgumentParser)
