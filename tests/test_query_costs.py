@@ -185,6 +185,12 @@ async def test_mistakes_get_errors_that_name_the_fix(tmp_path: Path) -> None:
         assert "31 conditions" in message and "at most 30" in message
         message = await call_error(client, "query_costs", {"filter": {"key": "nope-key", "op": "exists"}})
         assert "nope-key" in message
+        message = await call_error(client, "query_costs", {"group_by": ["Service"]})
+        assert "ambiguous" in message and "'AWS:service'" in message
+        out = await call(client, "query_costs", {"group_by": ["AWS:Service"], "period": "last_7_days"})
+        assert out["query"]["group_by"] == ["AWS.service (Service)"] and "AmazonEC2" in [
+            s["name"] for s in out["series"]
+        ]
 
 
 # ------------------------------------------------------------------ impact estimates

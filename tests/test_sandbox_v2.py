@@ -291,3 +291,28 @@ async def test_grouping_by_a_virtual_tag_follows_its_rules(
     assert sb.account.row(line, LAST_MONTH[0])[("Virtual Tags", team["id"])] == "unallocated"
     after = await _view_series(api, sb, "Costs by team")
     assert "checkout" not in after
+
+
+async def test_a_planted_plateau_shows_in_views_and_v2_alike(
+    api: httpx.AsyncClient, clock: Clock, sb: Sandbox
+) -> None:
+    from finout_mcp.sandbox.costs import plant_spike
+    from finout_mcp.sandbox.spikes import PlantedSpike
+
+    view = next(v for v in sb.account.views if v.name == "Kubernetes by namespace")
+    first = dt.date(2026, 10, 10)
+    before = {d: view.cost("monitoring", first + dt.timedelta(days=d), TODAY) for d in range(-1, 4)}
+    plant_spike(view, PlantedSpike("monitoring", first, 3, 2.0))
+    after = {d: view.cost("monitoring", first + dt.timedelta(days=d), TODAY) for d in range(-1, 4)}
+    assert [round(after[d] / before[d], 9) for d in range(-1, 4)] == [1.0, 2.0, 2.0, 2.0, 1.0]
+    flt = {
+        "costCenter": "Kubernetes",
+        "key": "namespace",
+        "type": "k8s_namespace",
+        "operator": "is",
+        "value": ["monitoring"],
+    }
+    rows = await run(api, clock, body(first, first + dt.timedelta(days=2), filters=flt))
+    assert math.fsum(r["unblendedCost_sum"]["amount"] for r in rows) == pytest.approx(
+        sum(after[d] for d in range(3))
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -166,3 +167,4 @@ class RequestRecord:
     route: str | None
     status: int
     client_id: str | None
+    at: float = field(default_factory=time.monotonic, compare=False)  # when it was answered (seconds)

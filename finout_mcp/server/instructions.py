@@ -8,6 +8,8 @@ compare_previous=true compares with the previous period of the same kind — las
 Spikes and forecasts: find_cost_anomalies(view) finds the days and series that departed from their \
 own normal, with excess dollars and what to call next; forecast_costs(view, horizon) projects this \
 month and up to 3 more, with an interval and its method (no budgets, commitments or yearly seasons).
+Questions no saved view answers (a namespace per month, why a service spiked): query_costs (Finout \
+API v2: any filter as for compose_filter, group_by keys or virtual tags by name; a few seconds per query).
 Dimensions: list_megabill_keys (keys by key, display name or cost center), then list_key_values.
 Savings: summarize_savings answers "what can we save" in one call (all scans, grand yearly total, \
 top resources); get_scan_recommendations for one scan in full.

@@ -371,9 +371,12 @@ class CostQueries:
             text = name
             try:
                 entry = resolve_key(keys, text, None, tags)
-            except InputError:
+            except InputError as exc:
                 if ":" not in name:
-                    raise
+                    raise InputError(
+                        f"group_by {fence(name)}: {exc.message}",
+                        hint="In group_by, name the cost center as 'CostCenter:key', e.g. 'AWS:service'.",
+                    ) from None
                 cost_center, _, text = name.partition(":")
                 entry = resolve_key(keys, text.strip(), cost_center.strip(), tags)
             label = f"{entry.cost_center}.{entry.key}" + (
