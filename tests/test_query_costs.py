@@ -326,3 +326,15 @@ async def test_faults_on_v2_routes_are_retried_or_reported(
             assert "retry" in message.lower() or "check" in message.lower()
             assert "demo-secret" not in message
         assert sb.faults.pending() == 0
+
+
+async def test_without_a_v2_url_the_error_names_the_variable(tmp_path: Path) -> None:
+    from mcp import Client
+
+    from finout_mcp.config import Settings
+    from finout_mcp.server.app import build_server
+
+    settings = Settings(demo=True, state_dir=tmp_path, api_url="http://proxy.invalid/finout")
+    async with Client(build_server(settings, sandbox=Sandbox(seed=7, today=TODAY), today=lambda: TODAY)) as client:
+        message = await call_error(client, "query_costs", {})
+    assert "FINOUT_API_V2_URL" in message and "Traceback" not in message

@@ -109,8 +109,13 @@ class AppState:
     def client_v2(self) -> FinoutV2Client:
         if self._client_v2 is None:
             from finout_mcp.api.client_v2 import FinoutV2Client
+            from finout_mcp.config import ConfigError
+            from finout_mcp.services.errors import InputError
 
-            self._client_v2 = FinoutV2Client(self.settings, transport=self._transport(), budget=self.budget)
+            try:
+                self._client_v2 = FinoutV2Client(self.settings, transport=self._transport(), budget=self.budget)
+            except ConfigError as exc:  # no v2 URL can be derived: say which variable to set
+                raise InputError(str(exc)) from None
         return self._client_v2
 
     @property
