@@ -338,3 +338,60 @@ async def test_without_a_v2_url_the_error_names_the_variable(tmp_path: Path) -> 
     async with Client(build_server(settings, sandbox=Sandbox(seed=7, today=TODAY), today=lambda: TODAY)) as client:
         message = await call_error(client, "query_costs", {})
     assert "FINOUT_API_V2_URL" in message and "Traceback" not in message
+
+
+async def test_negations_become_v2_operators_with_types(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, sb):
+        intent = {
+            "all": [
+                {"key": "cost_center_type", "op": "=", "value": "AWS"},
+                {
+                    "not": {
+                        "any": [
+                            {"key": "Account Name", "op": "=", "value": "prod-us"},
+                            {"key": "team", "op": "exists"},
+                        ]
+                    }
+                },
+            ]
+        }
+        out = await call(client, "query_costs", {"filter": intent, "period": "last_7_days"})
+        assert out["query"]["v2_filter"] == {
+            "AND": [
+                {
+                    "costCenter": "Global",
+                    "key": "cost_center_type",
+                    "type": "billing_dimension",
+                    "operator": "is",
+                    "value": ["AWS"],
+                },
+                {
+                    "costCenter": "AWS",
+                    "key": "aws_account_name",
+                    "type": "billing_dimension",
+                    "operator": "notIs",
+                    "value": ["prod-us"],
+                },
+                {"costCenter": "AWS", "key": "team", "type": "tag", "operator": "notExists"},
+            ]
+        }
+        # every AWS line carries a team tag in the demo account, so nothing is left
+        assert out["total"] == 0
+        first, last = TODAY - dt.timedelta(days=7), TODAY - dt.timedelta(days=1)
+        no_prod_us = await call(
+            client,
+            "query_costs",
+            {
+                "filter": {"all": [intent["all"][0], {"key": "Account Name", "op": "!=", "value": "prod-us"}]},
+                "period": "last_7_days",
+            },
+        )
+        expected = table_sum(
+            sb,
+            first,
+            last,
+            lambda r: (
+                r.get(("Global", "cost_center_type")) == "AWS" and r.get(("AWS", "aws_account_name")) != "prod-us"
+            ),
+        )
+        assert no_prod_us["total"] == pytest.approx(expected, abs=0.01)
