@@ -349,7 +349,7 @@ async def test_negations_become_v2_operators_with_types(tmp_path: Path) -> None:
                     "not": {
                         "any": [
                             {"key": "Account Name", "op": "=", "value": "prod-us"},
-                            {"key": "team", "op": "exists"},
+                            {"key": "team", "cost_center": "AWS", "op": "exists"},
                         ]
                     }
                 },
