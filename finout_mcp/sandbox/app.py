@@ -112,9 +112,7 @@ class Sandbox:
         # its status, the 24 h result lifetime and the per-minute rate limits (tests move it).
         self.v2 = V2Api(self.account, clock=clock, compute_s=compute_s)
         self.faults = FaultSwitchboard(seed)
-        self._cost_bodies: dict[
-            tuple[str, int, int, str, int, int], bytes
-        ] = {}  # serialized cost series, by query
+        self._cost_bodies: dict[tuple[str, int, int, str, int], bytes] = {}  # serialized cost series, by query
         self.stats = Stats()
         self.request_log: list[RequestRecord] = []
         self._request_counter = 0
