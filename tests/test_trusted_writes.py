@@ -377,6 +377,17 @@ async def test_list_changes_shows_who_what_and_undoability(tmp_path: Path) -> No
         assert [c["change_id"] for c in only["changes"]] == [legacy["change_id"]]
 
 
+async def test_the_actor_is_injectable(tmp_path: Path) -> None:
+    """Over stdio the OS user writes; a transport that knows an authenticated subject passes it."""
+    sb = Sandbox(seed=7, today=TODAY)
+    settings = Settings(demo=True, state_dir=tmp_path / "state")
+    server = build_server(settings, sandbox=sb, today=lambda: TODAY, actor=lambda _ctx: "alice@acme.example")
+    async with Client(server) as client:
+        await call(client, "update_virtual_tag", {"tag": "Environment", "default_value": "shared"})
+        (change,) = (await call(client, "list_changes", {}))["changes"]
+        assert change["actor"] == "alice@acme.example"
+
+
 # ----------------------------------------------------------------------------- elicitation
 
 

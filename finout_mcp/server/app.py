@@ -108,8 +108,11 @@ def build_server(
     toolsets: Iterable[str] | None = None,
     sandbox: Sandbox | None = None,
     today: Callable[[], date] | None = None,
+    actor: Callable[[Any], str] | None = None,
 ) -> FinoutServer:
-    """The MCP server for these settings. Nothing touches the network until the lifespan runs."""
+    """The MCP server for these settings. Nothing touches the network until the lifespan runs.
+    ``actor``: who the change log records for a write, from the request context (default: the OS
+    user; a transport with authentication passes its subject)."""
     ref = StateRef()
     chosen = parse_toolsets(list(toolsets) if toolsets is not None else None)
 
@@ -126,7 +129,7 @@ def build_server(
         version=__version__,
         instructions=INSTRUCTIONS,
         tool_loader=load_tools,
-        lifespan=build_lifespan(settings, sandbox=sandbox, today=today, ref=ref),
+        lifespan=build_lifespan(settings, sandbox=sandbox, today=today, ref=ref, actor=actor),
         log_level=settings.log_level.upper() if settings.log_level.upper() in _LEVELS else "WARNING",
     )
     _accept_log_level(server)

@@ -84,7 +84,8 @@ def register(server: MCPServer) -> None:
             "every error.\n"
             "4. Call lint_virtual_tag with the rules and default_value; fix shadowed or duplicate rules.\n"
             "5. Call create_virtual_tag (or update_virtual_tag) with dry_run=true and show the user the "
-            "body and diff. Only after they agree, call it again with dry_run=false.\n"
+            "diff, the dependent tags it affects and any warnings. Only after they agree, call it again "
+            "with dry_run=false and the dry run's expected_version (so exactly that is applied).\n"
             "6. Report the change_id: undo_change(change_id) reverts it."
         )
 

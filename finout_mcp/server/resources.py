@@ -47,7 +47,8 @@ first rule it matches, else default_value. "to" may also be {"key": "<other tag 
 
 ## Workflow
 compose_filter -> lint_virtual_tag -> create_virtual_tag(dry_run=true) -> show the user ->
-create_virtual_tag(dry_run=false) -> keep the change_id (undo_change reverts it).
+create_virtual_tag(dry_run=false, expected_version=<from the dry run>) -> keep the change_id
+(undo_change reverts it; list_changes shows what was changed, by whom).
 """
 
 
