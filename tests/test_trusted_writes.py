@@ -330,6 +330,30 @@ async def test_a_write_that_reached_finout_is_never_reported_failed_for_bookkeep
         assert undone["status"] == "undone" and tag_by_name(sb, "Environment")["defaultValue"] == "untagged"
 
 
+async def test_no_write_is_sent_without_its_intent_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with demo(tmp_path) as (client, sb):
+
+        def broken_begin(self: ChangeStore, *a: Any, **kw: Any) -> Any:
+            raise OSError("read-only file system")
+
+        monkeypatch.setattr(ChangeStore, "begin", broken_begin)
+        message = await call_error(client, "update_virtual_tag", {"tag": "Environment", "default_value": "shared"})
+        assert "Nothing was sent" in message and "could not record this write" in message
+        assert writes(sb) == []
+
+
+async def test_a_failed_read_back_is_said_not_hidden(tmp_path: Path) -> None:
+    """The PUT went through; the read-back after it fails: 'updated', with a warning to check."""
+    async with strict(tmp_path) as (client, sb):
+        # fresh list, tag by id, re-read under the lock pass; the read-back after the PUT fails
+        sb.faults.script("GET /v1/virtual-tags/{id}", [Fault(None), Fault(None), Fault(500)])
+        done = await call(client, "update_virtual_tag", {"tag": "Environment", "default_value": "shared"})
+        assert done["status"] == "updated" and tag_by_name(sb, "Environment")["defaultValue"] == "shared"
+        assert any("could not be read back" in w for w in done["warnings"])
+
+
 async def test_counts_in_undo_and_metadata_results_are_right(tmp_path: Path) -> None:
     async with demo(tmp_path) as (client, sb):
         team = tag_by_name(sb, "Team")

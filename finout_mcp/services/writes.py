@@ -527,6 +527,11 @@ class Writer:
         plan.notes = [f"undo_change({recording.change_id!r}) restores the previous version.", *recording.notes()]
         if conflict:
             plan.warnings.append(conflict.message)
+        if read_back is None:
+            plan.warnings.append(
+                "Finout accepted the update, but the tag could not be read back to confirm it; check it with "
+                "get_virtual_tag."
+            )
         return plan
 
     async def _reread_unchanged(self, planned: VirtualTag) -> VirtualTag:
