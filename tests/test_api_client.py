@@ -800,12 +800,45 @@ async def test_max_concurrency_setting_is_respected() -> None:
     assert state["max"] == 2
 
 
-async def test_cancellation_releases_slot() -> None:
+async def test_cancelled_call_keeps_its_slot_until_finout_answers() -> None:
+    """Finout counts a request until it has answered it, whether or not we still wait: a cancelled
+    call's request keeps its slot until the answer arrives, then frees it."""
+    answer = anyio.Event()
+    sent: list[str] = []
+
     async def handler(request: httpx.Request) -> httpx.Response:
-        await anyio.sleep(10)
-        return ok(VIEWS)  # pragma: no cover
+        sent.append(request.url.path)
+        if len(sent) == 1:
+            await answer.wait()
+        return ok(VIEWS)
 
     async with FinoutClient(make_settings(max_concurrency=1), transport=httpx.MockTransport(handler)) as client:
         with anyio.move_on_after(0.05):
             await client.list_views()
-        assert client.stats.in_flight == 0
+        assert client.stats.in_flight == 1  # still at Finout
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(client.list_views)
+            await anyio.sleep(0.1)
+            assert len(sent) == 1  # the second call waits for the slot
+            answer.set()
+        assert len(sent) == 2 and client.stats.in_flight == 0 and client.stats.max_in_flight == 1
+
+
+async def test_call_cancelled_while_waiting_for_a_slot_is_never_sent() -> None:
+    release = anyio.Event()
+    sent: list[str] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.url.path)
+        await release.wait()
+        return ok(VIEWS)
+
+    async with FinoutClient(make_settings(max_concurrency=1), transport=httpx.MockTransport(handler)) as client:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(client.list_views)
+            await anyio.sleep(0.05)
+            with anyio.move_on_after(0.05):
+                await client.list_keys()  # waits for the slot, then gives up
+            release.set()
+        await anyio.sleep(0.05)
+        assert sent == ["/v1/view"] and client.stats.in_flight == 0

@@ -12,12 +12,18 @@ Guarantees
 - **Paths**: every path segment is percent-encoded with ``quote(seg, safe="")`` (spaces,
   ``/`` and ``=`` in base64 keys, ``?``, ``#``, ``..``) so an id can never leave its segment.
 - **Concurrency**: at most ``settings.max_concurrency`` (≤ 5, Finout's per-key limit)
-  requests in flight per client; the slot is held for one attempt and released while
-  backing off.
+  requests in flight per API key — per process, or across replicas with a shared
+  :mod:`~finout_mcp.api.limiter`. A slot is held until Finout is done with the request: a
+  request that timed out keeps its slot (in the background) until its answer arrives or, after
+  :data:`LATE_ANSWER_CAP_S`, its connection is closed — Finout still counts it while it works.
+  Slots are released while backing off.
 - **Retries** (exponential backoff, full jitter, base 0.5 s, cap 8 s; ``Retry-After`` —
-  seconds or an HTTP date — is honoured exactly; at most ``retry_max_attempts`` attempts and
-  never beyond ``retry_budget_s`` of total time; when the server's ``Retry-After`` is longer
-  than the budget left, the client gives up at once rather than wait in vain):
+  seconds or an HTTP date — is honoured exactly, and holds back every request of the same tool
+  call; at most ``retry_max_attempts`` attempts per request, and one budget per tool call
+  (:mod:`~finout_mcp.api.retries`: ``retry_max_attempts - 1`` retries within ``retry_budget_s``)
+  shared by all its requests, so a fault never multiplies the requests sent; when the server's
+  ``Retry-After`` is longer than the budget left, the client gives up at once rather than wait
+  in vain; every retry is announced in the log at INFO):
 
   ====================================  ==========================  =========================
   outcome                               idempotent (GET, PUT,       create (POST /virtual-tags,
@@ -51,6 +57,8 @@ Guarantees
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import logging
 import random
@@ -67,6 +75,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from finout_mcp import __version__
+from finout_mcp.api.retries import RetryBudget, current_budget
 from finout_mcp.api.errors import (
     APITimeoutError,
     FinoutError,
@@ -76,6 +85,7 @@ from finout_mcp.api.errors import (
     scrub,
     status_error,
 )
+from finout_mcp.api.limiter import Limiter, MemoryLimiter
 from finout_mcp.api.models import (
     SERVER_OWNED_FIELDS,
     CostQueryResponse,
@@ -99,7 +109,7 @@ from finout_mcp.api.models import (
     shape_of,
     strip_display_names,
 )
-from finout_mcp.config import MAX_CONCURRENCY, Settings
+from finout_mcp.config import MAX_CONCURRENCY, Settings, redact_url
 
 log = logging.getLogger("finout_mcp.api")
 
@@ -107,6 +117,10 @@ M = TypeVar("M", bound=BaseModel)
 
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 8.0
+# How long a request that timed out may still hold its slot, waiting for Finout's late answer,
+# before its connection is closed (at least this, or five read timeouts).
+LATE_ANSWER_CAP_S = 120.0
+REQUEST_ID_CHARS = 100
 USER_AGENT = f"finout-mcp/{__version__}"
 
 _IDEMPOTENT_RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -200,7 +214,7 @@ def _header_request_id(response: httpx.Response) -> str | None:
     for name in ("x-request-id", "x-amzn-requestid", "request-id", "requestid"):
         value = response.headers.get(name)
         if value:
-            return value[:100]
+            return value[:4096]  # cut to REQUEST_ID_CHARS only after scrubbing
     return None
 
 
@@ -248,7 +262,7 @@ def error_details(response: httpx.Response) -> tuple[str, str | None]:
     if isinstance(data, dict):
         rid = data.get("requestId") or data.get("request_id")
         if isinstance(rid, str | int) and str(rid):
-            request_id = str(rid)[:100]
+            request_id = str(rid)[:4096]
         for field in ("message", "error", "errorMessage", "detail", "errors"):
             value = data.get(field)
             if value:
@@ -294,18 +308,21 @@ class FinoutClient:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
         self._settings = settings
         self._base = settings.api_url.rstrip("/")
         self._sleep: Callable[[float], Awaitable[None]] = sleep or anyio.sleep
         self._max_concurrency = max(1, min(settings.max_concurrency, MAX_CONCURRENCY))
-        self._limiter: anyio.Semaphore | None = None
+        self._limiter: Limiter = limiter or MemoryLimiter()
         self._random = random.Random()
         self._secrets = settings.secrets()
         self.stats = ClientStats()
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
         self._base_url_proven = False  # some call got a 2xx answer: FINOUT_API_URL reaches Finout
+        self._late_cap_s = max(LATE_ANSWER_CAP_S, 5 * settings.read_timeout)
+        self._in_flight_tasks: set[asyncio.Task[None]] = set()
 
     @property
     def _http(self) -> httpx.AsyncClient:
@@ -314,15 +331,23 @@ class FinoutClient:
         if self._client is None:
             self._client = httpx.AsyncClient(
                 transport=self._transport,
-                timeout=httpx.Timeout(self._settings.read_timeout, connect=self._settings.connect_timeout),
+                # The read timeout the caller sees is enforced in _attempt; the connection itself
+                # waits for a late answer up to the cap, so its slot is not freed too early.
+                timeout=httpx.Timeout(self._late_cap_s, connect=self._settings.connect_timeout),
                 headers={"user-agent": USER_AGENT, "accept": "application/json"},
                 follow_redirects=False,
                 trust_env=self._transport is None,
             )
         return self._client
 
+    @property
+    def budget_name(self) -> str:
+        """The name of this API key's request budget (shared by every replica using the key)."""
+        client_id = self._settings.client_id or "demo"
+        return "finout-key:" + hashlib.sha256(f"{self._base}|{client_id}".encode()).hexdigest()[:16]
+
     def __repr__(self) -> str:
-        return f"FinoutClient(api_url={self._base!r}, max_concurrency={self._max_concurrency})"
+        return f"FinoutClient(api_url={redact_url(self._base)!r}, max_concurrency={self._max_concurrency})"
 
     async def __aenter__(self) -> FinoutClient:
         return self
@@ -336,6 +361,10 @@ class FinoutClient:
         await self.aclose()
 
     async def aclose(self) -> None:
+        for task in list(self._in_flight_tasks):
+            task.cancel()
+        if self._in_flight_tasks:
+            await asyncio.gather(*self._in_flight_tasks, return_exceptions=True)
         if self._client is not None:
             await self._client.aclose()
 
@@ -524,38 +553,96 @@ class FinoutClient:
     def _scrub(self, text: str) -> str:
         return scrub(text, self._secrets)
 
-    def _get_limiter(self) -> anyio.Semaphore:
-        if self._limiter is None:
-            self._limiter = anyio.Semaphore(self._max_concurrency)
-        return self._limiter
+    def _scrub_id(self, request_id: str | None) -> str | None:
+        """A requestId fit to show: scrubbed first, then cut (a cut first could keep a secret's prefix)."""
+        return scrub(request_id, self._secrets, limit=REQUEST_ID_CHARS) if request_id else None
 
     async def _attempt(
         self, call: _Call, content: bytes | None
     ) -> tuple[httpx.Response | None, FinoutError | None]:
-        """One attempt under the concurrency cap: a response, or a scrubbed transport error."""
+        """One attempt: a response, or a scrubbed transport error.
+
+        The request runs in a task of its own that holds a slot of the key's budget from before
+        it is sent until Finout has answered (or the connection was closed). The caller waits
+        ``read_timeout`` for the answer; if it gives up, the task keeps the slot and reads the late
+        answer, so the next attempt cannot push Finout past its limit.
+        """
         headers = self._headers(call)
-        await self._before_attempt(call)
-        async with self._get_limiter():
-            self.stats.in_flight += 1
-            self.stats.max_in_flight = max(self.stats.max_in_flight, self.stats.in_flight)
-            self.stats.requests_sent += 1
+        sent = anyio.Event()
+        done = anyio.Event()
+        outcome: list[tuple[httpx.Response | None, FinoutError | None]] = []
+        caller_gone = False
+
+        async def in_flight() -> None:
             try:
-                response = await self._http.request(
-                    call.method, self._base + call.path, content=content, headers=headers
-                )
-                self._after_attempt(call, response)
-                return response, None
-            except httpx.TransportError as exc:
-                return None, self._transport_error(exc, call)
-            except (httpx.DecodingError, httpx.TooManyRedirects) as exc:
-                return None, MalformedResponseError(
-                    self._scrub(f"unreadable response ({type(exc).__name__})"),
-                    method=call.method,
-                    path=call.path,
-                    retryable=False,
-                )
+                await self._before_attempt(call)  # a subclass's rate budget: waited for without a slot
+                async with self._limiter.slot(self.budget_name, self._max_concurrency):
+                    if caller_gone:
+                        return
+                    sent.set()
+                    outcome.append(await self._exchange(call, content, headers))
             finally:
-                self.stats.in_flight -= 1
+                sent.set()
+                done.set()
+
+        task = asyncio.get_running_loop().create_task(in_flight())
+        self._in_flight_tasks.add(task)
+        task.add_done_callback(self._in_flight_tasks.discard)
+        try:
+            await sent.wait()
+        finally:
+            if not sent.is_set():
+                caller_gone = True
+        with anyio.move_on_after(self._settings.read_timeout):
+            await done.wait()
+        if outcome:
+            return outcome[0]
+        if done.is_set():  # cancelled before it was sent (shutting down)
+            return None, TransportError("the client is closing", method=call.method, path=call.path)
+        log.info(
+            "%s %s: no answer within %g s; the request keeps its slot until Finout answers",
+            call.method,
+            call.path,
+            self._settings.read_timeout,
+        )
+        return None, self._timeout_error(call)
+
+    async def _exchange(
+        self, call: _Call, content: bytes | None, headers: dict[str, str]
+    ) -> tuple[httpx.Response | None, FinoutError | None]:
+        """Send and read the whole answer (in the slot-holding task)."""
+        self.stats.in_flight += 1
+        self.stats.max_in_flight = max(self.stats.max_in_flight, self.stats.in_flight)
+        self.stats.requests_sent += 1
+        try:
+            response = await self._http.request(
+                call.method, self._base + call.path, content=content, headers=headers
+            )
+            self._after_attempt(call, response)
+            return response, None
+        except httpx.TransportError as exc:
+            return None, self._transport_error(exc, call)
+        except (httpx.DecodingError, httpx.TooManyRedirects) as exc:
+            return None, MalformedResponseError(
+                self._scrub(f"unreadable response ({type(exc).__name__})"),
+                method=call.method,
+                path=call.path,
+                retryable=False,
+            )
+        finally:
+            self.stats.in_flight -= 1
+
+    def _timeout_error(self, call: _Call) -> FinoutError:
+        """The caller stopped waiting: for a create, its outcome is unknown."""
+        unknown = not call.idempotent
+        return APITimeoutError(
+            f"no answer within {self._settings.read_timeout:g} s (ReadTimeout)",
+            method=call.method,
+            path=call.path,
+            hint=call.outcome_hint if unknown else None,
+            retryable=not unknown,
+            outcome_unknown=unknown,
+        )
 
     async def _before_attempt(self, call: _Call) -> None:
         """Hook: wait for whatever a subclass must wait for before each attempt (v1: nothing)."""
@@ -592,7 +679,7 @@ class FinoutClient:
 
     def _status_error(self, response: httpx.Response, call: _Call) -> FinoutError:
         message, request_id = error_details(response)
-        request_id = self._scrub(request_id) if request_id else None
+        request_id = self._scrub_id(request_id)
         retry_after = parse_retry_after(response.headers.get("retry-after"))
         status = response.status_code
         if 300 <= status < 400:
@@ -630,18 +717,20 @@ class FinoutClient:
         return self._random.uniform(0.0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (attempt - 1)))
 
     async def _send(self, call: _Call) -> httpx.Response:
-        """Send ``call`` with retries; a 2xx response, or the last typed error raised."""
+        """Send ``call`` with retries from the tool call's budget; a 2xx response, or the last typed error."""
         content = None if call.body is None else json.dumps(call.body, ensure_ascii=False).encode()
-        budget = self._settings.retry_budget_s
         max_attempts = max(1, self._settings.retry_max_attempts)
-        spent = 0.0  # time of attempts + time slept (counts injected sleeps too)
+        budget = current_budget() or RetryBudget.start(max_attempts - 1, self._settings.retry_budget_s)
         attempt = 0
+        waited = False
         while True:
+            hold = 0.0 if waited else budget.wait_s()
+            if hold > 0:  # another request of this call was told to wait
+                await self._sleep(hold)
             attempt += 1
             started = time.monotonic()
             response, error = await self._attempt(call, content)
             elapsed = time.monotonic() - started
-            spent += elapsed
             if response is not None:
                 log.debug(
                     "%s %s -> %d in %.0f ms (attempt %d)",
@@ -665,7 +754,7 @@ class FinoutClient:
                     elapsed * 1000,
                     attempt,
                 )
-            delay = self._retry_delay(error, attempt, max_attempts, budget - spent)
+            delay = self._retry_delay(error, attempt, max_attempts, budget)
             if delay is None:
                 self.stats.errors += 1
                 error.attempts = attempt
@@ -673,18 +762,22 @@ class FinoutClient:
                 if isinstance(error, NotFoundError) and call.subject is not None:  # the v1 operations
                     await self._explain_not_found(error, call)
                 raise error
+            if error.retry_after is not None:
+                budget.hold_off(error.retry_after)
             log.info(
-                "retrying %s %s in %.2f s after %s (attempt %d of %d)",
+                "retrying %s %s in %.2f s after %s (attempt %d of %d; %d retries left for this call)",
                 call.method,
                 call.path,
                 delay,
                 error.status or type(error).__name__,
                 attempt,
                 max_attempts,
+                budget.retries,
             )
             self.stats.retries += 1
             await self._sleep(delay)
-            spent += delay
+            budget.slept += delay
+            waited = True
 
     async def _explain_not_found(self, error: NotFoundError, call: _Call) -> None:
         """Say whether a 404 means the id or the base URL: a list path (no id) never 404s on
@@ -704,14 +797,17 @@ class FinoutClient:
         elif call.subject and call.ident:
             error.hint = f"No {call.subject} has the id {call.ident!r} in this account; check that id."
 
-    def _retry_delay(self, error: FinoutError, attempt: int, max_attempts: int, remaining: float) -> float | None:
-        """Seconds to wait before the next attempt, or ``None`` to give up."""
+    def _retry_delay(
+        self, error: FinoutError, attempt: int, max_attempts: int, budget: RetryBudget
+    ) -> float | None:
+        """Seconds to wait before the next attempt (drawn from the call's budget), or ``None`` to give up."""
+        remaining = budget.remaining_s()
         if not error.retryable or attempt >= max_attempts or remaining <= 0:
             return None
         retry_after = error.retry_after
-        if retry_after is not None:
-            return None if retry_after > remaining else retry_after
-        return min(self._backoff(attempt), remaining)
+        delay = retry_after if retry_after is not None else min(self._backoff(attempt), remaining)
+        why = f"{error.status or type(error).__name__} on {error.operation}"
+        return delay if budget.take(delay, why) else None
 
     def _json(self, response: httpx.Response, call: _Call) -> Any:
         data, reason = _decode(response)
@@ -778,7 +874,7 @@ class FinoutClient:
         error = MalformedResponseError(
             self._scrub(reason),
             status=response.status_code,
-            request_id=self._scrub(request_id) if request_id else None,
+            request_id=self._scrub_id(request_id),
             method=call.method,
             path=call.path,
             retryable=not unknown,
