@@ -16,8 +16,9 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
+from finout_mcp.api.errors import mask_secrets
 from finout_mcp.api.models import (
     Endpoint,
     EndpointRef,
@@ -36,7 +37,12 @@ SLACK_HOSTS = frozenset({"hooks.slack.com", "hooks.slack-gov.com"})
 MAX_NAME_LENGTH = 200
 MAX_EMAIL_LENGTH = 254
 
-_SLACK_URL_RE = re.compile(r"https?://hooks\.slack(?:-gov)?\.com/services/[^\s\"'<>`]*", re.IGNORECASE)
+# A Slack webhook as it may be written: any case, with a port, or URL-encoded (scheme optional).
+_SLACK_URL_RE = re.compile(
+    r"(?:https?(?::|%3A)(?://|%2F%2F))?hooks\.slack(?:-gov)?\.com(?:(?::|%3A)\d*)?(?:/|%2F)+services(?:/|%2F)"
+    r"[^\s\"'<>`]*",
+    re.IGNORECASE,
+)
 
 # ----------------------------------------------------------------------------- secrets
 
@@ -76,15 +82,14 @@ def mask_endpoint(endpoint: Endpoint) -> Endpoint:
 
 
 def scrub_secrets(text: str, secrets: Iterable[str] = ()) -> str:
-    """Replace the given secret strings and every Slack webhook URL in ``text`` with a mask."""
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, SECRET_MASK)
-    return _SLACK_URL_RE.sub(lambda m: mask_secret_url(m.group(0)), text)
+    """Mask the given secrets (in their common encodings, and fragments of them: see
+    :func:`~finout_mcp.api.errors.mask_secrets`) and every Slack webhook URL in ``text``."""
+    return _SLACK_URL_RE.sub(lambda m: mask_secret_url(m.group(0)), mask_secrets(text, secrets, SECRET_MASK))
 
 
 def scrub_json(value: Any, secrets: Iterable[str] = ()) -> Any:
     """:func:`scrub_secrets` applied to every string in a JSON value; Slack endpoint ``to`` masked."""
-    secret_list = list(secrets)
+    secret_list = sorted({s for s in secrets if s})
     if isinstance(value, str):
         return scrub_secrets(value, secret_list)
     if isinstance(value, list):
@@ -163,6 +168,22 @@ _WEBHOOK_HINT = (
 )
 
 
+def normalise_url(url: str) -> str:
+    """Scheme and host in lower case, a default port (:443 for https, :80 for http) dropped."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return url
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if not host or "@" in parts.netloc:
+        return url
+    keep_port = port is not None and (scheme, port) not in (("https", 443), ("http", 80))
+    netloc = f"{host}:{port}" if keep_port else host
+    return urlunsplit((scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
 def validate_slack_webhook(url: str) -> str:
     """The trimmed URL if it is a Slack incoming webhook, else :class:`InputError`.
 
@@ -172,6 +193,8 @@ def validate_slack_webhook(url: str) -> str:
         raise InputError("The Slack webhook URL is empty.", hint=_WEBHOOK_HINT)
     url = url.strip()
     masked = mask_secret_url(url)
+    if not _has_control(url) and url.isascii():
+        url = normalise_url(url)  # https://HOOKS.slack.com:443/… is https://hooks.slack.com/…
 
     def bad(why: str) -> InputError:
         return InputError(f"The Slack webhook URL ({masked}) is not accepted: {why}.", hint=_WEBHOOK_HINT)
