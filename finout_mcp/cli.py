@@ -196,11 +196,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.transport != "stdio":
         from finout_mcp.server.http import is_loopback
 
-        if not is_loopback(args.host) and not token:
+        if not is_loopback(args.host) and not token and not settings.oauth_enabled:
             return _fail(
                 f"refusing to serve HTTP on {args.host}, which is not a loopback address, without a token. "
                 "Set FINOUT_MCP_AUTH_TOKEN to a long random secret (clients then send "
-                "'Authorization: Bearer <token>'), or bind --host 127.0.0.1."
+                "'Authorization: Bearer <token>'), or FINOUT_MCP_OAUTH_ISSUER to sign users in with your "
+                "identity provider, or bind --host 127.0.0.1."
+            )
+        if settings.oauth_enabled and not settings.public_url and not is_loopback(args.host):
+            return _fail(
+                "FINOUT_MCP_OAUTH_ISSUER is set but FINOUT_MCP_PUBLIC_URL is not: set it to the URL clients use "
+                "to reach this server (e.g. https://mcp.example.com/mcp); access tokens must be issued for it."
             )
         if not 0 < args.port < 65536:
             return _fail(f"--port {args.port} is not a TCP port; use 1-65535.")
@@ -220,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             import anyio
 
-            from finout_mcp.server.http import build_http_app, serve_http
+            from finout_mcp.server.http import build_http_app, serve_http, url_host
 
             app = build_http_app(
                 server,
@@ -228,11 +234,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 host=args.host,
                 port=args.port,
                 token=token,
+                settings=settings,
                 stateless=args.stateless,
                 extra_hosts=args.allowed_host,
             )
             path = "/sse" if args.transport == "sse" else "/mcp"
-            sys.stderr.write(f"finout-mcp: serving {args.transport} on http://{args.host}:{args.port}{path}\n")
+            sys.stderr.write(
+                f"finout-mcp: serving {args.transport} on http://{url_host(args.host)}:{args.port}{path}"
+                + (f" (OAuth: {settings.oauth_issuer})" if settings.oauth_enabled else "")
+                + "\n"
+            )
             anyio.run(serve_http, app, args.host, args.port, settings.log_level)
     except KeyboardInterrupt:
         pass

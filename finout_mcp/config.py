@@ -48,8 +48,19 @@ ENV_VARS: dict[str, str] = {
     "v2_poll_first_s": "FINOUT_MCP_V2_POLL_FIRST",
     "v2_poll_interval_s": "FINOUT_MCP_V2_POLL_INTERVAL",
     "v2_query_timeout_s": "FINOUT_MCP_V2_QUERY_TIMEOUT",
+    "database_url": "FINOUT_MCP_DATABASE_URL",
+    "oauth_issuer": "FINOUT_MCP_OAUTH_ISSUER",
+    "oauth_audience": "FINOUT_MCP_OAUTH_AUDIENCE",
+    "public_url": "FINOUT_MCP_PUBLIC_URL",
+    "session_idle_timeout_s": "FINOUT_MCP_SESSION_IDLE_TIMEOUT",
+    "max_sessions": "FINOUT_MCP_MAX_SESSIONS",
+    "max_sessions_per_client": "FINOUT_MCP_MAX_SESSIONS_PER_CLIENT",
+    "max_connections": "FINOUT_MCP_MAX_CONNECTIONS",
+    "header_timeout_s": "FINOUT_MCP_HEADER_TIMEOUT",
+    "body_timeout_s": "FINOUT_MCP_BODY_TIMEOUT",
+    "max_body_bytes": "FINOUT_MCP_MAX_BODY_BYTES",
 }
-SECRET_FIELDS = frozenset({"secret_key", "auth_token"})
+SECRET_FIELDS = frozenset({"secret_key", "auth_token", "database_url"})
 # Settings --demo never uses (it talks to the in-process sandbox): their variables are ignored
 # in demo mode, so a stale or bad value in the environment cannot block a demo.
 DEMO_IGNORED = frozenset({"api_url", "api_v2_url"})
@@ -71,6 +82,17 @@ _EXPECTED: dict[str, str] = {
     "cache_ttl_s": "a number of seconds, 0 or more",
     "log_level": "one of " + ", ".join(_LOG_LEVELS),
     "state_dir": "a directory path",
+    "database_url": "a postgresql://user:password@host/db URL, or a sqlite:///path/file.db URL",
+    "oauth_issuer": "the https:// URL of your identity provider's issuer (as in its tokens' iss claim)",
+    "oauth_audience": "the audience your identity provider puts in access tokens for this server",
+    "public_url": "the https:// URL clients use to reach this server, e.g. https://mcp.example.com/mcp",
+    "session_idle_timeout_s": "a number of seconds from 1 to 86400 (default 300)",
+    "max_sessions": "a whole number from 1 to 100000",
+    "max_sessions_per_client": "a whole number from 1 to 100000",
+    "max_connections": "a whole number from 8 to 100000",
+    "header_timeout_s": "a number of seconds from 1 to 300",
+    "body_timeout_s": "a number of seconds from 1 to 600",
+    "max_body_bytes": "a number of bytes from 1024 to 67108864",
 }
 
 
@@ -207,6 +229,77 @@ class Settings(BaseSettings):
         description="how long a v2 cost query may take in all, seconds",
         validation_alias="FINOUT_MCP_V2_QUERY_TIMEOUT",
     )
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="shared state for replicas: postgresql://user:password@host/db (default: SQLite in the state dir)",
+        validation_alias="FINOUT_MCP_DATABASE_URL",
+    )
+    # OAuth 2.1 resource server (HTTP transports); see finout_mcp.server.auth.
+    oauth_issuer: str | None = Field(
+        default=None,
+        description="OAuth issuer URL (exactly the tokens' iss); HTTP clients then sign users in",
+        validation_alias="FINOUT_MCP_OAUTH_ISSUER",
+    )
+    oauth_audience: str | None = Field(
+        default=None,
+        description="the aud OAuth access tokens must carry (default: FINOUT_MCP_PUBLIC_URL)",
+        validation_alias="FINOUT_MCP_OAUTH_AUDIENCE",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="the URL clients reach the server at, e.g. https://mcp.example.com/mcp",
+        validation_alias="FINOUT_MCP_PUBLIC_URL",
+    )
+    # HTTP hardening (see finout_mcp.server.http).
+    session_idle_timeout_s: float = Field(
+        default=300.0,
+        ge=1,
+        le=86400,
+        description="seconds before an idle HTTP session is closed",
+        validation_alias="FINOUT_MCP_SESSION_IDLE_TIMEOUT",
+    )
+    max_sessions: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="open HTTP sessions in all (about 45 KB each)",
+        validation_alias="FINOUT_MCP_MAX_SESSIONS",
+    )
+    max_sessions_per_client: int = Field(
+        default=100,
+        ge=1,
+        le=100_000,
+        description="open HTTP sessions per client (the signed-in user, else the peer address)",
+        validation_alias="FINOUT_MCP_MAX_SESSIONS_PER_CLIENT",
+    )
+    max_connections: int = Field(
+        default=256,
+        ge=8,
+        le=100_000,
+        description="open HTTP connections; at the cap the oldest idle one is closed",
+        validation_alias="FINOUT_MCP_MAX_CONNECTIONS",
+    )
+    header_timeout_s: float = Field(
+        default=10.0,
+        ge=1,
+        le=300,
+        description="seconds a request head may take to arrive",
+        validation_alias="FINOUT_MCP_HEADER_TIMEOUT",
+    )
+    body_timeout_s: float = Field(
+        default=30.0,
+        ge=1,
+        le=600,
+        description="seconds a request body may take to arrive",
+        validation_alias="FINOUT_MCP_BODY_TIMEOUT",
+    )
+    max_body_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="largest HTTP request body, bytes",
+        validation_alias="FINOUT_MCP_MAX_BODY_BYTES",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -219,7 +312,17 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, _FinoutEnv(settings_cls))
 
-    @field_validator("client_id", "secret_key", "auth_token", "state_dir", mode="before")
+    @field_validator(
+        "client_id",
+        "secret_key",
+        "auth_token",
+        "state_dir",
+        "database_url",
+        "oauth_issuer",
+        "oauth_audience",
+        "public_url",
+        mode="before",
+    )
     @classmethod
     def _blank_is_none(cls, v: Any) -> Any:
         if isinstance(v, SecretStr):
@@ -243,6 +346,28 @@ class Settings(BaseSettings):
         if parts.query or parts.fragment:
             raise ValueError("must not have a query string or fragment")
         return url.rstrip("/")
+
+    @field_validator("oauth_issuer", "public_url")
+    @classmethod
+    def _check_http_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        parts = urlsplit(v)
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError("must be an http(s) URL without query or fragment")
+        if parts.username or parts.password:
+            raise ValueError("must not carry credentials")
+        return v
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is None:
+            return v
+        scheme = urlsplit(v.get_secret_value()).scheme.lower()
+        if scheme not in ("postgresql", "postgres", "sqlite"):
+            raise ValueError("must be a postgresql:// or sqlite:/// URL")
+        return v
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -280,8 +405,33 @@ class Settings(BaseSettings):
         )
 
     def secrets(self) -> list[str]:
-        """Secret values that must never appear in any output (for scrubbing)."""
-        return [s.get_secret_value() for s in (self.secret_key, self.auth_token) if s and s.get_secret_value()]
+        """Secret values that must never appear in any output (for scrubbing): the key, the HTTP
+        token and any password written into a URL (FINOUT_API_URL, FINOUT_MCP_DATABASE_URL)."""
+        found = [s.get_secret_value() for s in (self.secret_key, self.auth_token) if s and s.get_secret_value()]
+        for url in (self.api_url, self.database_url.get_secret_value() if self.database_url else ""):
+            password = url_password(url)
+            if password:
+                found.append(password)
+        return found
+
+    @property
+    def oauth_enabled(self) -> bool:
+        return self.oauth_issuer is not None
+
+    def resource_url(self, default: str) -> str:
+        """This server's public URL (the OAuth resource), FINOUT_MCP_PUBLIC_URL or ``default``."""
+        return (self.public_url or default).rstrip("/")
+
+    def database_location(self) -> str:
+        """FINOUT_MCP_DATABASE_URL, else the SQLite file in the state dir."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.resolved_state_dir() / 'finout-mcp.db'}"
+
+    @property
+    def shared_database(self) -> bool:
+        """True when state is shared with other replicas (PostgreSQL)."""
+        return self.database_location().startswith(("postgresql://", "postgres://"))
 
     def resolved_state_dir(self) -> Path:
         """Where the change log lives: FINOUT_MCP_STATE_DIR, else $XDG_STATE_HOME/finout-mcp,
@@ -302,6 +452,28 @@ _MISSING_CREDENTIALS = (
 )
 
 
+def url_password(url: str) -> str | None:
+    """The password written into ``url`` (``scheme://user:password@host``), if any."""
+    try:
+        return urlsplit(url).password or None
+    except ValueError:
+        return None
+
+
+def redact_url(url: str) -> str:
+    """``url`` safe to log: any user name and password replaced by ``***``; query strings dropped."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<unparseable URL>"
+    if ":" in host:
+        host = f"[{host}]"
+    auth = "***@" if parts.username or parts.password else ""
+    return f"{parts.scheme}://{auth}{host}{port}{parts.path}"
+
+
 def _describe_validation_error(exc: ValidationError) -> str:
     problems: list[str] = []
     for err in exc.errors(include_input=False, include_url=False):
@@ -310,7 +482,9 @@ def _describe_validation_error(exc: ValidationError) -> str:
         field = name if name in ENV_VARS or name == "demo" else _field_for_env(name)
         var = ENV_VARS.get(field, name)
         expected = _EXPECTED.get(field)
-        if field in SECRET_FIELDS:
+        if field in SECRET_FIELDS and expected:
+            problems.append(f"{var} must be {expected}")
+        elif field in SECRET_FIELDS:
             problems.append(f"{var} is invalid (it must be a non-empty string)")
         elif expected:
             problems.append(f"{var} must be {expected}")
@@ -358,7 +532,7 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(_MISSING_CREDENTIALS.format(names=names))
     logging.getLogger("finout_mcp.config").debug(
         "settings loaded: api_url=%s read_only=%s demo=%s",
-        settings.api_url,
+        redact_url(settings.api_url),
         settings.read_only,
         settings.demo,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date
@@ -96,3 +97,8 @@ def writes(sb: Sandbox) -> list[tuple[str, str]]:
 
 def dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
+
+
+def report(line: str) -> None:
+    """A measured figure, shown with ``pytest -s`` (BENCHMARKS.md quotes them)."""
+    sys.stderr.write(line.rstrip() + "\n")

@@ -17,13 +17,16 @@ import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, ParamSpec, TypeVar
 
+import anyio
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, ValidationError
 
 from finout_mcp.api.errors import FinoutError, NotFoundError, UnprocessableError
+from finout_mcp.api.retries import retry_budget
 from finout_mcp.services.errors import InputError, WriteVerificationError, first_error
 from finout_mcp.services.safety import scrub_json, scrub_secrets
 
@@ -92,9 +95,12 @@ def tool_guard(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            result = await fn(*args, **kwargs)
+            with _call_budget(kwargs):
+                result = await fn(*args, **kwargs)
             if isinstance(result, BaseModel):
-                return compact_result(result, _secrets_from(kwargs))  # type: ignore[return-value]
+                # Dumping and scrubbing a large answer is CPU work: keep the event loop free for others.
+                shaped = await anyio.to_thread.run_sync(compact_result, result, _secrets_from(kwargs))
+                return shaped  # type: ignore[return-value]
             return result
         except ToolError:
             raise
@@ -119,6 +125,16 @@ def compact_result(model: BaseModel, secrets: list[str]) -> CallToolResult:
     text_data = scrub_json(model.model_dump(mode="json", by_alias=True, exclude_none=True), secrets)
     text = json.dumps(text_data, ensure_ascii=False, separators=(",", ":"))
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured)
+
+
+def _call_budget(kwargs: dict[str, Any]) -> AbstractContextManager[Any]:
+    """One retry budget for every Finout request of this tool call (see :mod:`finout_mcp.api.retries`)."""
+    ctx = kwargs.get("ctx")
+    try:
+        settings = ctx.request_context.lifespan_context.settings  # type: ignore[union-attr]
+    except Exception:
+        return nullcontext()
+    return retry_budget(max(0, settings.retry_max_attempts - 1), settings.retry_budget_s)
 
 
 def _secrets_from(kwargs: dict[str, Any]) -> list[str]:

@@ -1,7 +1,10 @@
 """What every tool needs at run time: the API client, the cached catalogue, the change log.
 
 One :class:`AppState` per server run, made by the lifespan (``build_lifespan``) and handed to
-tools through ``ctx.request_context.lifespan_context``. Its parts are built on first use: the
+tools through ``ctx.request_context.lifespan_context``. The lifespan is shared: however many
+times it is entered at once (the SSE transport enters it per connection; the HTTP app holds it
+for the server's life), every entry gets the same state — one catalogue, one request limiter, one
+change log — and the state is closed when the last one leaves. Its parts are built on first use: the
 server is spawned on every assistant launch, and ``initialize`` needs none of them, so start-up
 does not import httpx, the API models or the services, nor build the demo sandbox.
 """
@@ -17,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
-from finout_mcp.config import Settings
+from finout_mcp.config import Settings, redact_url
 
 if TYPE_CHECKING:
     from mcp.server import MCPServer
@@ -26,6 +29,7 @@ if TYPE_CHECKING:
     from finout_mcp.api.budget import RateBudget
     from finout_mcp.api.client import FinoutClient
     from finout_mcp.api.client_v2 import FinoutV2Client
+    from finout_mcp.api.limiter import Limiter
     from finout_mcp.sandbox import Sandbox
     from finout_mcp.services.catalog import Catalog
     from finout_mcp.services.changelog import ChangeStore
@@ -71,6 +75,7 @@ class AppState:
         self._cost_queries: CostQueries | None = None
         self._catalog: Catalog | None = None
         self._changelog: ChangeStore | None = None
+        self._limiter: Limiter | None = None
 
     @property
     def sandbox(self) -> Sandbox | None:
@@ -86,7 +91,7 @@ class AppState:
         if self._client is None:
             from finout_mcp.api.client import FinoutClient
 
-            self._client = FinoutClient(self.settings, transport=self._transport())
+            self._client = FinoutClient(self.settings, transport=self._transport(), limiter=self.limiter)
         return self._client
 
     def _transport(self) -> Any:
@@ -128,6 +133,15 @@ class AppState:
         return self._cost_queries
 
     @property
+    def limiter(self) -> Limiter:
+        """Slots of Finout's per-key request budget: this process's, or every replica's (Postgres)."""
+        if self._limiter is None:
+            from finout_mcp.api.limiter import build_limiter
+
+            self._limiter = build_limiter(self.settings.database_location())
+        return self._limiter
+
+    @property
     def catalog(self) -> Catalog:
         if self._catalog is None:
             from finout_mcp.services.catalog import Catalog
@@ -157,13 +171,17 @@ class AppState:
             await self._client_v2.aclose()
         if self._changelog is not None:
             self._changelog.close()
+        if self._limiter is not None:
+            await self._limiter.aclose()
 
 
 @dataclass
 class StateRef:
-    """Where handlers without a Context (completions, static resources) find the running state."""
+    """The running state: handlers without a Context (completions, static resources) find it here,
+    and every entry of the lifespan shares it (``users`` counts them)."""
 
     current: AppState | None = None
+    users: int = 0
 
 
 def get_state(ctx: Context[Any, Any]) -> AppState:
@@ -181,20 +199,23 @@ def build_lifespan(
     ref: StateRef | None = None,
     actor: Actor | None = None,
 ) -> Callable[[MCPServer[Any]], Any]:
-    """The MCPServer lifespan: one AppState for the run, its client closed at the end. ``actor``
-    names who writes (default: the OS user; an authenticated transport passes its subject)."""
+    """The MCPServer lifespan: one AppState shared by every entry, closed when the last one leaves.
+    ``actor`` names who writes (default: the signed-in subject over HTTP with OAuth, else the OS user)."""
+    shared = ref if ref is not None else StateRef()
 
     @asynccontextmanager
     async def lifespan(_server: MCPServer[Any]) -> AsyncIterator[AppState]:
-        state = AppState(settings, sandbox=sandbox, today=today, actor=actor)
-        log.info("finout-mcp ready (%s)", "demo sandbox" if settings.demo else settings.api_url)
-        if ref is not None:
-            ref.current = state
+        if shared.current is None:
+            shared.current = AppState(settings, sandbox=sandbox, today=today, actor=actor)
+            log.info("finout-mcp ready (%s)", "demo sandbox" if settings.demo else redact_url(settings.api_url))
+        state = shared.current
+        shared.users += 1
         try:
             yield state
         finally:
-            if ref is not None:
-                ref.current = None
-            await state.aclose()
+            shared.users -= 1
+            if shared.users == 0 and shared.current is state:
+                shared.current = None
+                await state.aclose()
 
     return lifespan

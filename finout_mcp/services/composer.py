@@ -970,58 +970,82 @@ def _unproduced_tag_values(tag: VirtualTag, c: Cond, vs: ValueSet) -> list[Findi
     ]
 
 
+@dataclass
+class _Parsed:
+    """What the CPU-bound first half of composing found (see :func:`compose_in`)."""
+
+    early: ComposeResult | None = None
+    findings: list[Finding] = field(default_factory=list)
+    canonical: Cond | Group | None = None
+    conditions: int = 0
+    depth: int = 0
+
+
+def _parse_spec(ctx: ComposeContext, spec: dict[str, Any]) -> _Parsed:
+    too_big = guard_input(spec)
+    if too_big is not None:
+        return _Parsed(early=ComposeResult(ok=False, findings=[too_big]))
+    parser = _Parser(ctx.index)
+    if not spec:
+        parser.error("bad_node", 'The filter is empty; give a condition or {"all": [...]}/{"any": [...]}.', "")
+        return _Parsed(early=ComposeResult(ok=False, findings=parser.findings))
+    tree = parser.parse(spec, "")
+    out = _Parsed(findings=parser.findings)
+    if tree is not None:
+        out.canonical = flatten(push_not(tree))
+        out.conditions = len(leaves(out.canonical))
+        out.depth = tree_depth(out.canonical)
+        if out.conditions > MAX_CONDITIONS:
+            parser.error(
+                "too_many_conditions",
+                f"The filter has {out.conditions} conditions; at most {MAX_CONDITIONS} are allowed (our limit). "
+                "Merge conditions on the same key into one oneOf with a list of values.",
+                "",
+            )
+        if out.depth > MAX_DEPTH:
+            parser.error(
+                "filter_too_deep",
+                f"The canonical filter nests {out.depth} groups deep; "
+                f"at most {MAX_DEPTH} are allowed (our limit). "
+                "Simplify it: move conditions up, use oneOf lists instead of any:[...] of = conditions.",
+                "",
+            )
+    return out
+
+
+def _finish(ctx: ComposeContext, parsed: _Parsed) -> ComposeResult:
+    ok = not any(f.severity == "error" for f in parsed.findings)
+    if not ok or parsed.canonical is None:
+        return ComposeResult(ok=False, conditions=parsed.conditions, depth=parsed.depth, findings=parsed.findings)
+    wire = to_finout(parsed.canonical)
+    return ComposeResult(
+        ok=True,
+        filter=wire,
+        readable=_render(wire, ctx.index.display_name),
+        conditions=parsed.conditions,
+        depth=parsed.depth,
+        findings=parsed.findings,
+    )
+
+
 async def compose_in(ctx: ComposeContext, spec: Any, *, check_values: bool = True) -> ComposeResult:
-    """Compose with a shared context (the linter composes many rules against one)."""
+    """Compose with a shared context (the linter composes many rules against one).
+
+    Parsing and rendering run in a worker thread: a 100,000-condition intent takes seconds of
+    CPU, and the event loop must keep serving every other session meanwhile.
+    """
     if not isinstance(spec, dict):
         raise InputError(
             f"A filter must be a JSON object, got {type(spec).__name__}.",
             hint='Give an intent such as {"all": [{"key": "Account Name", "op": "in", "values": ["prod"]}]} '
             'or a raw Finout filter {"AND": [...]}.',
         )
-    too_big = guard_input(spec)
-    if too_big is not None:
-        return ComposeResult(ok=False, findings=[too_big])
-    parser = _Parser(ctx.index)
-    if not spec:
-        parser.error("bad_node", 'The filter is empty; give a condition or {"all": [...]}/{"any": [...]}.', "")
-        return ComposeResult(ok=False, findings=parser.findings)
-    tree = parser.parse(spec, "")
-    findings = parser.findings
-    canonical: Cond | Group | None = None
-    conditions = depth = 0
-    if tree is not None:
-        canonical = flatten(push_not(tree))
-        conditions = len(leaves(canonical))
-        depth = tree_depth(canonical)
-        if conditions > MAX_CONDITIONS:
-            parser.error(
-                "too_many_conditions",
-                f"The filter has {conditions} conditions; at most {MAX_CONDITIONS} are allowed (our limit). "
-                "Merge conditions on the same key into one oneOf with a list of values.",
-                "",
-            )
-        if depth > MAX_DEPTH:
-            parser.error(
-                "filter_too_deep",
-                f"The canonical filter nests {depth} groups deep; "
-                f"at most {MAX_DEPTH} are allowed (our limit). "
-                "Simplify it: move conditions up, use oneOf lists instead of any:[...] of = conditions.",
-                "",
-            )
-        if check_values:
-            findings.extend(await _check_values(ctx, leaves(canonical)))
-    ok = not any(f.severity == "error" for f in findings)
-    if not ok or canonical is None:
-        return ComposeResult(ok=False, conditions=conditions, depth=depth, findings=findings)
-    wire = to_finout(canonical)
-    return ComposeResult(
-        ok=True,
-        filter=wire,
-        readable=_render(wire, ctx.index.display_name),
-        conditions=conditions,
-        depth=depth,
-        findings=findings,
-    )
+    parsed = await anyio.to_thread.run_sync(_parse_spec, ctx, spec)
+    if parsed.early is not None:
+        return parsed.early
+    if check_values and parsed.canonical is not None:
+        parsed.findings.extend(await _check_values(ctx, leaves(parsed.canonical)))
+    return await anyio.to_thread.run_sync(_finish, ctx, parsed)
 
 
 async def compose(spec: dict[str, Any], catalog: KeyCatalog, *, check_values: bool = True) -> ComposeResult:

@@ -24,6 +24,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
+import anyio
 from pydantic import BaseModel, Field
 
 from finout_mcp.api.client import FinoutClient
@@ -716,10 +717,15 @@ class Writer:
                 "replace mode sets exactly the values given."
             )
         current = read or {}
-        new = merge_metadata(current, values) if mode == "merge" and read is not None else dict(values)
-        if read is not None:
-            new = in_endpoint_style(new, read)
-        mdiff = diff_metadata(current, new)
+
+        def shape() -> tuple[dict[str, ValueMetadata], Any]:
+            merged = merge_metadata(current, values) if mode == "merge" and read is not None else dict(values)
+            if read is not None:
+                merged = in_endpoint_style(merged, read)
+            return merged, diff_metadata(current, merged)
+
+        # Thousands of values take a while to merge and compare: not on the event loop.
+        new, mdiff = await anyio.to_thread.run_sync(shape)
         graph = await self.tag_graph()
         outputs = graph.outputs(live)
         warnings = case_clashes(list(values), [*outputs, *(v for v in current if v not in values)])

@@ -57,6 +57,35 @@ ExpectedVersion = Annotated[
 IncludeBody = Annotated[bool, Field(description="true: also return the full JSON body (and raw filters).")]
 
 
+# ----------------------------------------------------------------------------- argument bounds
+
+# Every tool call, whatever the tool: no text argument longer, no list or object larger (the HTTP
+# body cap bounds the total). Tools bound their own arguments more tightly where they can
+# (names, rules, metadata values, filter conditions).
+MAX_ARGUMENT_CHARS = 100_000
+MAX_ARGUMENT_ITEMS = 250_000
+MAX_METADATA_VALUES = 10_000
+
+
+def argument_size_problem(arguments: Any) -> str | None:
+    """Why ``arguments`` are too large to even look at, or None (walked without recursion)."""
+    stack: list[tuple[str, Any]] = [("", arguments)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str) and len(value) > MAX_ARGUMENT_CHARS:
+            return f"{path or 'an argument'} is {len(value)} characters long; at most {MAX_ARGUMENT_CHARS} are allowed"
+        if isinstance(value, dict | list):
+            if len(value) > MAX_ARGUMENT_ITEMS:
+                return f"{path or 'an argument'} has {len(value)} items; at most {MAX_ARGUMENT_ITEMS} are allowed"
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                if isinstance(key, str) and len(key) > MAX_ARGUMENT_CHARS:
+                    return f"a key in {path or 'the arguments'} is too long"
+                if isinstance(item, str | dict | list):
+                    stack.append((f"{path}.{key}" if path else str(key), item))
+    return None
+
+
 # ----------------------------------------------------------------------------- registration
 
 _NAMED = frozenset({"properties", "$defs", "definitions", "patternProperties"})

@@ -44,7 +44,8 @@ Values = Annotated[
     dict[str, ValueMetadata],
     Field(
         description="Per tag value (names without dots): {'groups': [...], 'customMetadata': {...}, "
-        "'endpoints': [endpoint ids from list_endpoints]}."
+        "'endpoints': [endpoint ids from list_endpoints]}.",
+        max_length=MAX_METADATA_VALUES,
     ),
 ]
 Mode = Annotated[
