@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import (
     CallToolResult,
     EmptyResult,
@@ -19,12 +20,14 @@ from mcp.types import (
     SetLevelRequestParams,
 )
 from mcp.types import Tool as MCPTool
+from pydantic import ValidationError
 
 from finout_mcp import __version__
 from finout_mcp.config import Settings
+from finout_mcp.server.auth import ScopeGate
 from finout_mcp.server.instructions import INSTRUCTIONS
 from finout_mcp.server.state import StateRef, build_lifespan
-from finout_mcp.server.tools.common import ToolCollector, ToolSpec, slim_schema
+from finout_mcp.server.tools.common import ToolCollector, ToolSpec, argument_size_problem, slim_schema
 from finout_mcp.server.toolsets import TOOLSETS, parse_toolsets
 
 if TYPE_CHECKING:
@@ -44,13 +47,16 @@ class FinoutServer(MCPServer[Any]):
         super().__init__(*args, **kwargs)
         self._tool_loader: Callable[[], list[ToolSpec]] | None = tool_loader
         self._listing: list[MCPTool] | None = None
+        self._write_tools: frozenset[str] = frozenset()
 
     def ensure_tools(self) -> None:
         if self._tool_loader is None:
             return
         from finout_mcp.server.errors import tool_guard
 
-        for spec in self._tool_loader():
+        specs = self._tool_loader()
+        self._write_tools = frozenset(s.fn.__name__ for s in specs if s.annotations.read_only_hint is False)
+        for spec in specs:
             self.add_tool(
                 tool_guard(spec.fn),
                 name=spec.fn.__name__,
@@ -62,6 +68,11 @@ class FinoutServer(MCPServer[Any]):
         # Everything built so far (modules, schemas, validators) lives as long as the process:
         # move it out of the collector's reach so a large answer does not pay for rescanning it.
         gc.freeze()
+
+    def write_tools(self) -> frozenset[str]:
+        """Names of the tools that change the account (hidden from read-only OAuth callers)."""
+        self.ensure_tools()
+        return self._write_tools
 
     async def list_tools(self) -> list[MCPTool]:
         self.ensure_tools()
@@ -99,7 +110,20 @@ class FinoutServer(MCPServer[Any]):
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
         self.ensure_tools()
-        return await super().call_tool(name, arguments, context)
+        too_big = argument_size_problem(arguments)
+        if too_big is not None:
+            raise ToolError(f"Arguments too large: {too_big}. Send less per call (split the work).")
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ValidationError):
+                # The SDK's text repeats the rejected values (a webhook URL given as a list, say):
+                # name the fields and what is wrong, never the values.
+                from finout_mcp.server.errors import describe
+
+                raise ToolError(describe(cause)) from cause
+            raise
 
 
 def build_server(
@@ -133,6 +157,7 @@ def build_server(
         log_level=settings.log_level.upper() if settings.log_level.upper() in _LEVELS else "WARNING",
     )
     _accept_log_level(server)
+    server.middleware.append(ScopeGate(server.write_tools))
     from finout_mcp.server import prompts, resources
 
     resources.register(server, ref)
