@@ -10,6 +10,7 @@ which installs PostgreSQL), where they fail instead.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -78,10 +79,8 @@ class PostgresServer:
             raise RuntimeError(f"{tool} failed ({result.returncode}): {result.stderr.strip()[-500:]}")
 
     def stop(self) -> None:
-        try:
+        with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
-        except (RuntimeError, subprocess.TimeoutExpired):
-            pass
         shutil.rmtree(self.root, ignore_errors=True)
 
 

@@ -20,7 +20,7 @@ from mcp import Client
 from finout_mcp.config import Settings
 from finout_mcp.sandbox import Sandbox
 from finout_mcp.server.app import build_server
-from tests.support import TODAY
+from tests.support import TODAY, report
 
 LATENCY_MS = 250
 CALLS = [
@@ -62,7 +62,7 @@ async def test_timeouts_send_no_more_than_without_them_plus_announced_retries(
     faulty, faulty_errors = await run(tmp_path, read_timeout=LATENCY_MS / 1000 * 0.8)
     announced = sum("retrying" in r.getMessage() for r in caplog.records)
     sent = faulty.stats.total_requests
-    print(
+    report(
         f"\ntimeout cascade: without faults {baseline} requests; with every request timing out {sent} "
         f"requests ({announced} announced retries), 429s {faulty.stats.rate_limited}, "
         f"max in flight {faulty.stats.max_in_flight}, failed calls {faulty_errors}/3"
