@@ -138,46 +138,64 @@ async def test_slowloris_is_bounded_and_a_real_client_is_served_throughout(
     assert log.count("\n") < 200  # a flood is summarised, not logged line by line
 
 
-async def test_session_flood_is_capped_per_client_and_in_total(servers: dict[str, FinoutProcess]) -> None:
+async def test_session_flood_is_capped_per_client_and_in_total(tmp_path: Path) -> None:
+    proc = start_http(
+        tmp_path, "flood", "--transport", "streamable-http", **{**LIMITS, "FINOUT_MCP_SESSION_IDLE_TIMEOUT": "300"}
+    )
+    with serve(proc):
+        url = f"{proc.url}/mcp"
+        _, rss_before = held(proc)
+        opened = refused = 0
+        async with httpx.AsyncClient(timeout=10) as http:
+            for _ in range(300):  # one client opening sessions and never closing them
+                r = await http.post(url, json=initialize_msg(), headers=MCP_HEADERS)
+                if r.status_code == 200:
+                    opened += 1
+                else:
+                    assert r.status_code == 503, r.text
+                    refused += 1
+        assert opened == 5 and refused == 295  # FINOUT_MCP_MAX_SESSIONS_PER_CLIENT
+        # Another client (another source address) is still served in full.
+        await legit_round(proc.url, local_address="127.0.0.2")
+
+        # Many clients: at most FINOUT_MCP_MAX_SESSIONS in total.
+        total = 0
+        for n in range(3, 20):
+            transport = httpx.AsyncHTTPTransport(local_address=f"127.0.0.{n}")
+            async with httpx.AsyncClient(transport=transport, timeout=10) as http:
+                for _ in range(5):
+                    r = await http.post(url, json=initialize_msg(), headers=MCP_HEADERS)
+                    total += r.status_code == 200
+        fds, rss = held(proc)
+        assert 5 + total == 30
+        report(
+            f"\nsession flood: 300 initialize from one client -> {opened} sessions, {refused} refused (503); "
+            f"85 from 17 others -> {total}; server RSS {rss_before // 1024} -> {rss // 1024} MiB, fds {fds}"
+        )
+        assert "Traceback" not in proc.stderr()
+
+
+async def test_idle_sessions_are_closed(servers: dict[str, FinoutProcess]) -> None:
+    """After FINOUT_MCP_SESSION_IDLE_TIMEOUT (3 s here) an idle session is gone, and its room free."""
     proc = servers["http"]
     url = f"{proc.url}/mcp"
-    _, rss_before = held(proc)
-    opened = refused = 0
-    async with httpx.AsyncClient(timeout=10) as http:
-        for _ in range(300):  # one client opening sessions and never closing them
+    async with httpx.AsyncClient(
+        transport=httpx.AsyncHTTPTransport(local_address="127.0.0.9"), timeout=10
+    ) as http:
+        ids = []
+        for _ in range(6):
             r = await http.post(url, json=initialize_msg(), headers=MCP_HEADERS)
             if r.status_code == 200:
-                opened += 1
-            else:
-                assert r.status_code == 503, r.text
-                refused += 1
-    assert opened == 5 and refused == 295  # FINOUT_MCP_MAX_SESSIONS_PER_CLIENT
-    # Another client (another source address) is still served in full.
-    await legit_round(proc.url, local_address="127.0.0.2")
-
-    # Many clients: at most FINOUT_MCP_MAX_SESSIONS in total.
-    total = 0
-    for n in range(3, 20):
-        transport = httpx.AsyncHTTPTransport(local_address=f"127.0.0.{n}")
-        async with httpx.AsyncClient(transport=transport, timeout=10) as http:
-            for _ in range(5):
-                r = await http.post(url, json=initialize_msg(), headers=MCP_HEADERS)
-                total += r.status_code == 200
-    fds, rss = held(proc)
-    assert 5 + total <= 30
-    report(
-        f"\nsession flood: 300 initialize from one client -> {opened} sessions, {refused} refused (503); "
-        f"85 from 17 others -> {total}; server RSS {rss_before // 1024} -> {rss // 1024} MiB, fds {fds}"
-    )
-    # Idle sessions are closed after FINOUT_MCP_SESSION_IDLE_TIMEOUT (3 s here): room again.
-    with anyio.fail_after(30):
-        while True:
-            await anyio.sleep(1)
-            async with httpx.AsyncClient(timeout=10) as http:
-                r = await http.post(url, json=initialize_msg(), headers=MCP_HEADERS)
-            if r.status_code == 200:
-                break
-    assert "Traceback" not in proc.stderr()
+                ids.append(r.headers["mcp-session-id"])
+        assert len(ids) == 5
+        # Refused until the idle ones are closed (a refused initialize touches no session)...
+        with anyio.fail_after(60):
+            while (await http.post(url, json=initialize_msg(), headers=MCP_HEADERS)).status_code != 200:
+                await anyio.sleep(0.5)
+        # ...and then the first one is gone.
+        ping = {"jsonrpc": "2.0", "id": 2, "method": "ping"}
+        headers = {**MCP_HEADERS, "mcp-session-id": ids[0], "mcp-protocol-version": PROTOCOL}
+        assert (await http.post(url, json=ping, headers=headers)).status_code == 404
 
 
 async def test_a_slow_body_is_cut_off(servers: dict[str, FinoutProcess]) -> None:

@@ -125,35 +125,47 @@ class ConnectionGuard:
         self.header_timeout_s = header_timeout_s
         self.body_timeout_s = body_timeout_s
         self.open: set[Any] = set()
-        # Connections without a complete request in progress, oldest first: eviction candidates.
+        # Eviction candidates, oldest first: connections still sending (or not even starting) a
+        # request head — a slowloris looks like this — then idle keep-alive connections.
         self.waiting: OrderedDict[Any, None] = OrderedDict()
+        self.idle: OrderedDict[Any, None] = OrderedDict()
         self.evicted = 0
         self.refused = 0
         self.timed_out = 0
 
     def admit(self, conn: Any) -> bool:
-        """Register ``conn``; at the cap evict the oldest waiting connection, or refuse ``conn``."""
+        """Register ``conn``; at the cap evict the oldest waiting (else idle) connection, or refuse ``conn``."""
         self.open.add(conn)
         self.waiting[conn] = None
         if len(self.open) <= self.max_connections:
             return True
-        for victim in self.waiting:
-            if victim is not conn:
-                self.evicted += 1
-                log.warning(
-                    "connection limit (%d) reached: closing the oldest idle connection", self.max_connections
-                )
-                victim.drop()
-                return True
+        for pool in (self.waiting, self.idle):
+            for victim in pool:
+                if victim is not conn:
+                    self.evicted += 1
+                    log.warning(
+                        "connection limit (%d) reached: closing the oldest connection without a request",
+                        self.max_connections,
+                    )
+                    victim.drop()
+                    return True
         self.refused += 1
         log.warning(
             "connection limit (%d) reached and every connection is busy: refusing one", self.max_connections
         )
         return False
 
+    def busy(self, conn: Any) -> None:
+        self.waiting.pop(conn, None)
+        self.idle.pop(conn, None)
+
+    def resting(self, conn: Any) -> None:
+        self.waiting.pop(conn, None)
+        self.idle[conn] = None
+
     def forget(self, conn: Any) -> None:
         self.open.discard(conn)
-        self.waiting.pop(conn, None)
+        self.busy(conn)
 
 
 def hardened_protocol(guard: ConnectionGuard) -> type[asyncio.Protocol]:
@@ -183,7 +195,7 @@ def hardened_protocol(guard: ConnectionGuard) -> type[asyncio.Protocol]:
         def on_response_complete(self) -> None:
             super().on_response_complete()
             if not self.transport.is_closing():
-                guard.waiting[self] = None  # idle between requests (uvicorn's keep-alive timer runs)
+                guard.resting(self)  # idle between requests (uvicorn's keep-alive timer runs)
                 self._disarm()
 
         def connection_lost(self, exc: Exception | None) -> None:
@@ -193,20 +205,22 @@ def hardened_protocol(guard: ConnectionGuard) -> type[asyncio.Protocol]:
 
         def drop(self) -> None:
             self._disarm()
-            guard.waiting.pop(self, None)
+            guard.busy(self)
             self.transport.close()
 
         def _follow(self) -> None:
             state = self.conn.their_state
             if state is h11.IDLE:
                 if self._phase != "head" and self.conn.trailing_data[0]:  # a new request has begun
+                    guard.busy(self)
+                    guard.waiting[self] = None
                     self._arm("head", guard.header_timeout_s)
             elif state is h11.SEND_BODY:
-                guard.waiting.pop(self, None)
+                guard.busy(self)
                 if self._phase != "body":
                     self._arm("body", guard.body_timeout_s)
             else:  # the whole request is in: the app answers at its own pace (SSE streams)
-                guard.waiting.pop(self, None)
+                guard.busy(self)
                 self._disarm()
 
         def _arm(self, phase: str, seconds: float) -> None:
@@ -226,7 +240,7 @@ def hardened_protocol(guard: ConnectionGuard) -> type[asyncio.Protocol]:
             if not self.transport.is_closing():
                 guard.timed_out += 1
                 log.info("closing a connection that sent no complete request %s in time", phase)
-                guard.waiting.pop(self, None)
+                guard.busy(self)
                 self.transport.close()
 
     return HardenedH11Protocol
