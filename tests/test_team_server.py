@@ -190,7 +190,7 @@ async def test_idle_sessions_are_closed(servers: dict[str, FinoutProcess]) -> No
         assert len(ids) == 5
         # Refused until the idle ones are closed (a refused initialize touches no session)...
         with anyio.fail_after(60):
-            while (await http.post(url, json=initialize_msg(), headers=MCP_HEADERS)).status_code != 200:
+            while (await http.post(url, json=initialize_msg(), headers=MCP_HEADERS)).status_code != 200:  # noqa: ASYNC110
                 await anyio.sleep(0.5)
         # ...and then the first one is gone.
         ping = {"jsonrpc": "2.0", "id": 2, "method": "ping"}
