@@ -148,6 +148,7 @@ async def test_unknown_kid_is_refused_then_accepted_once_the_issuer_rotates(
     issuer, proc = setup
     issuer.add_key("key-2", publish=False)
     token = issuer.token(kid="key-2", aud=resource(proc), scope="finout:read")
+    await anyio.sleep(JWKS_MIN_REFRESH_S + 0.5)  # the JWKS fetched by earlier tests may be refetched again
     fetches = issuer.jwks_fetches
     assert post(proc, token).status_code == 401  # not in the JWKS: refetched, still unknown
     assert issuer.jwks_fetches == fetches + 1

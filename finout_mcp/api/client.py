@@ -118,7 +118,7 @@ M = TypeVar("M", bound=BaseModel)
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 8.0
 # How long a request that timed out may still hold its slot, waiting for Finout's late answer,
-# before its connection is closed (at least this, or five read timeouts).
+# before its connection is closed (at least this, or two read timeouts).
 LATE_ANSWER_CAP_S = 120.0
 REQUEST_ID_CHARS = 100
 USER_AGENT = f"finout-mcp/{__version__}"
@@ -321,7 +321,7 @@ class FinoutClient:
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
         self._base_url_proven = False  # some call got a 2xx answer: FINOUT_API_URL reaches Finout
-        self._late_cap_s = max(LATE_ANSWER_CAP_S, 5 * settings.read_timeout)
+        self._late_cap_s = max(LATE_ANSWER_CAP_S, 2 * settings.read_timeout)
         self._in_flight_tasks: set[asyncio.Task[None]] = set()
 
     @property
