@@ -75,7 +75,6 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from finout_mcp import __version__
-from finout_mcp.api.retries import RetryBudget, current_budget
 from finout_mcp.api.errors import (
     APITimeoutError,
     FinoutError,
@@ -109,6 +108,7 @@ from finout_mcp.api.models import (
     shape_of,
     strip_display_names,
 )
+from finout_mcp.api.retries import RetryBudget, current_budget
 from finout_mcp.config import MAX_CONCURRENCY, Settings, redact_url
 
 log = logging.getLogger("finout_mcp.api")

@@ -38,6 +38,7 @@ from finout_mcp.api.errors import (
     NotFoundError,
     status_error,
 )
+from finout_mcp.api.limiter import Limiter
 from finout_mcp.api.models_v2 import (
     QueryCreated,
     QueryResultsPage,
@@ -88,8 +89,9 @@ class FinoutV2Client(FinoutClient):
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         budget: RateBudget | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
-        super().__init__(settings, transport=transport, sleep=sleep)
+        super().__init__(settings, transport=transport, sleep=sleep, limiter=limiter)
         self._base = settings.v2_url().rstrip("/")
         self.budget: RateBudget = budget or LocalRateBudget(sleep=sleep)
         self._ql_prefix: tuple[str, ...] | None = None  # the Query Language path that answered

@@ -118,7 +118,9 @@ class AppState:
             from finout_mcp.services.errors import InputError
 
             try:
-                self._client_v2 = FinoutV2Client(self.settings, transport=self._transport(), budget=self.budget)
+                self._client_v2 = FinoutV2Client(
+                    self.settings, transport=self._transport(), budget=self.budget, limiter=self.limiter
+                )
             except ConfigError as exc:  # no v2 URL can be derived: say which variable to set
                 raise InputError(str(exc)) from None
         return self._client_v2
