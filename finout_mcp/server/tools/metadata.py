@@ -14,6 +14,7 @@ from finout_mcp.server.confirm import Confirm, Preview, answered_no, confirmed_v
 from finout_mcp.server.state import get_state
 from finout_mcp.server.tools.common import (
     DESTRUCTIVE_IDEMPOTENT,
+    MAX_METADATA_VALUES,
     READ,
     DryRun,
     Envelope,
