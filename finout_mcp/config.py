@@ -423,10 +423,10 @@ class Settings(BaseSettings):
         return (self.public_url or default).rstrip("/")
 
     def database_location(self) -> str:
-        """FINOUT_MCP_DATABASE_URL, else the SQLite file in the state dir."""
+        """FINOUT_MCP_DATABASE_URL, else the change log's SQLite file in the state dir."""
         if self.database_url is not None:
             return self.database_url.get_secret_value()
-        return f"sqlite:///{self.resolved_state_dir() / 'finout-mcp.db'}"
+        return f"sqlite:///{self.resolved_state_dir() / 'changes.sqlite3'}"
 
     @property
     def shared_database(self) -> bool:

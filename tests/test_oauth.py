@@ -159,3 +159,29 @@ async def test_unknown_kid_is_refused_then_accepted_once_the_issuer_rotates(
     assert post(proc, token).status_code == 200  # the new key is fetched on its first use
     old = issuer.token(kid="key-1", aud=resource(proc), scope="finout:read")
     assert post(proc, old).status_code == 401  # the retired key no longer signs anything we accept
+
+
+async def test_the_signed_in_user_is_the_actor_in_list_changes(setup: tuple[LocalIssuer, FinoutProcess]) -> None:
+    issuer, proc = setup
+    token = issuer.token(
+        kid=issuer.published[0],  # whichever key the issuer signs with now (a test above rotates them)
+        aud=resource(proc),
+        scope="finout:read finout:write",
+        sub="u-42",
+        email="ada@example.com",
+        name="Ada",
+    )
+    async with (
+        httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http,
+        Client(streamable_http_client(resource(proc), http_client=http)) as client,
+    ):
+        write = await client.call_tool(
+            "update_virtual_tag_metadata",
+            {"tag": "Team", "values": {"oauth-actor": {"customMetadata": {"owner": "ada"}}}},
+        )
+        assert not write.is_error, write.content
+        changes = await client.call_tool("list_changes", {"limit": 5})
+    assert changes.structured_content is not None
+    latest = changes.structured_content["changes"][0]
+    assert latest["operation"] == "update_virtual_tag_metadata"
+    assert latest["actor"] == "Ada <ada@example.com> (sub u-42)"

@@ -51,6 +51,15 @@ def os_user(_ctx: Any = None) -> str:
         return f"uid:{os.getuid()}" if hasattr(os, "getuid") else "unknown"
 
 
+def signed_in_or_os_user(ctx: Any = None) -> str:
+    """The actor of a write: the OAuth subject who signed in (HTTP with FINOUT_MCP_OAUTH_ISSUER:
+    ``Ada <ada@example.com> (sub 1234)``), else the OS user running the server."""
+    from finout_mcp.server.auth import principal_of, request_token
+
+    principal = principal_of(request_token(getattr(ctx, "request_context", None)))
+    return principal.describe() if principal is not None else os_user()
+
+
 Actor = Callable[[Any], str]
 """Who is writing, from the request context (an HTTP transport with auth injects its subject)."""
 
@@ -65,7 +74,7 @@ class AppState:
         actor: Actor | None = None,
     ) -> None:
         self.settings = settings
-        self.actor: Actor = actor or os_user
+        self.actor: Actor = actor or signed_in_or_os_user
         self.today: Callable[[], date] = today or utc_today
         self.secrets: list[str] = settings.secrets()
         self._sandbox = sandbox
@@ -153,11 +162,15 @@ class AppState:
 
     @property
     def changelog(self) -> ChangeStore:
-        """The change log and the per-tag write locks (SQLite in the state dir)."""
+        """The change log and the per-tag write locks: SQLite in the state dir, or the PostgreSQL
+        database every replica shares (FINOUT_MCP_DATABASE_URL)."""
         if self._changelog is None:
             from finout_mcp.services.changelog import open_change_store
 
-            self._changelog = open_change_store(self.settings.resolved_state_dir())
+            self._changelog = open_change_store(
+                self.settings.resolved_state_dir(),
+                self.settings.database_url.get_secret_value() if self.settings.database_url else None,
+            )
         return self._changelog
 
     def writer(self, ctx: Context[Any, Any]) -> Writer:

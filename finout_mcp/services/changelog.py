@@ -51,6 +51,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
+from finout_mcp.config import redact_url
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.fencing import fence
 from finout_mcp.services.safety import scrub_json
@@ -650,6 +651,73 @@ ChangeLog = SqliteChangeStore
 """The default store (what ``open_change_store`` returns without a database URL)."""
 
 
-def open_change_store(state_dir: Path) -> ChangeStore:
-    """The change store the settings ask for: today the SQLite file in the state dir."""
+_STORE_LOCK = 7304215  # the advisory lock that serialises the store's transactions
+
+
+class _PgCursor:
+    """A psycopg cursor that takes the store's ``?`` placeholders."""
+
+    def __init__(self, cur: Any) -> None:
+        self._cur = cur
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._cur.execute(sql.replace("?", "%s"), tuple(params))
+
+    def executemany(self, sql: str, rows: Any) -> Any:
+        return self._cur.executemany(sql.replace("?", "%s"), rows)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cur, name)
+
+
+class PostgresChangeStore(ChangeStore):
+    """The change log and tag locks in a PostgreSQL database shared by every replica
+    (``FINOUT_MCP_DATABASE_URL=postgresql://…``). psycopg is imported only here."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self.location = redact_url(url)
+        self._conn: Any = None
+        self._lock = threading.RLock()
+
+    def _connect(self) -> Any:
+        if self._conn is not None and not self._conn.closed:
+            return self._conn
+        import psycopg
+
+        self._conn = psycopg.connect(self._url, autocommit=True)  # transactions are explicit
+        with self._transaction() as cur:  # serialised: one replica creates the schema at a time
+            for ddl in SCHEMA:
+                cur.execute(ddl)
+        return self._conn
+
+    @contextmanager
+    def _transaction(self, *, durable: bool = True) -> Iterator[Any]:
+        with self._lock:
+            conn = self._connect()
+            with conn.transaction(), conn.cursor() as cur:
+                # One writer at a time across replicas, as SQLite's BEGIN IMMEDIATE gives the store's
+                # read-then-write steps (a lock row taken, a record folded); held to the commit.
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (_STORE_LOCK,))
+                if not durable:  # committed and visible to every replica; the WAL flush may lag
+                    cur.execute("SET LOCAL synchronous_commit = off")
+                yield _PgCursor(cur)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+def open_change_store(state_dir: Path, database_url: str | None = None) -> ChangeStore:
+    """The change store the settings ask for: ``postgresql://…`` (shared by replicas), a
+    ``sqlite:///path`` file, else the SQLite file in the state dir."""
+    if database_url and database_url.startswith(("postgresql://", "postgres://")):
+        return PostgresChangeStore(database_url)
+    if database_url and database_url.startswith("sqlite:///"):
+        path = Path(database_url.removeprefix("sqlite:///")).expanduser()
+        if not path.is_absolute():
+            path = Path("/") / path
+        return SqliteChangeStore(path.parent, filename=path.name)
     return SqliteChangeStore(state_dir)
