@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+import anyio
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
@@ -110,7 +111,8 @@ class FinoutServer(MCPServer[Any]):
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
         self.ensure_tools()
-        too_big = argument_size_problem(arguments)
+        # Walking a large argument tree takes a while: off the event loop, like the rest of the heavy work.
+        too_big = await anyio.to_thread.run_sync(argument_size_problem, arguments)
         if too_big is not None:
             raise ToolError(f"Arguments too large: {too_big}. Send less per call (split the work).")
         try:
