@@ -137,8 +137,8 @@ def build_server(
     actor: Callable[[Any], str] | None = None,
 ) -> FinoutServer:
     """The MCP server for these settings. Nothing touches the network until the lifespan runs.
-    ``actor``: who the change log records for a write, from the request context (default: the OS
-    user; a transport with authentication passes its subject)."""
+    ``actor``: who the change log records for a write, from the request context (default: the
+    OAuth subject who signed in over HTTP, else the OS user)."""
     ref = StateRef()
     chosen = parse_toolsets(list(toolsets) if toolsets is not None else None)
 
