@@ -473,6 +473,23 @@ async def test_an_unexpected_shape_raises_naming_operation_and_field(
     assert err.shape is not None
 
 
+async def test_an_unreadable_time_fails_the_response_naming_the_field() -> None:
+    body = {"scans": [{"scanId": "a", "scanName": "a", "scanLastRunTime": "last tuesday"}]}
+    async with client_for(answering(body)) as client:
+        with pytest.raises(MalformedResponseError) as info:
+            await client.list_scans()
+    assert info.value.field == "scans.0.scanLastRunTime" and "GET /cost-guard/scans" in str(info.value)
+
+
+async def test_a_created_endpoint_without_an_id_is_not_a_success() -> None:
+    from finout_mcp.api.models import EndpointCreate
+
+    async with client_for(answering({"endpoint": {"type": "email", "name": "x"}, "requestId": "r"})) as client:
+        with pytest.raises(MalformedResponseError) as info:
+            await client.create_endpoint(EndpointCreate.of("email", "x", "x@acme.example"))
+    assert info.value.outcome_unknown and "endpoint.id" in (info.value.field or "")
+
+
 async def test_recommendations_without_data_raise() -> None:
     from finout_mcp.api.models import RecommendationsRequest
 

@@ -41,7 +41,7 @@ Guarantees
 
   A 500 is not retried: Finout answers 500 for queries that fail deterministically, and a
   retry would only add latency. When a create's outcome is unknown the error says so in its
-  hint ("the tag may have been created; check list_virtual_tags before retrying") and has
+  hint ("the tag may have been created; list the virtual tags before retrying") and has
   ``retryable=False``, ``outcome_unknown=True``.
 - **Responses**: JSON parsed into the model. A response is *recognised* only when its main
   field is there (in the documented place or a documented alternative, see

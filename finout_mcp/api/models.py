@@ -303,8 +303,8 @@ class ValueList(Response):
     @field_validator("values", mode="before")
     @classmethod
     def _stringify(cls, v: Any) -> Any:
-        if not isinstance(v, list):
-            return v
+        if not isinstance(v, list) or all(type(x) is str for x in v):
+            return v  # the usual case: 200,000 strings pass without a copy
         out: list[str] = []
         for i, x in enumerate(v):
             if isinstance(x, dict):

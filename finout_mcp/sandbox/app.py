@@ -35,8 +35,8 @@ from finout_mcp.sandbox.v2 import V2Api, V2Error
 
 logger = logging.getLogger("finout_mcp.sandbox")
 
-MAX_IN_FLIGHT = 5
-MAX_RULES = 1000
+MAX_IN_FLIGHT = 5  # finout-api.md:43 ("Five concurrent requests per API key"; more in flight gets 429)
+MAX_RULES = 1000  # finout-api.md:34 (v2's spec says 1,000; the product UI caps at 50, which the API may not)
 ENDPOINT_TYPES = ("email", "slack")
 # finout-api.md:107,109 (create/update body {"name","rules","defaultValue"}) and :112 (the tag
 # object has a `category`, which a client that replaces the tag sends back). Anything else: 400.
@@ -147,6 +147,8 @@ class Sandbox:
         return JSONResponse(body, status_code=status, headers=extra.get("headers"))
 
     def _error(self, status: int, message: str, rid: str, headers: dict[str, str] | None = None) -> Response:
+        """finout-api.md:44-48: no error body is documented; ``{"message","error","requestId"}`` is what
+        public clients read, so the sandbox answers that (tests inject other bodies as faults)."""
         try:
             phrase = HTTPStatus(status).phrase
         except ValueError:
@@ -190,7 +192,7 @@ class Sandbox:
         def log(status: int) -> None:
             self.request_log.append(RequestRecord(method, raw_path, query, route, status, client_id))
 
-        if not client_id or not secret:
+        if not client_id or not secret:  # finout-api.md:40 (both headers on every request)
             log(401)
             return JSONResponse({"message": "Unauthorized", "requestId": rid}, status_code=401)
         active = self.stats.per_client.get(client_id, 0)
@@ -336,14 +338,16 @@ class Sandbox:
         body = await self._object_body(request)
         _unknown_fields(body, COST_QUERY_FIELDS, "query-by-view body")
         view_id = body.get("viewId")
-        if not isinstance(view_id, str) or not view_id:
+        if not isinstance(view_id, str) or not view_id:  # finout-api.md:60 (body {"viewId", ...})
             raise ApiError(400, "viewId is required (see GET /view)")
         cost_type = body.get("costType", "unblendedCost")
-        if cost_type not in COST_TYPES:
+        if cost_type not in COST_TYPES:  # finout-api.md:67-68 (the five cost types)
             raise ApiError(400, f"Unknown costType {cost_type!r}; use one of {sorted(COST_TYPES)}")
         view = self.account.view(view_id)
         if view is None:
-            raise ApiError(404, f"View {view_id} not found")
+            raise ApiError(404, f"View {view_id} not found")  # finout-api.md:44 (404)
+        # finout-api.md:62-64: `date` may be left out (the view's saved range); blank fields fail; at most
+        # 90 days; milliseconds [seen] (the docs' example uses seconds, which this refuses as a 1970 range)
         if "date" in body:
             date = body["date"]
             if not isinstance(date, dict):
@@ -385,7 +389,7 @@ class Sandbox:
         cost_center, key = params["costCenter"], params["key"]
         values = self.account.key_values(cost_center, key)
         if values is None:
-            raise ApiError(404, f"Key {key!r} not found in cost center {cost_center!r}")
+            raise ApiError(404, f"Key {key!r} not found in cost center {cost_center!r}")  # finout-api.md:44 (404)
         return self._json(
             {
                 "values": values,
@@ -406,7 +410,7 @@ class Sandbox:
     def _tag(self, tag_id: str) -> dict[str, Any]:
         tag = self.account.virtual_tags.get(tag_id)
         if tag is None:
-            raise ApiError(404, f"Virtual tag {tag_id} not found")
+            raise ApiError(404, f"Virtual tag {tag_id} not found")  # finout-api.md:44 (404)
         return tag
 
     def _validate_tag(self, body: dict[str, Any], self_id: str | None) -> tuple[str, list[Any], Any]:
@@ -414,7 +418,7 @@ class Sandbox:
         category = body.get("category")
         if category is not None and not isinstance(category, str):  # finout-api.md:112 (category: a string)
             raise ApiError(400, "category must be a string")
-        name = body.get("name")
+        name = body.get("name")  # finout-api.md:107,109 (name, rules) and :119 (invalid composition -> 422)
         if not isinstance(name, str) or not name.strip():
             raise ApiError(422, "name is required and must be a non-empty string")
         rules = body.get("rules")
@@ -431,7 +435,7 @@ class Sandbox:
             raise ApiError(422, 'defaultValue must be a string or {"key": <virtual tag id>, "costCenter": ...}')
         for i, rule in enumerate(rules):
             where = f"rules[{i}]"
-            if not isinstance(rule, dict):
+            if not isinstance(rule, dict):  # finout-api.md:114 (rule {"to", "filters"}, optional "timeframe")
                 raise ApiError(422, f"{where}: a rule must be an object with 'to' and 'filters'")
             extra = set(rule) - {"to", "filters", "timeframe"}
             if extra:
@@ -445,7 +449,7 @@ class Sandbox:
                 self._check_reference(to, f"{where}.to", self_id)
             elif not isinstance(to, str) or not to.strip():
                 raise ApiError(422, f"{where}.to: must be a non-empty string or a Virtual Tags reference")
-            try:
+            try:  # finout-api.md:92-101 (conditions, AND/OR groups, the eight operators, displayName not sent)
                 validate_filter(rule["filters"], self.account.key_exists, f"{where}.filters")
             except FilterError as exc:
                 raise ApiError(422, str(exc)) from None
@@ -465,6 +469,7 @@ class Sandbox:
                     raise ApiError(422, f"{where}.timeframe: 'from' is after 'to'")
         for tag_id, tag in self.account.virtual_tags.items():
             if tag_id != self_id and tag["name"] == name:
+                # [assumed] no page documents duplicate names; the client checks names itself before writing
                 raise ApiError(409, f"A virtual tag named {name} already exists")
         return name, rules, default
 
@@ -564,7 +569,7 @@ class Sandbox:
             if not isinstance(custom, dict):
                 raise ApiError(400, f"metadata[{value!r}].customMetadata must be an object")
             unknown = [e for e in ids if e not in endpoint_ids]
-            if unknown:
+            if unknown:  # finout-api.md:127-128 (`endpoints` holds endpoint ids); the 422 itself is [assumed]
                 raise ApiError(422, f"metadata[{value!r}].endpoints: unknown endpoint id(s) {unknown}")
             clean[value] = copy.deepcopy(entry)
         self.account.metadata[tag["id"]] = clean
@@ -578,18 +583,18 @@ class Sandbox:
         body = await self._object_body(request)
         _unknown_fields(body, RECOMMENDATION_FIELDS, "scans-recommendations body")
         scan_id = body.get("scanId")
-        if not isinstance(scan_id, str) or not scan_id:
+        if not isinstance(scan_id, str) or not scan_id:  # finout-api.md:134 (body {"scanId", ...})
             raise ApiError(400, "scanId is required (see GET /cost-guard/scans)")
         scan = self.account.scan(scan_id)
         if scan is None:
-            raise ApiError(404, f"Scan {scan_id} not found")
+            raise ApiError(404, f"Scan {scan_id} not found")  # finout-api.md:44 (404)
         filters = body.get("filters")
         if filters is not None:
             try:
                 validate_filter(filters, None)
             except FilterError as exc:
                 raise ApiError(400, str(exc)) from None
-        group_by = body.get("groupBy")
+        group_by = body.get("groupBy")  # finout-api.md:136 (groupBy is {"costCenter", "key"})
         if group_by is not None and (
             not isinstance(group_by, dict)
             or not isinstance(group_by.get("costCenter"), str)
@@ -636,7 +641,7 @@ class Sandbox:
         body = await self._object_body(request)
         _unknown_fields(body, ENDPOINT_BODY_FIELDS, "endpoint body")
         kind = body.get("type")
-        if kind not in ENDPOINT_TYPES:
+        if kind not in ENDPOINT_TYPES:  # finout-api.md:151,153-154 (email or slack; MS Teams not via the API)
             raise ApiError(
                 400, f"type must be 'email' or 'slack' (got {kind!r}); MS Teams cannot be created via API"
             )
@@ -654,6 +659,7 @@ class Sandbox:
         to = nested if nested is not None else top
         if not isinstance(to, str) or not to.strip():
             raise ApiError(400, "configuration.to is required")
+        # [assumed] address checks: the pages say "email address" and "Slack webhook URL" (finout-api.md:154)
         if kind == "email" and "@" not in to:
             raise ApiError(400, "configuration.to must be an email address for an email endpoint")
         if kind == "slack" and not to.startswith("https://"):
