@@ -32,6 +32,15 @@ FILTER_GUIDE = """\
   - value or values: either spelling; a single value for =, != , contains; a list for in / not in.
 - A raw Finout filter is accepted too, and checked the same way.
 
+## Everything in one cost center ("all of Snowflake", "all GCP spend")
+Use the Global key cost_center_type, whose values are the cost centers themselves:
+  {"key": "cost_center_type", "cost_center": "Global", "op": "=", "value": "Snowflake"}
+  {"key": "cost_center_type", "cost_center": "Global", "op": "in", "values": ["GCP", "Azure"]}
+Its values (list_key_values key="cost_center_type" cost_center="Global") are e.g. AWS, GCP, Azure,
+Kubernetes, Datadog, Snowflake, Custom Cost. Do not write {"key": "service", ...} per service to
+mean a whole cloud: new services would be missed. A key of another cost center (AWS.service)
+only ever matches costs of that cost center.
+
 ## Examples
 1. Prod AWS accounts or the checkout namespace:
    {"any": [{"key": "Account Name", "op": "in", "values": ["prod-eu", "prod-us"]},
@@ -39,6 +48,8 @@ FILTER_GUIDE = """\
 2. EC2 outside staging: {"all": [{"key": "service", "cost_center": "AWS", "op": "=", "value": "AmazonEC2"},
    {"not": {"key": "Account Name", "op": "=", "value": "staging"}}]}
 3. Pods without an app label: {"key": "pl_app", "op": "not exists"}
+4. All Snowflake and Datadog spend: {"key": "cost_center_type", "cost_center": "Global", "op": "in",
+   "values": ["Snowflake", "Datadog"]}
 
 ## Virtual tag rules
 [{"to": "Checkout", "filter": <intent>}, ...] are evaluated top to bottom; a cost line takes the

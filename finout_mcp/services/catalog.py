@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, chain
-from typing import Any, Generic, Protocol, TypeVar, cast, overload
+from typing import Any, Generic, Literal, Protocol, TypeVar, cast, overload
 
 import anyio
 
@@ -459,8 +459,47 @@ class SearchIndex(Generic[T]):
         return bool(q) and self._line_hits(q, collect=0, cap=1)[0] > 0
 
     def closest(self, query: str, n: int = 5) -> list[T]:
-        """Did-you-mean: up to ``n`` items for a ``query`` that is not one (fuzzy even when short)."""
-        return self.search(query, n, fuzzy_min=2).matches
+        """Did-you-mean: up to ``n`` items for a ``query`` that is not one.
+
+        Items containing it first (exact, prefix, inside), then the most similar by spelling and
+        by shared words (``data-platform`` → ``data-pipeline``, ``us-east-1`` → ``us-east1``)."""
+        found = self.search(query, n, fuzzy_min=len(fold(query)) + 1)  # no ratio-only fuzzy tier here
+        taken = list(found.matches)
+        if len(taken) < n:
+            for i in self._similar(fold(query)):
+                item = self.items[i]
+                if item not in taken:
+                    taken.append(item)
+                    if len(taken) >= n:
+                        break
+        return taken
+
+    def _similar(self, q: str) -> list[int]:
+        """Items whose names resemble ``q``, best first: :func:`similarity` ≥ ``SIMILAR_CUTOFF``.
+
+        Candidates: every line of a short list, else the lines sharing a word (3+ letters) or a
+        piece of ``q`` with it, at most ``FUZZY_MAX_LINES``."""
+        if not q:
+            return []
+        cand: set[int] = set()
+        if len(self.items) <= FUZZY_MAX_LINES:
+            cand.update(range(len(self.items)))
+        else:
+            size = len(q)
+            step = math.ceil(size / (2 if size < 9 else 3))
+            pieces = [w for w in q.split(" ") if len(w) >= 3] + [q[i : i + step] for i in range(0, size, step)]
+            for piece in sorted(set(pieces), key=len, reverse=True):
+                if len(piece) < 2 or len(cand) >= FUZZY_MAX_LINES:
+                    continue
+                _, hits = self._line_hits(piece, collect=FUZZY_MAX_LINES - len(cand), cap=FUZZY_MAX_LINES)
+                cand.update(hits)
+        scored = []
+        for i in cand:
+            score = max(similarity(q, form) for form in self._names(i))
+            if score >= SIMILAR_CUTOFF:
+                scored.append((score, i))
+        scored.sort(key=lambda t: (-t[0], t[1]))
+        return [i for _, i in scored]
 
     def search(self, query: str, limit: int, *, fuzzy_min: int = FUZZY_MIN_QUERY) -> SearchResult[T]:
         q = fold(query)
@@ -539,6 +578,57 @@ class SearchIndex(Generic[T]):
             if score >= FUZZY_CUTOFF:
                 best[i] = score
         return sorted(best, key=lambda i: (-best[i], i))
+
+
+SIMILAR_CUTOFF = 0.45
+
+
+def _squash(folded: str) -> str:
+    return folded.replace(" ", "")
+
+
+def similarity(a: str, b: str) -> float:
+    """How alike two folded names are, 0..1: the better of their spelling (difflib ratio, with and
+    without separators) and, when they share words, the mean of spelling and shared-word share.
+
+    ``data platform`` ~ ``data pipeline`` 0.52 (one word of two shared); ``us east 1`` ~ ``us east1``
+    1.0 (same letters); ``us east 1`` ~ ``eastus`` 0.62; unrelated names stay well below 0.45."""
+    if a == b:
+        return 1.0
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    spelling = matcher.ratio()
+    sa, sb = _squash(a), _squash(b)
+    if sa == sb:
+        return 1.0
+    if (sa, sb) != (a, b):
+        matcher.set_seqs(sa, sb)
+        spelling = max(spelling, matcher.ratio())
+    wa, wb = a.split(" "), b.split(" ")
+    shared = sum(
+        1
+        for w in set(wa)
+        if any(w == x or (min(len(w), len(x)) >= 3 and (w.startswith(x) or x.startswith(w))) for x in set(wb))
+    )
+    if not shared:
+        return spelling if spelling >= 0.6 else spelling * 0.75  # spelling alone must be close
+    words = shared / max(len(set(wa)), len(set(wb)))
+    return max(spelling, (spelling + words) / 2)
+
+
+MatchKind = Literal["exact", "prefix", "inside", "fuzzy"]
+
+
+def match_kind(query: str, *names: str | None) -> MatchKind:
+    """How ``query`` matched an item with these names (folded, as the searches compare)."""
+    q = fold(query)
+    forms = [fold(n) for n in names if n]
+    if any(f == q for f in forms):
+        return "exact"
+    if any(f.startswith(q) for f in forms):
+        return "prefix"
+    if any(q in f for f in forms):
+        return "inside"
+    return "fuzzy"
 
 
 _INDEX_CACHE: OrderedDict[tuple[str, int, str | None], tuple[Sequence[Any], int, SearchIndex[Any]]] = OrderedDict()

@@ -152,6 +152,11 @@ class Finding(BaseModel):
     message: str
     path: str = Field(default="", description='Where in the input, e.g. "all[1].any[0]"; "" is the root.')
     candidates: list[str] = Field(default_factory=list)
+    closest_values: dict[str, list[str]] | None = Field(
+        default=None,
+        description="For an ambiguous key with values: per candidate key, its existing values closest to "
+        "the ones asked for (an exact one first).",
+    )
 
 
 class ComposeResult(BaseModel):
@@ -227,6 +232,7 @@ class _Resolution:
     code: str = ""
     message: str = ""
     candidates: list[str] = field(default_factory=list)
+    matches: list[MegabillKey] = field(default_factory=list)  # an ambiguous key's candidates
 
 
 class KeyIndex:
@@ -347,6 +353,7 @@ class KeyIndex:
                         "Set cost_center (and use the exact key) to pick one."
                     ),
                     candidates=refs,
+                    matches=uniq,
                 )
         where = f" in cost center {cc}" if cc else ""
         candidates = self.fuzzy(k, cc)
@@ -668,6 +675,8 @@ class _Parser:
     def __init__(self, index: KeyIndex) -> None:
         self.index = index
         self.findings: list[Finding] = []
+        # ambiguous keys of conditions with values: (the error, the candidate keys, the values asked for)
+        self.ambiguous: list[tuple[Finding, list[MegabillKey], tuple[str, ...]]] = []
 
     def error(self, code: str, message: str, path: str, candidates: Sequence[str] = ()) -> None:
         self.findings.append(
@@ -783,6 +792,7 @@ class _Parser:
             )
             ok = False
         entry: MegabillKey | None = None
+        res: _Resolution | None = None
         if isinstance(key, str) and key.strip():
             res = self.index.resolve(cc if isinstance(cc, str) else None, key)
             if res.entry is None:
@@ -790,6 +800,8 @@ class _Parser:
                 ok = False
             entry = res.entry
         shaped = self.shape(op, fields, path) if op is not None else None
+        if entry is None and res is not None and res.matches and shaped is not None and shaped[1]:
+            self.ambiguous.append((self.findings[-1], res.matches, shaped[1]))
         if not ok or entry is None or shaped is None:
             return None
         return Cond(entry.cost_center, entry.key, shaped[0], shaped[1], path)
@@ -979,6 +991,8 @@ class _Parsed:
     canonical: Cond | Group | None = None
     conditions: int = 0
     depth: int = 0
+    # ambiguous keys asked with values: (the error, the candidate keys, the values asked for)
+    ambiguous: list[tuple[Finding, list[MegabillKey], tuple[str, ...]]] = field(default_factory=list)
 
 
 def _parse_spec(ctx: ComposeContext, spec: dict[str, Any]) -> _Parsed:
@@ -990,7 +1004,7 @@ def _parse_spec(ctx: ComposeContext, spec: dict[str, Any]) -> _Parsed:
         parser.error("bad_node", 'The filter is empty; give a condition or {"all": [...]}/{"any": [...]}.', "")
         return _Parsed(early=ComposeResult(ok=False, findings=parser.findings))
     tree = parser.parse(spec, "")
-    out = _Parsed(findings=parser.findings)
+    out = _Parsed(findings=parser.findings, ambiguous=parser.ambiguous)
     if tree is not None:
         out.canonical = flatten(push_not(tree))
         out.conditions = len(leaves(out.canonical))
@@ -1028,6 +1042,38 @@ def _finish(ctx: ComposeContext, parsed: _Parsed) -> ComposeResult:
     )
 
 
+CLOSEST_PER_CANDIDATE = 3
+
+
+async def _closest_per_candidate(
+    ctx: ComposeContext, ambiguous: Sequence[tuple[Finding, list[MegabillKey], tuple[str, ...]]]
+) -> None:
+    """For each ambiguous key asked with values, say per candidate key which of its values are
+    closest to them (``us-east-1``: AWS.region us-east-1, GCP.region us-east1, Azure.region eastus),
+    so the model can pick the cost center in one step."""
+    await ctx.fetch([(k.cost_center, k.key) for _, keys, _ in ambiguous for k in keys])
+    for finding, keys, asked in ambiguous:
+        per: dict[str, list[str]] = {}
+        for k in keys:
+            vs = ctx.values.get((k.cost_center, k.key))
+            if not isinstance(vs, ValueSet):
+                continue
+            exact = [v for v in asked if v in vs]  # a value that exists is the answer for that value
+            close: list[str] = list(exact)
+            for v in asked[:MAX_VALUE_WARNINGS_PER_CONDITION]:
+                if v in exact:
+                    continue
+                close.extend(c for c in vs.closest(v, CLOSEST_PER_CANDIDATE) if c not in close)
+            per[key_ref(k)] = close[: CLOSEST_PER_CANDIDATE * 2]
+        if not per:
+            continue
+        finding.closest_values = per
+        parts = [
+            f"{ref}: {', '.join(fence(v) for v in vals) if vals else 'nothing close'}" for ref, vals in per.items()
+        ]
+        finding.message += f" Closest values per cost center: {'; '.join(parts)}."
+
+
 async def compose_in(ctx: ComposeContext, spec: Any, *, check_values: bool = True) -> ComposeResult:
     """Compose with a shared context (the linter composes many rules against one).
 
@@ -1045,6 +1091,8 @@ async def compose_in(ctx: ComposeContext, spec: Any, *, check_values: bool = Tru
         return parsed.early
     if check_values and parsed.canonical is not None:
         parsed.findings.extend(await _check_values(ctx, leaves(parsed.canonical)))
+    if check_values and parsed.ambiguous:
+        await _closest_per_candidate(ctx, parsed.ambiguous)
     return await anyio.to_thread.run_sync(_finish, ctx, parsed)
 
 

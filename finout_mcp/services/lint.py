@@ -54,12 +54,25 @@ class RuleReport(BaseModel):
     findings: list[Finding] = Field(default_factory=list)
 
 
+class TagLint(BaseModel):
+    """One tag's lint, in brief (lint_virtual_tag with no argument)."""
+
+    id: str
+    name: str
+    ok: bool
+    errors: int
+    warnings: int
+    problems: list[str] = Field(default_factory=list, description="Its first findings, errors first.")
+
+
 class LintReport(BaseModel):
     ok: bool = Field(description="No error anywhere (warnings allowed).")
     rules: list[RuleReport] = Field(default_factory=list)
     findings: list[Finding] = Field(default_factory=list, description="Tag-level findings.")
     errors: int = 0
     warnings: int = 0
+    tags: list[TagLint] | None = Field(default=None, description="Every tag, when all were linted at once.")
+    notes: list[str] = Field(default_factory=list)
 
 
 def rules_from_tag(tag: VirtualTag) -> list[RuleSpec]:
@@ -378,3 +391,47 @@ def _report(reports: list[RuleReport], tag_findings: list[Finding]) -> LintRepor
         errors=errors,
         warnings=len(everything) - errors,
     )
+
+
+PROBLEMS_PER_TAG = 3
+LINT_ALL_BUDGET_BYTES = 7_900  # the compact answer stays within 8 KB
+
+
+async def lint_all(tags: Sequence[VirtualTag], catalog: KeyCatalog) -> LintReport:
+    """Lint every tag (as listed) in one report: per tag its counts and first problems, worst first."""
+    rows: list[TagLint] = []
+    for t in tags:
+        report = await lint_rules(rules_from_tag(t), t.default_value, catalog, tag_id=t.id)
+        found = list(report.findings) + [
+            f.model_copy(update={"message": f"rule {r.index + 1}: {f.message}"})
+            for r in report.rules
+            for f in r.findings
+        ]
+        found.sort(key=lambda f: f.severity != "error")
+        rows.append(
+            TagLint(
+                id=t.id,
+                name=t.name,
+                ok=report.ok,
+                errors=report.errors,
+                warnings=report.warnings,
+                problems=[f"{f.severity}: {f.message}" for f in found[:PROBLEMS_PER_TAG]],
+            )
+        )
+    rows.sort(key=lambda r: (-r.errors, -r.warnings, r.name.casefold()))
+    errors = sum(r.errors for r in rows)
+    answer = LintReport(ok=errors == 0, errors=errors, warnings=sum(r.warnings for r in rows), tags=rows, notes=[])
+    shown = len(rows)
+    while shown > 1 and len(answer.model_dump_json(exclude_none=True).encode()) > LINT_ALL_BUDGET_BYTES:
+        shown = max(1, shown * 3 // 4)
+        answer.tags = [*rows[:shown], *(r.model_copy(update={"problems": []}) for r in rows[shown:])]
+    notes = [
+        f"Linted {len(rows)} tags: {sum(1 for r in rows if not r.ok)} with errors, "
+        f"{sum(1 for r in rows if r.ok and r.warnings)} with warnings only."
+    ]
+    if shown < len(rows):
+        notes.append(f"Problems listed for the first {shown} tags only, to keep the answer within 8 KB.")
+    if any(r.errors + r.warnings > len(r.problems) for r in rows):
+        notes.append("lint_virtual_tag(tag=<id or name>) gives a tag's full report, rule by rule.")
+    answer.notes = notes
+    return answer

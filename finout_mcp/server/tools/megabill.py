@@ -7,15 +7,28 @@ from typing import Annotated
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
+from finout_mcp.api.models import MegabillKey
 from finout_mcp.server.state import get_state
 from finout_mcp.server.tools.common import READ, Envelope, Refresh, ToolCollector
-from finout_mcp.services.catalog import group_by_cost_center, search_keys, search_values
+from finout_mcp.services.catalog import (
+    MatchKind,
+    fold,
+    group_by_cost_center,
+    match_kind,
+    search_keys,
+    search_values,
+    value_search_index,
+)
 from finout_mcp.services.composer import resolve_key
+from finout_mcp.services.fencing import fence, fence_all
 
 
 class KeyEntry(BaseModel):
     key: str = Field(description="What filters use.")
     name: str | None = Field(default=None, description="Display name, when it differs from the key.")
+    match: MatchKind | None = Field(
+        default=None, description="With a search: how it matched (exact, prefix, inside, fuzzy)."
+    )
 
 
 class KeysResult(Envelope):
@@ -30,6 +43,10 @@ class ValuesResult(Envelope):
     key: str
     display_name: str | None
     values: list[str]
+    match: list[MatchKind] | None = Field(
+        default=None,
+        description="With a search: how each value matched, in the same order (exact, prefix, inside, fuzzy).",
+    )
     total: int = Field(description="Values matching the search (before the limit; a lower bound when very many).")
     truncated: bool
 
@@ -52,8 +69,21 @@ async def list_megabill_keys(
     state = get_state(ctx)
     keys = await state.catalog.keys(refresh=refresh)
     found = search_keys(keys, search, cost_center=cost_center, limit=limit)
+    searched = search is not None and bool(fold(search))
+
+    def how(k: MegabillKey) -> MatchKind | None:
+        if not searched or search is None:
+            return None
+        kind = match_kind(search, k.key, k.display_name)
+        if kind == "fuzzy" and fold(search) in fold(k.cost_center):
+            return "inside"  # matched by its cost center
+        return kind
+
     grouped = {
-        cc: [KeyEntry(key=k.key, name=k.display_name if k.display_name not in (None, k.key) else None) for k in ks]
+        cc: [
+            KeyEntry(key=k.key, name=k.display_name if k.display_name not in (None, k.key) else None, match=how(k))
+            for k in ks
+        ]
         for cc, ks in group_by_cost_center(found.matches).items()
     }
     notes = []
@@ -92,12 +122,17 @@ async def list_key_values(
     notes = []
     if found.truncated:
         of = f"more than {found.total}" if found.at_least else str(found.total)
-        notes.append(f"Showing {len(found.matches)} of {of} values; use search to narrow.")
+        notes.append(f"Showing {len(found.matches)} of {of} values; use search to narrow, or raise limit.")
+    if search and fold(search) and not found.matches:
+        close = value_search_index(values).closest(search, 5)
+        if close:
+            notes.append(f"No value contains {fence(search)}; closest existing: {fence_all(close)}.")
     return ValuesResult(
         cost_center=k.cost_center,
         key=k.key,
         display_name=k.display_name,
         values=list(found.matches),
+        match=[match_kind(search, v) for v in found.matches] if search and fold(search) else None,
         total=found.total,
         truncated=found.truncated,
         notes=notes,

@@ -33,7 +33,7 @@ from finout_mcp.services.composer import readable
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.fencing import fence
 from finout_mcp.services.impact import ImpactEstimate, estimate_impact
-from finout_mcp.services.lint import LintReport, RuleSpec, lint_rules, rules_from_tag
+from finout_mcp.services.lint import LintReport, RuleSpec, lint_all, lint_rules, rules_from_tag
 from finout_mcp.services.periods import Period, resolve_window
 from finout_mcp.services.writes import WriteResult
 
@@ -202,17 +202,24 @@ async def get_virtual_tag(
 
 async def lint_virtual_tag(
     ctx: Context,
-    tag: Annotated[str | None, Field(description="A tag's id or exact name. Give tag or rules.")] = None,
+    tag: Annotated[
+        str | None, Field(description="A tag's id or exact name. Give tag or rules, or neither to lint every tag.")
+    ] = None,
     rules: Annotated[
         list[RuleInput] | None, Field(description="Proposed rules, as for create_virtual_tag.")
     ] = None,
     default_value: Annotated[str | None, Field(description="Default value of the proposed rules.")] = None,
 ) -> LintReport:
     """Check virtual tag rules before writing: filter errors with did-you-mean, rules shadowed by an
-    earlier rule (first match wins), duplicates, references to missing tags, dotted values, no default."""
+    earlier rule (first match wins), duplicates, references to missing tags, dotted values, no default.
+    With neither tag nor rules: every tag at once, in brief."""
     state = get_state(ctx)
-    if (tag is None) == (rules is None):
-        raise InputError("Give exactly one of tag (an existing tag's id or name) or rules (proposed rules).")
+    if tag is None and rules is None:
+        if default_value is not None:
+            raise InputError("default_value goes with rules: give the proposed rules too.")
+        return await lint_all(await state.catalog.virtual_tags(refresh=True), state.catalog)
+    if tag is not None and rules is not None:
+        raise InputError("Give one of tag (an existing tag's id or name) or rules (proposed rules), not both.")
     if tag is not None:
         listed = await state.catalog.resolve_tag(tag)
         t = await state.client.get_virtual_tag(listed.id)

@@ -1,0 +1,134 @@
+"""Discovery that helps: closest values, how each hit matched, values per cost center for an
+ambiguous key, the cost-center guide, linting every tag at once, and what the server cannot do."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from finout_mcp.sandbox import catalog as sandbox_catalog
+from finout_mcp.services.catalog import build_value_index, similarity
+from tests.support import call, demo
+
+
+def kind(query: str, *names: str) -> str:
+    """How a search hit matched, worked out here independently of the server's code."""
+
+    def norm(t: str) -> str:
+        for sep in "_-./:":
+            t = t.replace(sep, " ")
+        return " ".join(t.lower().split())
+
+    q = norm(query)
+    forms = [norm(n) for n in names if n]
+    if q in forms:
+        return "exact"
+    if any(f.startswith(q) for f in forms):
+        return "prefix"
+    if any(q in f for f in forms):
+        return "inside"
+    return "fuzzy"
+
+
+def test_similarity_weighs_spelling_and_shared_words() -> None:
+    assert similarity("data platform", "data pipeline") > similarity("data platform", "airflow")
+    assert similarity("us east 1", "us east1") == 1.0  # the same letters
+    assert similarity("us east 1", "eastus") > similarity("us east 1", "westus2")
+    idx = build_value_index(["airflow", "data-pipeline", "checkout", "kube-system"])
+    assert idx.closest("data-platform") == ["data-pipeline"]
+    assert build_value_index(sandbox_catalog.AZURE_REGIONS).closest("us-east-1")[0] == "eastus"
+
+
+async def test_unknown_value_gets_its_closest_existing_values(tmp_path: Path) -> None:
+    assert "data-pipeline" in sandbox_catalog.NAMESPACES and "data-platform" not in sandbox_catalog.NAMESPACES
+    async with demo(tmp_path) as (client, _sb):
+        out = await call(
+            client,
+            "compose_filter",
+            {"intent": {"key": "namespace", "cost_center": "Kubernetes", "op": "=", "value": "data-platform"}},
+        )
+        values = await call(client, "list_key_values", {"key": "namespace", "search": "data-platform"})
+    warning = next(f for f in out["findings"] if f["code"] == "unknown_value")
+    assert "data-pipeline" in warning["candidates"] and "data-pipeline" in warning["message"]
+    assert values["values"] == [] and any("data-pipeline" in n for n in values["notes"])
+
+
+async def test_value_and_key_searches_say_how_each_hit_matched(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, sb):
+        values = await call(client, "list_key_values", {"key": "Account Name", "search": "prod"})
+        keys = await call(client, "list_megabill_keys", {"search": "account name"})
+        fuzzy = await call(client, "list_megabill_keys", {"search": "acount"})
+        plain = await call(client, "list_key_values", {"key": "Account Name"})
+    assert values["values"] and len(values["match"]) == len(values["values"])
+    assert values["match"] == [kind("prod", v) for v in values["values"]]
+    assert {"prefix", "inside"} <= set(values["match"])  # prod-eu (prefix), data-prod (inside)
+    display = {(e["costCenter"], e["key"]): e["displayName"] for e in sb.account.keys}
+    for cc, entries in keys["cost_centers"].items():
+        for e in entries:
+            assert e["match"] == kind("account name", e["key"], display[(cc, e["key"])]), e
+    assert keys["cost_centers"]["AWS"][0] == {"key": "aws_account_name", "name": "Account Name", "match": "exact"}
+    assert {e["match"] for es in fuzzy["cost_centers"].values() for e in es} == {"fuzzy"}
+    assert "match" not in plain or plain["match"] is None  # no search, nothing to say
+
+
+async def test_ambiguous_key_lists_the_closest_values_per_cost_center(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, _sb):
+        out = await call(client, "compose_filter", {"intent": {"key": "region", "op": "=", "value": "us-east-1"}})
+    err = next(f for f in out["findings"] if f["code"] == "ambiguous_key")
+    per = {ref.split(" ")[0]: values for ref, values in err["closest_values"].items()}
+    assert set(per) == {"AWS.region", "GCP.region", "Azure.region"}
+    assert per["AWS.region"] == ["us-east-1"]  # it exists there: nothing else to suggest
+    assert per["GCP.region"][0] == "us-east1"
+    assert per["Azure.region"][0] == "eastus"
+    assert all(set(v) <= set(sandbox_catalog.GCP_REGIONS) for v in [per["GCP.region"]])
+    assert "us-east1" in err["message"] and "eastus" in err["message"]
+
+
+async def test_the_guide_explains_everything_in_one_cost_center(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, _sb):
+        guide = (await client.read_resource("finout://guide/filters")).contents[0].text  # type: ignore[union-attr]
+        out = await call(
+            client,
+            "compose_filter",
+            {
+                "intent": {
+                    "key": "cost_center_type",
+                    "cost_center": "Global",
+                    "op": "in",
+                    "values": ["Snowflake", "GCP"],
+                }
+            },
+        )
+        assert client.instructions is not None and "cost_center_type" in client.instructions
+    assert "Global" in guide and "cost_center_type" in guide and "Snowflake" in guide
+    assert out["ok"] and out["findings"] == []  # both values exist: the guide's advice composes cleanly
+    assert out["readable"].startswith("Global.Cost Center Type in [") and "Snowflake" in out["readable"]
+
+
+async def test_lint_without_arguments_lints_every_tag(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, sb):
+        # a tag written behind our back (another tool, the UI) with a key that does not exist
+        broken = sb.account.new_tag(
+            "Broken owner",
+            [{"to": "x", "filters": {"costCenter": "AWS", "key": "no_such_key", "operator": "is", "value": "a"}}],
+            "other",
+            "UI",
+            dt.datetime(2026, 11, 1),
+        )
+        report = await call(client, "lint_virtual_tag")
+        one = await call(client, "lint_virtual_tag", {"tag": broken["id"]})
+    tags = {t["name"]: t for t in report["tags"]}
+    assert set(tags) == {t["name"] for t in sb.account.virtual_tags.values()}
+    assert report["tags"][0]["name"] == "Broken owner"  # worst first
+    assert tags["Broken owner"]["ok"] is False and tags["Broken owner"]["errors"] == one["errors"] >= 1
+    assert any("no_such_key" in p for p in tags["Broken owner"]["problems"])
+    assert report["ok"] is False and report["errors"] == sum(t["errors"] for t in report["tags"])
+
+
+async def test_instructions_say_what_the_server_cannot_do(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, _sb):
+        text = client.instructions or ""
+    assert "cannot do" in text
+    for topic in ("Forecast", "views", "anomaly"):
+        assert topic in text
+    assert "in the app" in text  # and what to use instead
