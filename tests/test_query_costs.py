@@ -395,3 +395,59 @@ async def test_negations_become_v2_operators_with_types(tmp_path: Path) -> None:
             ),
         )
         assert no_prod_us["total"] == pytest.approx(expected, abs=0.01)
+
+
+# ------------------------------------------------------------------ group-by keys that carry values
+
+
+async def test_why_did_ec2_spike_down_to_the_instances(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, sb):
+        ec2 = {"key": "service", "cost_center": "AWS", "op": "=", "value": "AmazonEC2"}
+        args = {"filter": ec2, "group_by": ["Resource ID"], "period": "last_7_days", "top_n": 50}
+        out = await call(client, "query_costs", args)
+        first, last = dt.date.fromisoformat(out["first_day"]), dt.date.fromisoformat(out["last_day"])
+        names = {s["name"]: s for s in out["series"]}
+        assert "(no value)" not in names and not any("no value on" in n for n in out["notes"])
+        instances = {
+            line.attrs[("AWS", "aws_resource_id")]
+            for line in sb.account.costs.lines
+            if "AmazonEC2" in line.attrs.values()
+        }
+        assert set(names) - {"Total"} == instances and len(instances) > 3
+        some = sorted(instances)[0]
+        assert names[some]["total"] == pytest.approx(
+            table_sum(sb, first, last, attr("AWS", "aws_resource_id", some)), abs=0.01
+        )
+        for key in ("Instance Type", "Usage Type", "Operation", "Charge Type"):
+            out = await call(client, "query_costs", {**args, "group_by": [key]})
+            assert "(no value)" not in {s["name"] for s in out["series"]}, key
+
+
+async def test_a_group_by_key_without_values_says_so(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, _sb):
+        k8s = {"key": "cost_center_type", "op": "=", "value": "Kubernetes"}
+        out = await call(
+            client, "query_costs", {"filter": k8s, "group_by": ["Usage Type"], "period": "last_7_days"}
+        )
+        note = next(n for n in out["notes"] if "no value on" in n)
+        assert note.startswith("AWS.aws_usage_type (Usage Type): no value on 100 % of the matched cost")
+        assert "not set on these costs" in note
+        out = await call(client, "query_costs", {"group_by": ["namespace"], "period": "last_7_days"})
+        assert any("Kubernetes.namespace" in n and "no value on" in n for n in out["notes"])
+        out = await call(
+            client, "query_costs", {"filter": k8s, "group_by": ["namespace"], "period": "last_7_days"}
+        )
+        assert not any("no value on" in n for n in out["notes"])
+
+
+async def test_an_ambiguous_group_by_names_the_colon_forms_or_follows_the_filter(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, _sb):
+        message = await call_error(client, "query_costs", {"group_by": ["Region"], "period": "last_7_days"})
+        assert "ambiguous" in message and "'AWS:region'" in message and "'GCP:" in message
+        assert "Set cost_center" not in message
+        aws = {"key": "service", "cost_center": "AWS", "op": "=", "value": "AmazonEC2"}
+        out = await call(client, "query_costs", {"filter": aws, "group_by": ["Region"], "period": "last_7_days"})
+        assert out["query"]["group_by"] == ["AWS.region (Region)"]
+        gcp = {"key": "cost_center_type", "op": "=", "value": "GCP"}
+        out = await call(client, "query_costs", {"filter": gcp, "group_by": ["Region"], "period": "last_7_days"})
+        assert out["query"]["group_by"][0].startswith("GCP.")

@@ -103,6 +103,9 @@ def _ids(prefix: str, n: int, width: int, salt: str) -> list[str]:
     return [f"{prefix}{_h(salt, i) % (16**width):0{width}x}" for i in range(n)]
 
 
+AWS_EC2_INSTANCE_IDS = _ids("i-0", 40, 16, "ec2")
+AWS_INSTANCE_TYPES = ["t3.medium", "t3.large", "m5.large", "m5.xlarge", "c5.2xlarge", "r6g.large", "r5.2xlarge"]
+
 # (costCenter, key, displayName, values)
 _DEMO: list[tuple[str, str, str, list[str]]] = [
     # AWS
@@ -138,7 +141,7 @@ _DEMO: list[tuple[str, str, str, list[str]]] = [
         "AWS",
         "aws_instance_type",
         "Instance Type",
-        ["t3.medium", "t3.large", "m5.large", "m5.xlarge", "c5.2xlarge", "r6g.large", "r5.2xlarge"],
+        AWS_INSTANCE_TYPES,
     ),
     (
         "AWS",
@@ -147,7 +150,7 @@ _DEMO: list[tuple[str, str, str, list[str]]] = [
         ["RunInstances", "CreateDBInstance", "PutObject", "GetObject", "Invoke", "NatGateway"],
     ),
     ("AWS", "aws_charge_type", "Charge Type", ["Usage", "Tax", "Credit", "SavingsPlanCoveredUsage", "Fee"]),
-    ("AWS", "aws_resource_id", "Resource ID", _ids("i-0", 40, 16, "ec2")),
+    ("AWS", "aws_resource_id", "Resource ID", AWS_EC2_INSTANCE_IDS),
     ("AWS", "team", "team", TEAMS),
     ("AWS", "env", "env", ["production", "staging", "development"]),
     (

@@ -227,6 +227,37 @@ def _pick(rng: random.Random, items: list[str], k: int) -> list[str]:
     return rng.sample(items, min(k, len(items)))
 
 
+_EC2_TYPES = ["m5.large", "m5.xlarge", "c5.2xlarge", "r6g.large"]  # those with a BoxUsage value listed
+# AWS usage type and operation of each service's line (values the catalogue lists).
+_AWS_USAGE: dict[str, tuple[str, str | None]] = {
+    "AmazonRDS": ("InstanceUsage:db.r5.xlarge", "CreateDBInstance"),
+    "AmazonS3": ("TimedStorage-ByteHrs", "PutObject"),
+    "AWSLambda": ("Lambda-GB-Second", "Invoke"),
+    "AmazonVPC": ("NatGateway-Hours", "NatGateway"),
+    "AmazonCloudFront": ("DataTransfer-Out-Bytes", None),
+    "AWSDataTransfer": ("DataTransfer-Regional-Bytes", None),
+    "AmazonEKS": ("EBS:VolumeUsage.gp3", None),
+}
+
+
+def _aws_line_details(service: str, n: int) -> dict[tuple[str, str], str]:
+    """Charge type, usage type, operation and (on EC2) instance type and resource id of the
+    ``n``-th line of ``service``, chosen without the table's random stream so the lines' costs stay as they were."""
+    out = {("AWS", "aws_charge_type"): "Usage"}
+    if service == "AmazonEC2":
+        itype = _EC2_TYPES[n % len(_EC2_TYPES)]
+        out[("AWS", "aws_instance_type")] = itype
+        out[("AWS", "aws_resource_id")] = catalog.AWS_EC2_INSTANCE_IDS[n % len(catalog.AWS_EC2_INSTANCE_IDS)]
+        out[("AWS", "aws_operation")] = "RunInstances"
+        out[("AWS", "aws_usage_type")] = f"BoxUsage:{itype}"
+        return out
+    usage, operation = _AWS_USAGE.get(service, ("Requests-Tier1", None))
+    out[("AWS", "aws_usage_type")] = usage
+    if operation:
+        out[("AWS", "aws_operation")] = operation
+    return out
+
+
 def _build_lines(seed: int) -> list[Line]:
     rng = random.Random(f"cost-table:{seed}")
     rows: list[tuple[dict[tuple[str, str], str], float, str, float]] = []
@@ -266,6 +297,7 @@ def _build_lines(seed: int) -> list[Line]:
                     ("AWS", "team"): account_team[account],
                     ("AWS", "env"): account_env.get(account, "staging" if account == "staging" else "development"),
                     ("Global", "f_usage_type"): "Database" if service == "AmazonRDS" else "Compute",
+                    **_aws_line_details(service, sum(1 for r in rows if r[0].get(("AWS", "service")) == service)),
                 }
                 base = 2600.0 * weight.get(service, 0.08) * scale / len(regions)
                 add("AWS", attrs, base, "Hrs", 0.192)

@@ -30,7 +30,7 @@ from finout_mcp.api.errors import FinoutAPIStatusError, MalformedResponseError
 from finout_mcp.api.models import MegabillKey, VirtualTag
 from finout_mcp.api.models_v2 import USAGE_MEASUREMENTS, QueryStatusData, V2Key
 from finout_mcp.services import costs, periods
-from finout_mcp.services.composer import KeyCatalog, compose, resolve_key
+from finout_mcp.services.composer import KeyCatalog, KeyIndex, compose, key_index
 from finout_mcp.services.errors import InputError, first_error
 from finout_mcp.services.fencing import fence
 
@@ -41,6 +41,7 @@ MAX_DIMENSIONS = 20  # [spec]
 RESULT_LIFETIME_S = 24 * 3600  # [doc: v2/cu] "Results are stored for 24 hours."
 REUSE_MARGIN_S = 600  # stop reusing a queryId ten minutes before its results expire
 NO_VALUE = "(no value)"
+UNSET_NOTE_SHARE = 0.5  # a group-by key without a value on more of the cost than this gets a note
 VIRTUAL_TAGS = "Virtual Tags"
 
 Measurement = Literal[
@@ -161,6 +162,61 @@ def _pairs(node: dict[str, Any]) -> list[tuple[str, str]]:
         if word in node:
             return [p for c in node[word] for p in _pairs(c)]
     return [(str(node.get("costCenter")), str(node.get("key")))]
+
+
+def _colon_form(ref: str) -> str:
+    """``AWS.region (Region)`` → ``AWS:region``: a candidate as group_by names it."""
+    pair = ref.split(" (", 1)[0]
+    cost_center, _, key = pair.partition(".")
+    return f"{cost_center}:{key}"
+
+
+POSITIVE_OPERATORS = frozenset({"is", "oneOf", "exists", "contains", "startsWith", "endsWith"})
+
+
+def sole_cost_center(node: dict[str, Any] | None) -> str | None:
+    """The one cost center a v2 filter restricts costs to, else None: conditions joined by AND
+    that require a value (``cost_center_type`` is X, or any positive condition on X's keys)."""
+    if node is None:
+        return None
+    found: set[str] = set()
+
+    def walk(n: dict[str, Any]) -> None:
+        if "AND" in n:
+            for child in n["AND"]:
+                walk(child)
+            return
+        if "OR" in n or n.get("type") == "virtual_tag" or n.get("operator") not in POSITIVE_OPERATORS:
+            return
+        cc, key, values = str(n.get("costCenter")), str(n.get("key")), n.get("value")
+        if key == "cost_center_type":
+            if isinstance(values, list) and len(values) == 1 and n.get("operator") in ("is", "oneOf"):
+                found.add(str(values[0]))
+        elif cc != "Global":
+            found.add(cc)
+
+    walk(node)
+    return next(iter(found)) if len(found) == 1 else None
+
+
+def unset_shares(rows: Sequence[dict[str, Any]], dims: Sequence[dict[str, str]], measurement: str) -> list[float]:
+    """Per dimension, the share (0..1) of the rows' absolute cost on which it has no value."""
+    cell_name = f"{measurement}_sum"
+    total = 0.0
+    unset = [0.0] * len(dims)
+    names = [f"{d['costCenter']}_{d['type']}_{d['key']}" for d in dims]
+    for row in rows:
+        cell = row.get(cell_name)
+        amount = (
+            abs(float(cell["amount"]))
+            if isinstance(cell, dict) and isinstance(cell.get("amount"), int | float)
+            else 0.0
+        )
+        total += amount
+        for j, name in enumerate(names):
+            if not row.get(name):
+                unset[j] += amount
+    return [u / total if total else 0.0 for u in unset]
 
 
 def count_leaves(node: dict[str, Any]) -> int:
@@ -355,8 +411,11 @@ class CostQueries:
             )
         return out
 
-    async def dimensions(self, group_by: Sequence[str]) -> tuple[list[dict[str, str]], list[str]]:
-        """Group-by names → v2 dimensions and their readable names."""
+    async def dimensions(
+        self, group_by: Sequence[str], within: str | None = None
+    ) -> tuple[list[dict[str, str]], list[str]]:
+        """Group-by names → v2 dimensions and their readable names. ``within``: the one cost center
+        the filter restricts the question to, which settles a name several cost centers share."""
         if len(group_by) > MAX_DIMENSIONS:
             raise InputError(
                 f"{len(group_by)} group-by keys; Finout API v2 takes at most {MAX_DIMENSIONS}.",
@@ -364,21 +423,11 @@ class CostQueries:
             )
         keys: list[MegabillKey] = await self.catalog.keys()
         tags: Sequence[VirtualTag] = await self.catalog.virtual_tags()
+        index = key_index(keys, tags)
         dims: list[dict[str, str]] = []
         labels: list[str] = []
         for name in group_by:
-            cost_center: str | None = None
-            text = name
-            try:
-                entry = resolve_key(keys, text, None, tags)
-            except InputError as exc:
-                if ":" not in name:
-                    raise InputError(
-                        f"group_by {fence(name)}: {exc.message}",
-                        hint="In group_by, name the cost center as 'CostCenter:key', e.g. 'AWS:service'.",
-                    ) from None
-                cost_center, _, text = name.partition(":")
-                entry = resolve_key(keys, text.strip(), cost_center.strip(), tags)
+            entry = self._group_key(index, name, within)
             label = f"{entry.cost_center}.{entry.key}" + (
                 f" ({entry.display_name})" if entry.display_name and entry.display_name != entry.key else ""
             )
@@ -387,6 +436,35 @@ class CostQueries:
                 dims.append(dim)
                 labels.append(label)
         return dims, labels
+
+    @staticmethod
+    def _group_key(index: KeyIndex, name: str, within: str | None) -> MegabillKey:
+        """One group-by name: a key or display name, or ``CostCenter:key``."""
+        if not name or not name.strip():
+            raise InputError("group_by has an empty key.", hint="Name a key, e.g. 'service' or 'AWS:region'.")
+        found = index.resolve(None, name)
+        if found.entry is not None:
+            return found.entry
+        if found.code == "ambiguous_key" and within is not None:
+            scoped = index.resolve(within, name)
+            if scoped.entry is not None:
+                return scoped.entry
+        if ":" in name:
+            cost_center, _, text = name.partition(":")
+            scoped = index.resolve(cost_center.strip(), text.strip())
+            if scoped.entry is not None:
+                return scoped.entry
+            raise InputError(f"group_by {fence(name)}: {scoped.message}")
+        if found.code == "ambiguous_key":
+            forms = [_colon_form(ref) for ref in found.candidates]
+            raise InputError(
+                f"group_by {fence(name)} is ambiguous: it matches {', '.join(found.candidates)}.",
+                hint="Name one as 'CostCenter:key': " + ", ".join(repr(f) for f in forms) + ".",
+            )
+        raise InputError(
+            f"group_by {fence(name)}: {found.message}",
+            hint="In group_by, name the cost center as 'CostCenter:key', e.g. 'AWS:service'.",
+        )
 
     @staticmethod
     def body(
@@ -483,7 +561,7 @@ class CostQueries:
         v2_filter, readable = (None, None)
         if filter:
             v2_filter, readable = await self.v2_filter(filter)
-        dims, labels = await self.dimensions(group_by)
+        dims, labels = await self.dimensions(group_by, within=sole_cost_center(v2_filter))
         tags = {d["key"] for d in dims if d["type"] == "virtual_tag"} | (
             virtual_tags_in(v2_filter) if v2_filter else set()
         )
@@ -567,6 +645,14 @@ class CostQueries:
             answer.reconciliation_note = answer.reconciliation_note.replace("The view's", "The query's").replace(
                 "the view's grouping", "the group-by"
             )
+        all_rows = [row for p in pieces[0] if p.outcome is not None for row in p.outcome.rows]
+        for label, share in zip(labels, unset_shares(all_rows, dims, measurement), strict=True):
+            if share > UNSET_NOTE_SHARE:
+                answer.notes.append(
+                    f"{label}: no value on {share * 100:.0f} % of the matched cost — this key is not set on "
+                    "these costs. Try a key of the cost center they come from (group_by 'Cost Center Type' shows "
+                    "which), or filter to the costs that carry this key."
+                )
         if not dims:
             answer.notes.append("No group_by: only the total and its timeline. Add group_by to split it.")
         if any(r.reused for r in runs):
