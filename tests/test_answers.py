@@ -75,7 +75,7 @@ async def test_same_month_last_year_by_explicit_window(tmp_path: Path) -> None:
     assert out["previous_period"] == "October 2025" and out["previous_days"] == 31
     assert abs(out["previous_total"] - expected) < 0.01
     assert out.get("per_day") is None  # same length: no per-day figures needed
-    assert "the window you asked for" in out["comparison"]
+    assert "the comparison range you gave" in out["comparison"]
 
 
 async def test_month_to_date_against_the_same_days_of_last_month(tmp_path: Path) -> None:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import date
+import itertools
+from datetime import date, timedelta
 
 import pytest
 
 from finout_mcp.services.errors import InputError
-from finout_mcp.services.periods import DateSpan, comparison_window, preset_span, resolve_window
+from finout_mcp.services.periods import (
+    DateSpan,
+    comparison_window,
+    preset_span,
+    resolve_window,
+    split_whole_months,
+)
 
 TODAY = date(2026, 11, 25)
 
@@ -107,3 +114,28 @@ def test_new_presets() -> None:
     assert preset_span("this_quarter", TODAY) == span("2026-10-01", "2026-11-25")
     assert preset_span("last_quarter", d("2026-01-05")) == span("2025-10-01", "2025-12-31")
     assert preset_span("this_year", TODAY) == span("2026-01-01", "2026-11-25")
+
+
+@pytest.mark.parametrize(
+    ("first", "last"),
+    [
+        (date(2025, 11, 1), date(2026, 10, 31)),
+        (date(2025, 11, 17), date(2026, 3, 9)),  # partial months at both ends
+        (date(2024, 1, 1), date(2024, 12, 31)),  # leap year: Jan+Feb = 60 days fit
+        (date(2026, 5, 3), date(2026, 5, 20)),
+    ],
+)
+def test_monthly_query_pieces_never_cut_a_month(first: date, last: date) -> None:
+    span = DateSpan(first, last)
+    pieces = split_whole_months(span, 60)
+    assert pieces[0].first == first and pieces[-1].last == last
+    for a, b in itertools.pairwise(pieces):
+        assert b.first == a.last + timedelta(days=1)
+        assert b.first.day == 1  # each piece after the first starts a month: none is cut
+    assert all(p.days <= 60 for p in pieces)
+    months = {(d.year, d.month) for p in pieces for d in (p.first, p.last)}
+    owners = {
+        m: {i for i, p in enumerate(pieces) if (p.first.year, p.first.month) <= m <= (p.last.year, p.last.month)}
+        for m in months
+    }
+    assert all(len(o) == 1 for o in owners.values())

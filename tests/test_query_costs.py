@@ -65,12 +65,14 @@ async def test_what_did_the_checkout_namespace_cost_each_month(tmp_path: Path) -
             first = dt.date(year, month, 1)
             last = (first + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
             assert row["total"] == pytest.approx(table_sum(sb, first, last, checkout), abs=0.01)
-        # 365 days = 7 queries of at most 60 days, answered in parallel, with progress on the way
-        assert v2_requests(sb, "/generate-query") == 7
-        assert len(out["provenance"]["queries"]) == 7 and not any(
-            q["reused"] for q in out["provenance"]["queries"]
-        )
-        assert progress and progress[-1][0] == progress[-1][1] == 7
+        # 12 months in queries of at most 60 days that never cut a month (only Jan+Feb fit together):
+        # 11 queries, answered in parallel, with progress on the way
+        assert v2_requests(sb, "/generate-query") == 11
+        runs = out["provenance"]["queries"]
+        assert len(runs) == 11 and not any(q["reused"] for q in runs)
+        assert all(dt.date.fromisoformat(q["first_day"]).day == 1 for q in runs)
+        assert all((dt.date.fromisoformat(q["last_day"]) + dt.timedelta(days=1)).day == 1 for q in runs)
+        assert progress and progress[-1][0] == progress[-1][1] == 11
         assert out["query"]["v2_filter"] == {
             "costCenter": "Kubernetes",
             "key": "namespace",
@@ -78,8 +80,8 @@ async def test_what_did_the_checkout_namespace_cost_each_month(tmp_path: Path) -
             "operator": "is",
             "value": ["checkout"],
         }
-        assert out["provenance"]["daily_queries_used"] == 7 and out["provenance"]["daily_queries_cap"] == 10_000
-        assert any("7 of 10,000" in n for n in out["notes"])
+        assert out["provenance"]["daily_queries_used"] == 11 and out["provenance"]["daily_queries_cap"] == 10_000
+        assert any("11 of 10,000" in n for n in out["notes"])
 
 
 async def test_why_did_rds_spike_on_the_23rd(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ Flow of :meth:`CostQueries.ask` (the ``query_costs`` tool)::
 
     filter intent --composer--> canonical v1 filter --to_v2_filter--> v2 filter (types from the v2 keys)
     group_by names --resolve_key--> keys --v2 keys--> dimensions {costCenter, key, type}
-    window --split into <= 60-day pieces--> one query each, in parallel within the rate budget
+    window --split into <= 60-day pieces (whole months when monthly)--> one query each, in parallel within the rate budget
     rows --rows_to_series--> series by group --costs.shape_costs--> the same answer as query_view_costs
 
 A question asked again while Finout still keeps its results (24 h) reuses the stored
@@ -575,6 +575,8 @@ class CostQueries:
         days = window.days
         interval = "month" if granularity == "month" or (granularity == "auto" and days > 120) else "day"
         spans = [window.span] + ([before.span] if before else [])
+        # monthly buckets: pieces end on month ends, so no month is summed from two queries
+        split = periods.split_whole_months if interval == "month" else periods.split_windows
         pieces: list[list[QueryPiece]] = []
         for span in spans:
             pieces.append(
@@ -582,7 +584,7 @@ class CostQueries:
                     QueryPiece(
                         w, self.body(w, interval=interval, measurement=measurement, dims=dims, v2_filter=v2_filter)
                     )
-                    for w in periods.split_windows(span, MAX_QUERY_DAYS)
+                    for w in split(span, MAX_QUERY_DAYS)
                 ]
             )
         flat = [p for group in pieces for p in group]

@@ -354,7 +354,7 @@ def comparison_window(
             names=("compare_start", "compare_end"),
             default_end=first + timedelta(days=window.days - 1),
         )
-        return _window(span, basis="the window you asked for")
+        return _window(span, basis="the comparison range you gave")
     if not _blank(end):
         raise InputError(
             "compare_end was given without compare_start.",
@@ -387,6 +387,26 @@ def _day_start_ms(d: date) -> int:
 def span_to_ms(span: DateSpan) -> tuple[int, int]:
     """First day 00:00:00.000 UTC and last day 23:59:59.999 UTC, in epoch milliseconds."""
     return _day_start_ms(span.first), _day_start_ms(span.last + timedelta(days=1)) - 1
+
+
+def split_whole_months(span: DateSpan, max_days: int = MAX_WINDOW_DAYS) -> list[DateSpan]:
+    """Like :func:`split_windows`, but every piece ends on a month's last day (or the span's), so
+    no calendar month is cut between two pieces: whole months are packed while they fit in
+    ``max_days``. Needs ``max_days`` >= 31."""
+    if max_days < 31:
+        raise ValueError("max_days must be >= 31 to hold a whole month")
+    out: list[DateSpan] = []
+    cur = span.first
+    while cur <= span.last:
+        last = min(span.last, add_months(cur.replace(day=1), 1) - timedelta(days=1))
+        while last < span.last:
+            nxt = min(span.last, add_months(last + timedelta(days=1), 1) - timedelta(days=1))
+            if (nxt - cur).days + 1 > max_days:
+                break
+            last = nxt
+        out.append(DateSpan(cur, last))
+        cur = last + timedelta(days=1)
+    return out
 
 
 def split_windows(span: DateSpan, max_days: int = MAX_WINDOW_DAYS) -> list[DateSpan]:
