@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -324,3 +325,28 @@ async def test_the_daily_cap_refuses_with_a_clear_error() -> None:
     clock[0] += 86_400  # the next UTC day
     await budget.acquire(GENERATE_QUERY)
     assert budget.usage().daily_used == 1
+
+
+async def test_the_days_query_count_survives_a_restart(tmp_path: Path) -> None:
+    from finout_mcp.services.changelog import open_change_store
+
+    clock = [1_000.0]
+    store = open_change_store(tmp_path)
+    budget = LocalRateBudget(
+        per_day={GENERATE_QUERY: 3}, clock=lambda: clock[0], sleep=_advance(clock, []), daily=store
+    )
+    await budget.acquire(GENERATE_QUERY)
+    await budget.acquire(GENERATE_QUERY)
+    store.close()
+    # a new process on the same state dir: still 2 of 3, and the cap holds
+    again = open_change_store(tmp_path)
+    restarted = LocalRateBudget(
+        per_day={GENERATE_QUERY: 3}, clock=lambda: clock[0], sleep=_advance(clock, []), daily=again
+    )
+    assert restarted.usage().daily_used == 2 and "2 of 3" in restarted.usage().sentence()
+    await restarted.acquire(GENERATE_QUERY)
+    with pytest.raises(RateLimitedError):
+        await restarted.acquire(GENERATE_QUERY)
+    clock[0] += 86_400
+    assert restarted.usage().daily_used == 0
+    again.close()

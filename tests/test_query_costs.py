@@ -453,3 +453,14 @@ async def test_an_ambiguous_group_by_names_the_colon_forms_or_follows_the_filter
         gcp = {"key": "cost_center_type", "op": "=", "value": "GCP"}
         out = await call(client, "query_costs", {"filter": gcp, "group_by": ["Region"], "period": "last_7_days"})
         assert out["query"]["group_by"][0].startswith("GCP.")
+
+
+async def test_the_daily_query_count_is_not_reset_by_a_restart(tmp_path: Path) -> None:
+    args = {"group_by": ["namespace"], "period": "last_7_days"}
+    async with demo(tmp_path) as (client, _sb):
+        out = await call(client, "query_costs", args)
+        assert out["provenance"]["daily_queries_used"] == 1
+    # the server restarts on the same state dir (FINOUT_MCP_STATE_DIR): today's count goes on
+    async with demo(tmp_path) as (client, _sb):
+        out = await call(client, "query_costs", {**args, "period": "last_30_days"})
+        assert out["provenance"]["daily_queries_used"] == 2 and any("2 of 10,000" in n for n in out["notes"])

@@ -82,8 +82,31 @@ class RateBudget(Protocol):
     def usage(self) -> BudgetUsage: ...
 
 
+class DailyCounter(Protocol):
+    """Where the day's query count is kept so that it survives a restart (the state database)."""
+
+    def daily_count(self, name: str, day: int) -> int: ...
+
+    def count_one(self, name: str, day: int) -> int: ...
+
+
+class MemoryDailyCounter:
+    """The day's counts of this process only (demo and tests without a state dir)."""
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, int], int] = {}
+
+    def daily_count(self, name: str, day: int) -> int:
+        return self._counts.get((name, day), 0)
+
+    def count_one(self, name: str, day: int) -> int:
+        self._counts[(name, day)] = self._counts.get((name, day), 0) + 1
+        return self._counts[(name, day)]
+
+
 class LocalRateBudget:
-    """The budget of one process: sliding one-minute windows and a per-UTC-day counter."""
+    """The budget of one process: sliding one-minute windows, and a per-UTC-day counter kept in
+    ``daily`` (the state database, so that a restart does not forget today's queries)."""
 
     def __init__(
         self,
@@ -92,13 +115,14 @@ class LocalRateBudget:
         *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        daily: DailyCounter | None = None,
     ) -> None:
         self.per_minute = dict(PER_MINUTE if per_minute is None else per_minute)
         self.per_day = dict(PER_DAY if per_day is None else per_day)
         self._clock = clock
         self._sleep: Callable[[float], Awaitable[None]] = sleep or anyio.sleep
         self._sent: dict[str, deque[float]] = {}
-        self._daily: dict[tuple[str, int], int] = {}
+        self._daily: DailyCounter = daily or MemoryDailyCounter()
         self._paused_until: dict[str, float] = {}
         self._locks: dict[str, anyio.Lock] = {}
         self.sent_log: list[tuple[float, str]] = []  # (time, route) of every admitted request
@@ -114,7 +138,7 @@ class LocalRateBudget:
             cap = self.per_day.get(route)
             if cap is not None:
                 day = int(self._clock() // 86_400)
-                if self._daily.get((route, day), 0) >= cap:
+                if self._daily.daily_count(route, day) >= cap:
                     raise RateLimitedError(
                         f"the daily cap of {cap:,} Cost and Usage queries is spent",
                         status=None,
@@ -140,7 +164,7 @@ class LocalRateBudget:
             self.sent_log.append((now, route))
             if cap is not None:
                 day = int(now // 86_400)
-                self._daily[(route, day)] = self._daily.get((route, day), 0) + 1
+                self._daily.count_one(route, day)
 
     def penalise(self, route: str, seconds: float) -> None:
         until = self._clock() + max(0.0, seconds)
@@ -149,7 +173,7 @@ class LocalRateBudget:
     def usage(self) -> BudgetUsage:
         now = self._clock()
         day = int(now // 86_400)
-        used = sum(n for (route, d), n in self._daily.items() if d == day and route == GENERATE_QUERY)
+        used = self._daily.daily_count(GENERATE_QUERY, day)
         minute = {
             route: sum(1 for t in window if t > now - MINUTE_S) for route, window in self._sent.items() if window
         }
@@ -168,6 +192,8 @@ __all__ = [
     "QUERY_STATUS",
     "VALUES",
     "BudgetUsage",
+    "DailyCounter",
     "LocalRateBudget",
+    "MemoryDailyCounter",
     "RateBudget",
 ]

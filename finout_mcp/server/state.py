@@ -116,7 +116,10 @@ class AppState:
         if self._budget is None:
             from finout_mcp.api.budget import LocalRateBudget
 
-            self._budget = LocalRateBudget()
+            # Today's query count lives in the state database when one is configured (or for a real
+            # account), so a restart does not start it again at 0; the demo without one counts in memory.
+            persist = self.settings.state_dir is not None or not self.settings.demo
+            self._budget = LocalRateBudget(daily=self.changelog if persist else None)
         return self._budget
 
     @property

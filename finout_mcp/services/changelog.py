@@ -175,6 +175,12 @@ SCHEMA = (
         state_json TEXT NOT NULL,
         at TEXT NOT NULL
     )""",
+    """CREATE TABLE IF NOT EXISTS daily_counts (
+        name TEXT NOT NULL,
+        day INTEGER NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (name, day)
+    )""",
     """CREATE TABLE IF NOT EXISTS store_meta (
         name TEXT PRIMARY KEY,
         value TEXT NOT NULL
@@ -241,6 +247,28 @@ class ChangeStore(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional for backends without a connection
         """Release the connection (if the backend holds one)."""
+
+    # -- daily counters (the Finout API v2 daily query budget: finout_mcp.api.budget.DailyCounter)
+
+    def daily_count(self, name: str, day: int) -> int:
+        """How many times ``name`` was counted on ``day`` (days since the epoch, UTC)."""
+        with self._transaction(durable=False) as cur:
+            cur.execute("SELECT n FROM daily_counts WHERE name = ? AND day = ?", (name, day))
+            row = cur.fetchone()
+        return int(row[0]) if row else 0
+
+    def count_one(self, name: str, day: int) -> int:
+        """Count ``name`` once more on ``day``; the new count. Older days are dropped."""
+        with self._transaction(durable=False) as cur:
+            cur.execute(
+                "INSERT INTO daily_counts (name, day, n) VALUES (?, ?, 1) "
+                "ON CONFLICT (name, day) DO UPDATE SET n = daily_counts.n + 1",
+                (name, day),
+            )
+            cur.execute("DELETE FROM daily_counts WHERE day < ?", (day - 7,))
+            cur.execute("SELECT n FROM daily_counts WHERE name = ? AND day = ?", (name, day))
+            row = cur.fetchone()
+        return int(row[0]) if row else 0
 
     # -- writing
 
