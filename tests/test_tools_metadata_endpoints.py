@@ -144,3 +144,24 @@ async def test_recommendations_grouped_and_filtered(tmp_path: Path) -> None:
             {"scan": ec2["id"], "filter": {"key": "acount nme", "op": "exists"}},
         )
         assert "aws_account_name" in message
+
+
+async def test_applied_metadata_write_returns_the_version_the_next_write_accepts(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, sb):
+        first = await call(
+            client, "update_virtual_tag_metadata", {"tag": "Team", "values": {"new-value": {"groups": ["g1"]}}}
+        )
+        assert first["status"] == "updated"
+        second = await call(
+            client,
+            "update_virtual_tag_metadata",
+            {
+                "tag": "Team",
+                "values": {"new-value": {"groups": ["g2"]}},
+                "dry_run": False,
+                "expected_version": first["expected_version"],
+            },
+        )
+        assert second["status"] == "updated"
+        team = next(t for t in sb.account.virtual_tags.values() if t["name"] == "Team")
+        assert "g2" in json.dumps(sb.account.metadata[team["id"]]["new-value"])

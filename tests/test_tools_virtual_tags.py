@@ -211,3 +211,52 @@ def _strip(value: Any) -> Any:
 
 def _content(tag: dict[str, Any]) -> str:
     return dumps({"name": tag["name"], "rules": _strip(tag["rules"]), "defaultValue": tag.get("defaultValue")})
+
+
+async def test_applied_write_returns_the_new_version_and_chaining_it_is_accepted(tmp_path: Path) -> None:
+    """A client that chains writes with the version an applied write returned is not refused."""
+    async with demo(tmp_path) as (client, sb):
+        preview = await call(
+            client, "update_virtual_tag", {"tag": "Team", "default_value": "shared", "dry_run": True}
+        )
+        first = await call(
+            client,
+            "update_virtual_tag",
+            {
+                "tag": "Team",
+                "default_value": "shared",
+                "dry_run": False,
+                "expected_version": preview["expected_version"],
+            },
+        )
+        assert first["status"] == "updated"
+        assert first["expected_version"] != preview["expected_version"]  # not the version from before the write
+        again = await call(
+            client, "update_virtual_tag", {"tag": "Team", "default_value": "pooled", "dry_run": True}
+        )
+        assert again["expected_version"] == first["expected_version"]
+        second = await call(
+            client,
+            "update_virtual_tag",
+            {
+                "tag": "Team",
+                "default_value": "pooled",
+                "dry_run": False,
+                "expected_version": first["expected_version"],
+            },
+        )
+        assert second["status"] == "updated"
+        assert next(t for t in sb.account.virtual_tags.values() if t["name"] == "Team")["defaultValue"] == "pooled"
+
+        created = await call(client, "create_virtual_tag", {"name": "Product", "rules": [CHECKOUT_RULE]})
+        chained = await call(
+            client,
+            "update_virtual_tag",
+            {
+                "tag": "Product",
+                "default_value": "other",
+                "dry_run": False,
+                "expected_version": created["expected_version"],
+            },
+        )
+        assert chained["status"] == "updated"

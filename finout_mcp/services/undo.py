@@ -427,6 +427,8 @@ class Undoer:
             back = await self.w._metadata_read_back(tag_id)
             self.w.verify_metadata(plan.target_name or tag_id, md, back, recording.change_id, status, before=None)
         result.status = "undone"
+        # the version to chain on: the restored tag's, as written back (a metadata undo or a removal has none)
+        result.expected_version = version_of(after.get("id"), tag=after) if after and "rules" in after else None
         result.change_id = recording.change_id
         result.steps = recording.happened
         shown = after if after and "rules" in after else None

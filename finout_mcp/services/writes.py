@@ -94,8 +94,10 @@ class WriteResult(BaseModel):
     tag: TagSummary | None = None
     expected_version: str | None = Field(
         default=None,
-        description="Version of the state this plan was made on: pass it back with the same write "
-        "(dry_run=false) to apply exactly this plan, refused if the target changed since.",
+        description="The version to pass to the next write. On a dry run: the state this plan was made on "
+        "(pass it back with dry_run=false to apply exactly this plan; refused if the target changed since). "
+        "After an applied write: the target's new version, read back from Finout (None when it is gone or "
+        "could not be read back).",
     )
     destructive: bool = Field(
         default=False,
@@ -390,6 +392,7 @@ class Writer:
             status="created",
             change_id=recording.change_id,
             tag=_summary(created),
+            expected_version=version_of(created.id, tag=created),
             steps=recording.happened,
             body=body.wire() if include_body else None,
             warnings=warnings,
@@ -524,6 +527,7 @@ class Writer:
         plan.change_id = recording.change_id
         plan.steps = recording.happened
         plan.conflict = conflict
+        plan.expected_version = version_of(live.id, tag=read_back) if read_back else None
         plan.tag = _summary(read_back) if read_back else _summary(body, live.id)
         plan.notes = [f"undo_change({recording.change_id!r}) restores the previous version.", *recording.notes()]
         if conflict:
@@ -672,6 +676,7 @@ class Writer:
                 self.catalog.invalidate("virtual_tags")
             recording.done(after=None)
         plan.status = "deleted"
+        plan.expected_version = None  # the tag is gone: there is no next write to chain
         plan.change_id = recording.change_id
         plan.steps = recording.happened
         plan.notes = [
@@ -816,6 +821,7 @@ class Writer:
             recording.done(after={"metadata": metadata_json(back if isinstance(back, dict) else new)})
         self.verify_metadata(live.name, new, back, recording.change_id, ack.status, before=read)
         plan.status = "updated"
+        plan.expected_version = version_of(live.id, metadata=back)  # verified: back is the read-back map
         plan.change_id = recording.change_id
         plan.steps = recording.happened
         plan.notes = [
