@@ -219,6 +219,7 @@ async def test_impact_estimate_equals_the_allocation_after_creating_the_tag(tmp_
         )
         impact = dry["impact"]
         assert dry["status"] == "dry_run" and impact["complete"] is True and impact["queries"] == 4
+        assert dry["body"] is None  # include_body=false (the default) is kept with estimate_impact=true
         # rule 3 ("prod") only gets production costs that rule 1 did not take: prod-eu and data-prod
         first, last = TODAY - dt.timedelta(days=30), TODAY - dt.timedelta(days=1)
         prod_not_us = table_sum(
@@ -254,6 +255,23 @@ async def test_an_update_shows_dollars_moving_between_values(tmp_path: Path) -> 
         assert values["prod"]["change"] == pytest.approx(prod_us, abs=0.02)
         assert values["k8s"]["change"] == pytest.approx(0, abs=0.02)
         assert "would move between values" in dry["impact"]["notes"][0]
+        # include_body=false (the default): no raw body, no raw filters, even though the estimate read them
+        assert dry["body"] is None
+        assert dry["diff"]["rules"] and all(
+            r["before_filters"] is None and r["after_filters"] is None for r in dry["diff"]["rules"]
+        )
+        shown = await call(
+            client,
+            "update_virtual_tag",
+            {
+                "tag": "Allocation",
+                "rules": swapped,
+                "dry_run": True,
+                "estimate_impact": True,
+                "include_body": True,
+            },
+        )
+        assert shown["body"]["rules"][0]["to"] == "prod" and shown["diff"]["rules"][0]["after_filters"]
         # nothing was written
         owner = next(t for t in sb.account.virtual_tags.values() if t["name"] == "Allocation")
         assert owner["rules"][0]["to"] == "payments"

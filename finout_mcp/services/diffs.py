@@ -62,6 +62,14 @@ class TagDiff(BaseModel):
     values_removed: list[str] = Field(default_factory=list, description="Values the tag no longer produces.")
     summary: str
 
+    def without_filters(self) -> TagDiff:
+        """The diff without each rule's raw filter JSON (shown only with include_body=true)."""
+        return self.model_copy(
+            update={
+                "rules": [r.model_copy(update={"before_filters": None, "after_filters": None}) for r in self.rules]
+            }
+        )
+
 
 def show(value: str) -> str:
     """Account data in diff text: as is when harmless, fenced when it carries control or fence characters."""
@@ -235,8 +243,6 @@ def diff_tag(
     for r in every:
         counts[r.change] += 1
     shown = [r for r in every if r.change != "unchanged"]
-    if not include_filters:
-        shown = [r.model_copy(update={"before_filters": None, "after_filters": None}) for r in shown]
     name_changed = before.name != after_body.name
     default_changed = (before.default_value or None) != (after_body.default_value or None)
     before_default, after_default = value_label(before.default_value), value_label(after_body.default_value)
@@ -255,7 +261,7 @@ def diff_tag(
         parts.append("values no longer produced: " + ", ".join(fence(v) for v in removed))
     if added:
         parts.append("new values: " + ", ".join(fence(v) for v in added))
-    return TagDiff(
+    diff = TagDiff(
         name_changed=name_changed,
         before_name=before.name,
         after_name=after_body.name,
@@ -269,6 +275,7 @@ def diff_tag(
         values_removed=removed,
         summary="; ".join(parts) + ".",
     )
+    return diff if include_filters else diff.without_filters()
 
 
 # ----------------------------------------------------------------------------- metadata

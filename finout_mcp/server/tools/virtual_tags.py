@@ -79,17 +79,27 @@ class TagWriteResult(WriteResult):
 
 
 async def _with_impact(
-    ctx: Context, result: WriteResult, estimate: bool, period: str, *, current_tag_id: str | None
+    ctx: Context,
+    result: WriteResult,
+    estimate: bool,
+    period: str,
+    *,
+    current_tag_id: str | None,
+    include_body: bool,
 ) -> TagWriteResult:
+    """The write result, with the dollar estimate when asked; the body the estimate read (and the
+    diff's raw filters) stay out of the answer unless include_body=true."""
     out = TagWriteResult(**dict(result))
-    if not estimate or result.status != "dry_run" or result.body is None:
-        if estimate and result.status != "dry_run":
-            out.notes.append("No impact estimate: the tag was not a dry run (nothing new to estimate).")
-        return out
-    state = get_state(ctx)
-    window = resolve_window(period=period, today=state.today())
-    await ctx.report_progress(0, 1, "estimating the impact with Finout API v2 queries")
-    out.impact = await estimate_impact(state.cost_queries, result.body, window, current_tag_id=current_tag_id)
+    if estimate and result.status == "dry_run" and result.body is not None:
+        state = get_state(ctx)
+        window = resolve_window(period=period, today=state.today())
+        await ctx.report_progress(0, 1, "estimating the impact with Finout API v2 queries")
+        out.impact = await estimate_impact(state.cost_queries, result.body, window, current_tag_id=current_tag_id)
+    elif estimate and result.status != "dry_run":
+        out.notes.append("No impact estimate: the tag was not a dry run (nothing new to estimate).")
+    if not include_body:
+        out.body = None
+        out.diff = out.diff.without_filters() if out.diff is not None else None
     return out
 
 
@@ -256,7 +266,9 @@ async def create_virtual_tag(
             include_body=include_body or estimate_impact,  # the estimate reads the body
         )
     )
-    return await _with_impact(ctx, result, estimate_impact, impact_period, current_tag_id=None)
+    return await _with_impact(
+        ctx, result, estimate_impact, impact_period, current_tag_id=None, include_body=include_body
+    )
 
 
 async def preview_update(
@@ -334,7 +346,9 @@ async def update_virtual_tag(
         )
     )
     tag_id = result.tag.id if result.tag is not None else None
-    return await _with_impact(ctx, result, estimate_impact, impact_period, current_tag_id=tag_id)
+    return await _with_impact(
+        ctx, result, estimate_impact, impact_period, current_tag_id=tag_id, include_body=include_body
+    )
 
 
 async def clone_virtual_tag(
