@@ -47,7 +47,7 @@ async def lint(rules: list[RuleSpec], default: str | None = "other", tag_id: str
 
 def codes(report: LintReport) -> list[tuple[int | None, str]]:
     out: list[tuple[int | None, str]] = [(None, f.code) for f in report.findings]
-    out += [(r.index, f.code) for r in report.rules for f in r.findings]
+    out += [(r.index - 1, f.code) for r in report.rules for f in r.findings]  # 0-based here
     return out
 
 

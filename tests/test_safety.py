@@ -224,18 +224,18 @@ def test_diff_rules_cases() -> None:
     kinds = [(d.change, d.before_index, d.after_index) for d in diff]
     # r3 only shifted because r4 was inserted above it: unchanged, not "moved" (issue 12: unchanged
     # rules are summarised, not repeated)
-    assert kinds == [("unchanged", 0, 0), ("changed", 1, 1), ("added", None, 2), ("unchanged", 2, 3)]
+    assert kinds == [("unchanged", 1, 1), ("changed", 2, 2), ("added", None, 3), ("unchanged", 3, 4)]
     diff = diff_rules([r1, r2], [r2])
     assert [(d.change, d.before_index, d.after_index) for d in diff] == [
-        ("unchanged", 1, 0),
-        ("removed", 0, None),
+        ("unchanged", 2, 1),
+        ("removed", 1, None),
     ]
     assert diff[1].before_to == "one" and diff[1].after_to is None and diff[1].before is not None
     moved = diff_rules([r1, r2, r3], [r3, r1, r2])  # r3 really moved to the top
     assert [(d.change, d.before_index, d.after_index) for d in moved] == [
-        ("moved", 2, 0),
-        ("unchanged", 0, 1),
+        ("moved", 3, 1),
         ("unchanged", 1, 2),
+        ("unchanged", 2, 3),
     ]
     assert diff_rules([], []) == []
 
@@ -297,7 +297,7 @@ def test_diff_tag_shows_value_level_changes_in_readable_form() -> None:
     )
     d = diff_tag(before, after)
     (changed,) = d.rules
-    assert changed.change == "changed" and changed.after_index == 1
+    assert changed.change == "changed" and changed.after_index == 2
     assert changed.value_changes == ["Account Name: +staging, -sandbox", "to: dev → pre-prod"]
     assert changed.before == "AWS.Account Name in [dev, sandbox] → dev"
     assert changed.after == "AWS.Account Name in [dev, staging] → pre-prod"

@@ -260,3 +260,20 @@ async def test_applied_write_returns_the_new_version_and_chaining_it_is_accepted
             },
         )
         assert chained["status"] == "updated"
+
+
+async def test_rule_numbers_agree_across_get_update_diff_and_lint(tmp_path: Path) -> None:
+    """Rule 1 is rule 1 everywhere a user reads a rule number."""
+    async with demo(tmp_path) as (client, sb):
+        team = next(t for t in sb.account.virtual_tags.values() if t["name"] == "Team")
+        shown = await call(client, "get_virtual_tag", {"tag": "Team"})
+        assert [r["index"] for r in shown["rules"]] == list(range(1, len(team["rules"]) + 1))
+        # change only the first rule's value
+        rules = [{"to": r["to"], "filter": r["filters"]} for r in team["rules"]]
+        rules[0] = {**rules[0], "to": "renamed-first"}
+        dry = await call(client, "update_virtual_tag", {"tag": "Team", "rules": rules, "dry_run": True})
+        [changed] = dry["diff"]["rules"]
+        assert changed["index"] == 1 and changed["after_index"] == 1 and changed["before_index"] == 1
+        assert 1 not in dry["diff"]["unchanged_rules"]
+        linted = await call(client, "lint_virtual_tag", {"rules": rules, "default_value": "other"})
+        assert [r["index"] for r in linted["rules"]] == list(range(1, len(rules) + 1))

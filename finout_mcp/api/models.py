@@ -363,6 +363,12 @@ class Timeframe(ApiModel):
         return Timeframe.model_validate({"from": parse_moment(self.from_), "to": parse_moment(self.to)})
 
 
+def rule_number(position: int) -> int:
+    """The rule number users see, from a 0-based list position: rules are numbered from 1 (rule 1 is
+    evaluated first) in every readable answer; only a JSON ``path`` such as ``rules[0]`` is 0-based."""
+    return position + 1
+
+
 class VirtualTagRule(ApiModel):
     to: str | TagReference
     filters: FinoutFilter | None = None

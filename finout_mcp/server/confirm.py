@@ -65,7 +65,7 @@ def message(action: str, plan: WriteResult) -> str:
     if plan.diff is not None:
         lines.append(plan.diff.summary)
         for r in plan.diff.rules:
-            head = f"Rule {(r.after_index if r.after_index is not None else r.index) + 1} {r.change}"
+            head = f"Rule {r.after_index if r.after_index is not None else r.index} {r.change}"
             if r.value_changes:
                 lines.append(f"- {head}: {'; '.join(r.value_changes)}")
             else:

@@ -22,6 +22,7 @@ from finout_mcp.api.models import (
     VirtualTag,
     VirtualTagRule,
     VirtualTagWrite,
+    rule_number,
     strip_display_names,
     value_label,
 )
@@ -33,10 +34,10 @@ ChangeKind = Literal["added", "removed", "changed", "unchanged", "moved"]
 
 
 class RuleDiff(BaseModel):
-    index: int = Field(description="0-based position in the new rules (in the old rules for a removed rule).")
+    index: int = Field(description="Rule number (1-based) in the new rules (in the old rules for a removed rule).")
     change: ChangeKind
-    before_index: int | None = None
-    after_index: int | None = None
+    before_index: int | None = Field(default=None, description="Rule number (1-based) before; None if added.")
+    after_index: int | None = Field(default=None, description="Rule number (1-based) after; None if removed.")
     before_to: str | None = None
     after_to: str | None = None
     before: str | None = Field(default=None, description="The rule before, readable: 'filter → value'.")
@@ -209,10 +210,10 @@ def diff_rules(
             if b.timeframe != a.timeframe:
                 changes.append("timeframe changed")
         return RuleDiff(
-            index=j if j is not None else (i if i is not None else 0),
+            index=rule_number(j if j is not None else (i if i is not None else 0)),
             change=change,
-            before_index=i,
-            after_index=j,
+            before_index=rule_number(i) if i is not None else None,
+            after_index=rule_number(j) if j is not None else None,
             before_to=_to_text(b.to, names) if b else None,
             after_to=_to_text(a.to, names) if a else None,
             before=text(b) if b and change != "unchanged" else None,
@@ -269,7 +270,7 @@ def diff_tag(
         before_default=before_default,
         after_default=after_default,
         rules=shown,
-        unchanged_rules=[r.index + 1 for r in every if r.change == "unchanged"],
+        unchanged_rules=[r.index for r in every if r.change == "unchanged"],
         counts=counts,
         values_added=added,
         values_removed=removed,

@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from finout_mcp.api.models import rule_number
 from finout_mcp.services import costs, periods
 from finout_mcp.services.composer import compose
 from finout_mcp.services.cost_query import (
@@ -107,7 +108,8 @@ async def estimate_impact(
     pieces: list[QueryPiece | None] = []
     complete = True
     previous: list[dict[str, Any]] = []
-    for i, rule in enumerate(rules, start=1):
+    for position, rule in enumerate(rules):
+        i = rule_number(position)
         flt = rule.get("filters")
         if not isinstance(flt, dict):
             raise InputError(f"Rule {i} has no filter to estimate.")

@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import AliasChoices, BaseModel, Field
 
-from finout_mcp.api.models import DefaultValue, TagReference, Timeframe, VirtualTag
+from finout_mcp.api.models import DefaultValue, TagReference, Timeframe, VirtualTag, rule_number
 from finout_mcp.services.composer import (
     MAX_RULES,
     VIRTUAL_TAGS,
@@ -47,7 +47,7 @@ class RuleSpec(BaseModel):
 
 
 class RuleReport(BaseModel):
-    index: int = Field(description="0-based position of the rule.")
+    index: int = Field(description="Rule number, 1-based (finding paths like rules[0] are 0-based JSON paths).")
     to: str = Field(description="The rule's target, readable.")
     readable: str | None = None
     filter: dict[str, Any] | None = Field(default=None, description="The canonical Finout filter.")
@@ -325,7 +325,7 @@ async def lint_rules(
                 findings.append(f.model_copy(update={"path": sub}))
         reports.append(
             RuleReport(
-                index=i,
+                index=rule_number(i),
                 to=_to_text(rule.to, tags),
                 readable=result.readable if result else None,
                 filter=result.filter if result else None,

@@ -172,7 +172,7 @@ def lint_failure(report: LintReport) -> InputError:
     for r in report.rules:
         for f in r.findings:
             if f.severity == "error":
-                lines.append(f"rule {r.index + 1} (to {r.to}): {f.message}")
+                lines.append(f"rule {r.index} (to {r.to}): {f.message}")
     shown = "; ".join(lines[:8]) + (f"; and {len(lines) - 8} more" if len(lines) > 8 else "")
     return InputError(
         f"Nothing was written: the rules have {len(lines)} error(s): {shown}.",
@@ -183,7 +183,7 @@ def lint_failure(report: LintReport) -> InputError:
 def _warnings(report: LintReport) -> list[str]:
     out = [f.message for f in report.findings if f.severity == "warning"]
     for r in report.rules:
-        out.extend(f"rule {r.index + 1}: {f.message}" for f in r.findings if f.severity == "warning")
+        out.extend(f"rule {r.index}: {f.message}" for f in r.findings if f.severity == "warning")
     return out
 
 

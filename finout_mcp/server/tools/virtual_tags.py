@@ -9,7 +9,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.resolve import Elicit, Resolve
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from finout_mcp.api.models import TagReference, Timeframe
+from finout_mcp.api.models import TagReference, Timeframe, rule_number
 from finout_mcp.server.confirm import Confirm, Preview, answered_no, confirmed_version, message, preview_if_asking
 from finout_mcp.server.state import get_state
 from finout_mcp.server.tools.common import (
@@ -179,11 +179,11 @@ async def get_virtual_tag(
     keys = await state.catalog.keys()
     names = {x.id: x.name for x in await state.catalog.virtual_tags()}
     rules = []
-    for i, r in enumerate(t.rules, start=1):
+    for i, r in enumerate(t.rules):
         text = readable(r.filters, keys) if r.filters else "(no filter)"
         rules.append(
             RuleView(
-                index=i,
+                index=rule_number(i),
                 to=r.to,
                 readable=text,
                 timeframe=r.timeframe,
