@@ -154,7 +154,7 @@ async def test_tag_references() -> None:
         (3, "self_reference"),
         (4, "bad_tag_reference"),
     ]
-    assert report.rules[0].to == "value of tag 'Environment' (vt-2)"
+    assert report.rules[0].to == "value of tag «Environment» (vt-2)"
     by_name = report.rules[2].findings[0]
     assert by_name.candidates == ["vt-2 (Environment)"] and "Did you mean: vt-2 (Environment)" in by_name.message
     assert "list_virtual_tags" in report.rules[1].findings[0].message

@@ -277,3 +277,34 @@ async def test_rule_numbers_agree_across_get_update_diff_and_lint(tmp_path: Path
         assert 1 not in dry["diff"]["unchanged_rules"]
         linted = await call(client, "lint_virtual_tag", {"rules": rules, "default_value": "other"})
         assert [r["index"] for r in linted["rules"]] == list(range(1, len(rules) + 1))
+
+
+async def test_list_and_get_show_iso_dates_and_referenced_tags_by_name(tmp_path: Path) -> None:
+    """Dates read as ISO 8601 UTC, timeframes as dates, and a reference to another tag by its name;
+    what Finout holds (and what a PUT sends back) keeps the shape it was read in."""
+    async with demo(tmp_path) as (client, sb):
+        listed = await call(client, "list_virtual_tags", {})
+        for t in listed["tags"]:
+            assert t["updated_at"] is None or (t["updated_at"].endswith("Z") and "GMT" not in t["updated_at"])
+        assert any(t["updated_at"] for t in listed["tags"])
+        env = await call(client, "get_virtual_tag", {"tag": "Environment"})
+        assert env["created_at"] is None or "GMT" not in env["created_at"]
+        assert env["updated_at"] and env["updated_at"].endswith("Z")
+        framed = [r["timeframe"] for r in env["rules"] if r["timeframe"]]
+        assert framed and all(f["from"].endswith("Z") and f["from"][:2] == "20" for f in framed)
+        raw = next(t for t in sb.account.virtual_tags.values() if t["name"] == "Environment")
+        raw_from = next(r["timeframe"]["from"] for r in raw["rules"] if "timeframe" in r)
+        assert isinstance(raw_from, int)  # Finout's copy stays in epoch ms
+        # a rule taking the value of another tag names it
+        refs = [
+            (t, r)
+            for t in sb.account.virtual_tags.values()
+            for r in t["rules"]
+            if isinstance(r["to"], dict) and r["to"].get("costCenter") == "Virtual Tags"
+        ]
+        assert refs, "the demo account has a rule whose value comes from another tag"
+        holder, rule = refs[0]
+        target = sb.account.virtual_tags[rule["to"]["key"]]["name"]
+        shown = await call(client, "get_virtual_tag", {"tag": holder["name"]})
+        assert any(f"value of tag «{target}»" in (r["to_readable"] or "") for r in shown["rules"])
+        assert any(r["to"] == rule["to"] for r in shown["rules"])  # the structured value is as read

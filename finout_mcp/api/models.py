@@ -106,6 +106,19 @@ def _parse_date_text(text: str) -> int:
     return int(moment.timestamp() * 1000)
 
 
+def iso_utc(value: Any) -> str | None:
+    """A time as Finout sent it (JS date string, ISO, ms or seconds) as ISO 8601 UTC for people,
+    e.g. ``2023-06-10T16:06:25Z``; ``None`` for no time or one that cannot be read."""
+    try:
+        ms = parse_moment(value)
+    except ValueError:
+        return None
+    if ms is None:
+        return None
+    moment = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+    return moment.isoformat(timespec="milliseconds" if ms % 1000 else "seconds").replace("+00:00", "Z")
+
+
 EpochMs = Annotated[int, BeforeValidator(parse_moment)]
 """A time read from Finout, normalised to epoch ms (only for fields never sent back)."""
 

@@ -19,7 +19,7 @@ else the default value). Beyond the composer's findings per rule, the linter rep
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import AliasChoices, BaseModel, Field
@@ -33,6 +33,7 @@ from finout_mcp.services.composer import (
     KeyCatalog,
     compose_in,
 )
+from finout_mcp.services.fencing import fence
 
 _SHADOW_BUDGET = 500_000
 """Upper bound on leaf-pair comparisons spent looking for shadowed rules (then we stop looking)."""
@@ -179,10 +180,12 @@ def implies(a: dict[str, Any], b: dict[str, Any], budget: int = 100_000) -> bool
 # ----------------------------------------------------------------------------- linter
 
 
-def _to_text(to: str | TagReference, tags: dict[str, VirtualTag]) -> str:
+def target_text(to: DefaultValue | None, tags: Mapping[str, VirtualTag]) -> str | None:
+    """How a rule's ``to`` or a tag's default value reads to a person: a value as is, a reference
+    to another tag as that tag's (fenced) name and id — the one rendering lint, list and get share."""
     if isinstance(to, TagReference):
         tag = tags.get(to.key)
-        return f"value of tag {tag.name!r} ({to.key})" if tag else f"value of tag {to.key}"
+        return f"value of tag {fence(tag.name)} ({to.key})" if tag else f"value of tag {to.key}"
     return to
 
 
@@ -326,7 +329,7 @@ async def lint_rules(
         reports.append(
             RuleReport(
                 index=rule_number(i),
-                to=_to_text(rule.to, tags),
+                to=target_text(rule.to, tags) or "",
                 readable=result.readable if result else None,
                 filter=result.filter if result else None,
                 findings=findings,

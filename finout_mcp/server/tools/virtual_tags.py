@@ -9,7 +9,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.resolve import Elicit, Resolve
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from finout_mcp.api.models import TagReference, Timeframe, rule_number
+from finout_mcp.api.models import TagReference, Timeframe, iso_utc, rule_number
 from finout_mcp.server.confirm import Confirm, Preview, answered_no, confirmed_version, message, preview_if_asking
 from finout_mcp.server.state import get_state
 from finout_mcp.server.tools.common import (
@@ -33,7 +33,7 @@ from finout_mcp.services.composer import readable
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.fencing import fence
 from finout_mcp.services.impact import ImpactEstimate, estimate_impact
-from finout_mcp.services.lint import LintReport, RuleSpec, lint_all, lint_rules, rules_from_tag
+from finout_mcp.services.lint import LintReport, RuleSpec, lint_all, lint_rules, rules_from_tag, target_text
 from finout_mcp.services.periods import Period, resolve_window
 from finout_mcp.services.writes import WriteResult
 
@@ -111,12 +111,21 @@ def _needs_dry_run(estimate: bool, dry_run: bool) -> None:
         )
 
 
+UtcTime = Annotated[
+    str | None, Field(description="ISO 8601, UTC (None when Finout gave none or it is unreadable).")
+]
+
+
 class TagListItem(BaseModel):
     id: str
     name: str
     rules: int
     default_value: str | TagReference | None = None
-    updated_at: str | None = None
+    default_value_readable: str | None = Field(
+        default=None,
+        description="The default value as a person reads it (another tag's value by that tag's name).",
+    )
+    updated_at: UtcTime = None
 
 
 class TagList(Envelope):
@@ -125,11 +134,25 @@ class TagList(Envelope):
     truncated: bool = False
 
 
+class ReadableTimeframe(BaseModel):
+    from_: UtcTime = Field(default=None, alias="from")
+    to: UtcTime = None
+
+    @classmethod
+    def of(cls, tf: Timeframe | None) -> ReadableTimeframe | None:
+        return None if tf is None else cls.model_validate({"from": iso_utc(tf.from_), "to": iso_utc(tf.to)})
+
+
 class RuleView(BaseModel):
     index: int = Field(description="1-based position; rules are evaluated in this order.")
     to: str | TagReference
+    to_readable: str | None = Field(
+        default=None, description="The rule's value as a person reads it (another tag's value by that tag's name)."
+    )
     readable: str
-    timeframe: Timeframe | None = None
+    timeframe: ReadableTimeframe | None = Field(
+        default=None, description="When the rule applies (ISO 8601 UTC; an open end is None)."
+    )
     filter: dict[str, Any] | None = None
 
 
@@ -139,9 +162,10 @@ class TagDetail(Envelope):
     default_value: str | TagReference | None = Field(
         description="Value for cost no rule matches; an object means the value of another tag."
     )
+    default_value_readable: str | None = None
     category: str | None = None
-    created_at: str | None = None
-    updated_at: str | None = None
+    created_at: UtcTime = None
+    updated_at: UtcTime = None
     updated_by: str | None = None
     rules: list[RuleView]
 
@@ -154,10 +178,16 @@ async def list_virtual_tags(
 ) -> TagList:
     """List virtual tags (allocation rules): id, name, rule count, default value."""
     tags = await get_state(ctx).catalog.virtual_tags(refresh=refresh)
+    by_id = {t.id: t for t in tags}
     chosen = search_named(tags, search, lambda t: t.name)
     items = [
         TagListItem(
-            id=t.id, name=t.name, rules=len(t.rules), default_value=t.default_value, updated_at=t.updated_at
+            id=t.id,
+            name=t.name,
+            rules=len(t.rules),
+            default_value=t.default_value,
+            default_value_readable=target_text(t.default_value, by_id),
+            updated_at=iso_utc(t.updated_at),
         )
         for t in chosen[:limit]
     ]
@@ -177,7 +207,8 @@ async def get_virtual_tag(
     listed = await state.catalog.resolve_tag(tag)
     t = await state.client.get_virtual_tag(listed.id)
     keys = await state.catalog.keys()
-    names = {x.id: x.name for x in await state.catalog.virtual_tags()}
+    by_id = {x.id: x for x in await state.catalog.virtual_tags()}
+    names = {i: x.name for i, x in by_id.items()}
     rules = []
     for i, r in enumerate(t.rules):
         text = readable(r.filters, keys) if r.filters else "(no filter)"
@@ -185,8 +216,9 @@ async def get_virtual_tag(
             RuleView(
                 index=rule_number(i),
                 to=r.to,
+                to_readable=target_text(r.to, by_id),
                 readable=text,
-                timeframe=r.timeframe,
+                timeframe=ReadableTimeframe.of(r.timeframe),
                 filter=r.filters if include_filters else None,
             )
         )
@@ -201,9 +233,10 @@ async def get_virtual_tag(
         id=t.id,
         name=t.name,
         default_value=t.default_value,
+        default_value_readable=target_text(t.default_value, by_id),
         category=t.category,
-        created_at=t.created_at,
-        updated_at=t.updated_at,
+        created_at=iso_utc(t.created_at),
+        updated_at=iso_utc(t.updated_at),
         updated_by=t.updated_by,
         rules=rules,
         notes=notes,
