@@ -308,3 +308,20 @@ async def test_list_and_get_show_iso_dates_and_referenced_tags_by_name(tmp_path:
         shown = await call(client, "get_virtual_tag", {"tag": holder["name"]})
         assert any(f"value of tag «{target}»" in (r["to_readable"] or "") for r in shown["rules"])
         assert any(r["to"] == rule["to"] for r in shown["rules"])  # the structured value is as read
+
+
+async def test_list_changes_says_what_each_write_changed_value_by_value(tmp_path: Path) -> None:
+    """The change log reads like a history: each write's summary names what changed, not just the intent."""
+    async with demo(tmp_path) as (client, _sb):
+        await call(
+            client, "create_virtual_tag", {"name": "Product", "rules": [CHECKOUT_RULE], "default_value": "none"}
+        )
+        await call(
+            client, "update_virtual_tag", {"tag": "Product", "default_value": "unallocated", "dry_run": False}
+        )
+        log = await call(client, "list_changes", {"limit": 5})
+        updated, created = log["changes"][0], log["changes"][1]
+        assert "created «Product» with 1 rule" in created["summary"]
+        assert "none" in updated["summary"] and "unallocated" in updated["summary"]
+        assert "store" not in log  # where the log lives is the operator's business, not the model's
+        assert any("Only writes made through this server" in n for n in log["notes"])

@@ -63,6 +63,17 @@ class TagDiff(BaseModel):
     values_removed: list[str] = Field(default_factory=list, description="Values the tag no longer produces.")
     summary: str
 
+    def rule_lines(self) -> list[str]:
+        """One line per changed rule, by its number: 'rule 1: Account Name: +staging'."""
+        out = []
+        for r in self.rules:
+            n = r.after_index if r.after_index is not None else r.index
+            if r.value_changes:
+                out.append(f"rule {n}: {'; '.join(r.value_changes)}")
+            else:
+                out.append(f"rule {n} {r.change}: {r.after or r.before or ''}")
+        return out
+
     def without_filters(self) -> TagDiff:
         """The diff without each rule's raw filter JSON (shown only with include_body=true)."""
         return self.model_copy(
@@ -346,3 +357,46 @@ def diff_metadata(before: Mapping[str, ValueMetadata], after: Mapping[str, Value
         ("; ".join(bits) or "no change") + (f" ({out.unchanged} unchanged)" if out.unchanged else "") + "."
     )
     return out
+
+
+# ----------------------------------------------------------------------------- recorded changes
+
+
+def _image(state: Mapping[str, Any] | None, part: Literal["tag", "metadata"]) -> Any:
+    """The tag or metadata part of a change log image (a tag, ``{"tag", "metadata"}`` or ``{"metadata"}``)."""
+    if not state:
+        return None
+    if part == "tag":
+        return state.get("tag") if "tag" in state else (state if "rules" in state else None)
+    return state.get("metadata")
+
+
+def _rules(tag: Mapping[str, Any]) -> str:
+    n = len(tag.get("rules") or [])
+    return f"{n} rule" if n == 1 else f"{n} rules"
+
+
+def describe_change(
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any] | None,
+    keys: Sequence[MegabillKey] = (),
+    tag_names: Mapping[str, str] | None = None,
+) -> str:
+    """What a recorded write changed, at value level, from its before and after images:
+    'rules: 1 changed (2 unchanged). rule 1: Account Name: +staging'."""
+    parts: list[str] = []
+    bt, at = _image(before, "tag"), _image(after, "tag")
+    if bt is not None and at is not None:
+        d = diff_tag(VirtualTag.model_validate(bt), VirtualTag.model_validate(at), keys, tag_names=tag_names)
+        parts.append(" ".join([d.summary, *d.rule_lines()]))
+    elif at is not None:
+        parts.append(f"created {fence(str(at.get('name', '')))} with {_rules(at)}")
+    elif bt is not None:
+        parts.append(f"deleted {fence(str(bt.get('name', '')))} ({_rules(bt)})")
+    bm, am = _image(before, "metadata"), _image(after, "metadata")
+    if am is not None:
+        old = {k: ValueMetadata.model_validate(v) for k, v in (bm or {}).items()}
+        new = {k: ValueMetadata.model_validate(v) for k, v in am.items()}
+        md = diff_metadata(old, new)
+        parts.append(f"metadata: {md.summary}" + "".join(f"; {v}: {', '.join(c)}" for v, c in md.changed.items()))
+    return " ".join(parts)

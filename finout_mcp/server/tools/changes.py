@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Annotated
 
 from mcp.server.elicitation import ElicitationResult
@@ -12,6 +13,7 @@ from mcp.server.mcpserver.resolve import Elicit, Resolve
 from pydantic import BaseModel, Field
 
 from finout_mcp.api.errors import FinoutError
+from finout_mcp.api.models import MegabillKey
 from finout_mcp.server.confirm import Confirm, Preview, answered_no, confirmed_version, message, preview_if_asking
 from finout_mcp.server.state import get_state
 from finout_mcp.server.tools.common import (
@@ -24,8 +26,11 @@ from finout_mcp.server.tools.common import (
     ToolCollector,
 )
 from finout_mcp.services.changelog import ChangeRecord, ChangeStore
+from finout_mcp.services.diffs import describe_change
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.writes import WriteResult
+
+log = logging.getLogger(__name__)
 
 ChangeId = Annotated[
     str,
@@ -43,6 +48,11 @@ class ChangeItem(BaseModel):
     actor: str = Field(description="Who made it: the OS user (stdio) or the authenticated subject.")
     operation: str
     intent: str = Field(description="What the write meant to do, readable.")
+    summary: str | None = Field(
+        default=None,
+        description="What it changed, value by value, from the recorded before and after "
+        "(e.g. 'rule 1: Account Name: +staging'); None when not recorded.",
+    )
     tag_id: str | None = None
     tag_name: str | None = None
     status: str = Field(description="done, partial (some steps happened), pending (outcome unknown) or failed.")
@@ -57,7 +67,6 @@ class ChangeItem(BaseModel):
 
 class ChangeList(Envelope):
     changes: list[ChangeItem]
-    store: str = Field(description="Where the change log is kept.")
 
 
 def _undoable(store: ChangeStore, rec: ChangeRecord) -> tuple[bool, str | None, str | None]:
@@ -93,8 +102,16 @@ async def list_changes(
         # deleted or Finout is unreachable, the log alone still answers
         with contextlib.suppress(InputError, FinoutError):
             refs.append((await state.catalog.resolve_tag(tag)).id)
+    records = store.list(limit, tag=refs or None)
+    keys: list[MegabillKey] = []
+    names: dict[str, str] = {}
+    if records:  # display names for the summaries; without Finout the raw keys still read
+        with contextlib.suppress(InputError, FinoutError):
+            names = {t.id: t.name for t in await state.catalog.virtual_tags()}
+            keys = list(await state.catalog.keys())
+    log.debug("change log read from %s", getattr(store, "location", "?"))
     items = []
-    for rec in store.list(limit, tag=refs or None):
+    for rec in records:
         ok, why, undone_by = _undoable(store, rec)
         items.append(
             ChangeItem(
@@ -103,6 +120,7 @@ async def list_changes(
                 actor=rec.actor,
                 operation=rec.operation if rec.operation != "undo" else f"undo ({rec.effect})",
                 intent=rec.intent,
+                summary=_summary(rec, keys, names),
                 tag_id=rec.target_id,
                 tag_name=rec.target_name,
                 status=rec.status,
@@ -119,9 +137,26 @@ async def list_changes(
             )
         )
     notes = [] if items else ["No recorded changes" + (f" for {tag!r}." if tag else ".")]
+    notes.append(
+        "Only writes made through this server are listed; changes made in Finout's UI or by other tools are not."
+    )
     if any(i.status in ("pending", "partial") for i in items):
         notes.append("pending: the outcome was not recorded (check the tag); partial: only some steps happened.")
-    return ChangeList(changes=items, store=getattr(store, "location", ""), notes=notes)
+    return ChangeList(changes=items, notes=notes)
+
+
+def _summary(rec: ChangeRecord, keys: list[MegabillKey], names: dict[str, str]) -> str | None:
+    if rec.before is None and rec.after is None:
+        return None
+    try:
+        return describe_change(rec.before, rec.after, keys, names) or None
+    except (
+        ValueError,
+        TypeError,
+        AttributeError,
+    ) as exc:  # an image from an older format: the intent still says it
+        log.debug("change %s: no summary (%s)", rec.change_id, type(exc).__name__)
+        return None
 
 
 async def preview_undo(ctx: Context, change_id: str, dry_run: bool, force: bool) -> Preview:
