@@ -14,7 +14,9 @@ How the faults are produced:
   at a closed port;
 - a read timeout: ``httpx.ASGITransport`` does not enforce timeouts, so these cases run
   against the same sandbox served by uvicorn on a real loopback port (a background thread),
-  with ``read_timeout=0.25`` s and a scripted ``Fault(delay_s=0.6)``: a real ``ReadTimeout``.
+  with ``read_timeout=2.0`` s and a scripted ``Fault(delay_s=2.6)``: a real ``ReadTimeout``.
+  (2 s, not less: forecast_costs sends five 90-day queries at once, which a loaded sandbox answers
+  one after another, ~0.15 s each on an idle machine).
 
 Runtime: one MCP server is built per module (building costs ~0.5 s) and reused; every case
 gets a fresh sandbox and a fresh client session (so no cache hides a fault), and the client's
@@ -149,7 +151,7 @@ CASES = [
     Case("503", (Fault(503),), status=503, request_id=True, retried_if_idempotent=True),
     Case("503-persistent", tuple(Fault(503) for _ in range(4)), status=503, request_id=True),
     Case("504", (Fault(504),), status=504, request_id=True, retried_if_idempotent=True),
-    Case("read-timeout", (Fault(delay_s=0.6),), kind="timeout", retried_if_idempotent=True),
+    Case("read-timeout", (Fault(delay_s=2.6),), kind="timeout", retried_if_idempotent=True),
     Case("connect-error", kind="connect", retried_if_idempotent=True, retried_if_create=True),
     Case("dropped", (Fault(drop=True),), retried_if_idempotent=True),
     Case("html-body", (Fault(body="html"),), status=200),
@@ -272,7 +274,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
             secret_key="demo-secret",
             api_url=http.url,
             state_dir=state,
-            read_timeout=0.25,
+            read_timeout=2.0,
             connect_timeout=1.0,
         )
         real_server = build_server(real_settings, today=lambda: TODAY)
