@@ -132,3 +132,41 @@ async def test_five_biggest_savings_and_the_yearly_total_in_one_call(tmp_path: P
     assert abs(out["sum_of_scan_totals"] - naive) < 0.05 and naive > grand
     assert len(out["scans"]) == len(sb.account.scans)
     assert "analysis days" in out["coverage"]
+
+
+async def test_every_read_answer_is_within_8_kb_and_says_how_to_get_more(tmp_path: Path) -> None:
+    """Each read tool, with only its required arguments (every view, scan, tag), answers in at most
+    8 KB; where it left something out, its notes name how to get the rest."""
+    import json
+
+    async with demo(tmp_path) as (client, _sb):
+        views = [v["id"] for v in (await call(client, "list_views"))["views"]]
+        scans = [s["id"] for s in (await call(client, "list_costguard_scans"))["scans"]]
+        tags = [t["id"] for t in (await call(client, "list_virtual_tags"))["tags"]]
+        args_for = {
+            "view": [{"view": v} for v in views],
+            "scan": [{"scan": s} for s in scans],
+            "tag": [{"tag": t} for t in tags],
+            "key": [{"key": k} for k in ("Account Name", "namespace")],
+            "intent": [{"intent": {"key": "namespace", "op": "in", "values": ["checkout"]}}],
+        }
+        checked = cut = 0
+        for tool in (await client.list_tools()).tools:
+            if not (tool.annotations and tool.annotations.read_only_hint):
+                continue
+            required = tool.input_schema.get("required", [])
+            variants = args_for[required[0]] if required else [{}]
+            for args in variants:
+                result = await client.call_tool(tool.name, args)
+                assert not result.is_error, f"{tool.name}({args}): {text(result)[:300]}"
+                size = len(text(result).encode())
+                assert size <= 8 * 1024, f"{tool.name}({args}) answered {size} B"
+                body = result.structured_content or {}
+                if body.get("truncated") or body.get("incomplete"):
+                    notes = " ".join(body.get("notes", []))
+                    assert any(w in notes for w in ("limit", "top_n", "search", "range")), (tool.name, notes)
+                    cut += 1
+                checked += 1
+                json.dumps(body)  # structured and serialisable
+        assert checked >= 40  # every view, scan and tag was asked, not just one of each
+        assert cut >= 1  # some default answers were cut, and their notes were checked
