@@ -132,3 +132,29 @@ async def test_instructions_say_what_the_server_cannot_do(tmp_path: Path) -> Non
     for topic in ("Forecast", "views", "anomaly"):
         assert topic in text
     assert "in the app" in text  # and what to use instead
+
+
+async def test_a_value_search_says_which_kinds_of_match_it_searched_and_whether_all_are_listed(
+    tmp_path: Path,
+) -> None:
+    """The answer tells inside and fuzzy matches were looked for, and that nothing matching was left out."""
+    with_prod = [a for a in sandbox_catalog.AWS_ACCOUNTS if "prod" in a]  # prod-eu, prod-us, data-prod
+    assert len(with_prod) >= 3
+    async with demo(tmp_path) as (client, _sb):
+        every = await call(client, "list_key_values", {"key": "Account Name", "search": "prod"})
+        cut = await call(client, "list_key_values", {"key": "Account Name", "search": "prod", "limit": 2})
+        short = await call(client, "list_key_values", {"key": "Account Name", "search": "pr"})
+    # Few enough inside matches: similar spellings were searched too, and every match is listed.
+    assert every["searched"] == ["exact", "prefix", "inside", "fuzzy"]
+    assert set(with_prod) <= set(every["values"]) and not every["truncated"]
+    note = every["notes"][0]
+    assert "inside" in note and "similar spellings (fuzzy)" in note
+    assert f"All {len(every['values'])} matching values are listed" in note
+    # More inside matches than the limit: fuzzy was not searched, and the answer says how many were cut.
+    assert cut["searched"] == ["exact", "prefix", "inside"] and cut["truncated"]
+    assert len(cut["values"]) == 2 and cut["total"] == len(with_prod)
+    assert f"not searched: {len(with_prod)} values already contain it" in cut["notes"][0]
+    assert f"Showing 2 of {len(with_prod)} matching values: raise limit" in cut["notes"][0]
+    # Too short for fuzzy: the answer says so instead of leaving it to be guessed.
+    assert short["searched"] == ["exact", "prefix", "inside"]
+    assert "only for 4 characters or more" in short["notes"][0]

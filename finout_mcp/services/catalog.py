@@ -322,6 +322,7 @@ class SearchResult(Generic[T]):
     total: int  # matches found (fuzzy ones are looked for only when too few others)
     truncated: bool
     at_least: bool = False  # counting stopped at the cap: ``total`` is a lower bound
+    fuzzy_searched: bool = False  # the similar-spelling tier ran (it runs only when the others found too few)
 
 
 class _BlobLines(Sequence[str]):
@@ -534,12 +535,13 @@ class SearchIndex(Generic[T]):
             take(i)
 
         # tier 4: fuzzy, only when the others found too few
-        if total < limit and len(q) >= fuzzy_min:
+        fuzzy_searched = total < limit and len(q) >= fuzzy_min
+        if fuzzy_searched:
             fuzzy = self._fuzzy(q, exclude=seen)
             total += len(fuzzy)
             for i in fuzzy:
                 take(i)
-        return SearchResult([self.items[i] for i in taken], total, total > len(taken), at_least)
+        return SearchResult([self.items[i] for i in taken], total, total > len(taken), at_least, fuzzy_searched)
 
     def _fuzzy(self, q: str, exclude: set[int]) -> list[int]:
         """Items with a name, or a word of one, similar to ``q`` (difflib ratio ≥ 0.75).

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
@@ -11,7 +11,9 @@ from finout_mcp.api.models import MegabillKey
 from finout_mcp.server.state import get_state
 from finout_mcp.server.tools.common import READ, Envelope, Refresh, ToolCollector
 from finout_mcp.services.catalog import (
+    FUZZY_MIN_QUERY,
     MatchKind,
+    SearchResult,
     fold,
     group_by_cost_center,
     match_kind,
@@ -21,6 +23,35 @@ from finout_mcp.services.catalog import (
 )
 from finout_mcp.services.composer import resolve_key
 from finout_mcp.services.fencing import fence, fence_all
+
+SEARCHED_DESCRIPTION = (
+    "With a search: the kinds of match that were looked for (case and separators ignored): exact, prefix "
+    "(starts with it), inside (contains it anywhere), and fuzzy (similar spelling) when it was searched too; "
+    "the notes say whether every match is listed."
+)
+
+
+def searched_kinds(found: SearchResult[Any]) -> list[MatchKind]:
+    """The tiers a search ran: the first three always, fuzzy only when they found too few."""
+    kinds: list[MatchKind] = ["exact", "prefix", "inside"]
+    return [*kinds, "fuzzy"] if found.fuzzy_searched else kinds
+
+
+def search_note(search: str, found: SearchResult[Any], noun: str) -> str:
+    """What a search looked for and whether every match is listed, in one sentence for the model."""
+    text = f"Searched {noun}s for {fence(search)} (case and separators ignored): exact, prefix and inside matches"
+    if found.fuzzy_searched:
+        text += ", and similar spellings (fuzzy)."
+    elif len(fold(search)) < FUZZY_MIN_QUERY:
+        text += f"; similar spellings (fuzzy) are searched only for {FUZZY_MIN_QUERY} characters or more."
+    else:
+        text += f"; similar spellings (fuzzy) were not searched: {found.total} {noun}s already contain it."
+    if found.truncated:
+        of = f"more than {found.total}" if found.at_least else str(found.total)
+        return text + f" Showing {len(found.matches)} of {of} matching {noun}s: raise limit or narrow the search."
+    if found.matches:
+        return text + f" All {len(found.matches)} matching {noun}s are listed."
+    return text + f" No {noun} matched."
 
 
 class KeyEntry(BaseModel):
@@ -36,6 +67,7 @@ class KeysResult(Envelope):
     total: int = Field(description="Keys matching the search (before the limit; a lower bound when very many).")
     shown: int
     truncated: bool
+    searched: list[MatchKind] | None = Field(default=None, description=SEARCHED_DESCRIPTION)
 
 
 class ValuesResult(Envelope):
@@ -49,6 +81,7 @@ class ValuesResult(Envelope):
     )
     total: int = Field(description="Values matching the search (before the limit; a lower bound when very many).")
     truncated: bool
+    searched: list[MatchKind] | None = Field(default=None, description=SEARCHED_DESCRIPTION)
 
 
 async def list_megabill_keys(
@@ -87,7 +120,9 @@ async def list_megabill_keys(
         for cc, ks in group_by_cost_center(found.matches).items()
     }
     notes = []
-    if found.truncated:
+    if searched and search is not None:
+        notes.append(search_note(search, found, "key"))
+    elif found.truncated:
         of = f"more than {found.total}" if found.at_least else str(found.total)
         notes.append(f"Showing {len(found.matches)} of {of}; narrow the search or raise limit.")
     if not found.matches:
@@ -97,6 +132,7 @@ async def list_megabill_keys(
         total=found.total,
         shown=len(found.matches),
         truncated=found.truncated,
+        searched=searched_kinds(found) if searched else None,
         notes=notes,
     )
 
@@ -109,7 +145,13 @@ async def list_key_values(
     cost_center: Annotated[
         str | None, Field(description="The key's cost center; may be left out when the key is unambiguous.")
     ] = None,
-    search: Annotated[str | None, Field(description="Text to find among the values.")] = None,
+    search: Annotated[
+        str | None,
+        Field(
+            description="Text to find among the values: exact, prefix and inside matches (case and separators "
+            "ignored), then similar spellings when those find fewer than limit."
+        ),
+    ] = None,
     limit: Annotated[int, Field(description="Maximum values to return.", ge=1, le=5000)] = 100,
     refresh: Refresh = False,
 ) -> ValuesResult:
@@ -119,11 +161,14 @@ async def list_key_values(
     k = resolve_key(await state.catalog.keys(), key, cost_center)
     values = await state.catalog.values(k.cost_center, k.key, refresh=refresh)
     found = search_values(values, search, limit=limit)
+    searched = bool(search and fold(search))
     notes = []
-    if found.truncated:
+    if searched and search is not None:
+        notes.append(search_note(search, found, "value"))
+    elif found.truncated:
         of = f"more than {found.total}" if found.at_least else str(found.total)
         notes.append(f"Showing {len(found.matches)} of {of} values; use search to narrow, or raise limit.")
-    if search and fold(search) and not found.matches:
+    if searched and search is not None and not found.matches:
         close = value_search_index(values).closest(search, 5)
         if close:
             notes.append(f"No value contains {fence(search)}; closest existing: {fence_all(close)}.")
@@ -132,9 +177,10 @@ async def list_key_values(
         key=k.key,
         display_name=k.display_name,
         values=list(found.matches),
-        match=[match_kind(search, v) for v in found.matches] if search and fold(search) else None,
+        match=[match_kind(search, v) for v in found.matches] if searched and search is not None else None,
         total=found.total,
         truncated=found.truncated,
+        searched=searched_kinds(found) if searched else None,
         notes=notes,
     )
 
