@@ -482,3 +482,44 @@ async def test_the_daily_query_count_is_not_reset_by_a_restart(tmp_path: Path) -
     async with demo(tmp_path) as (client, _sb):
         out = await call(client, "query_costs", {**args, "period": "last_30_days"})
         assert out["provenance"]["daily_queries_used"] == 2 and any("2 of 10,000" in n for n in out["notes"])
+
+
+async def test_breakdown_series_gives_each_groups_day_by_day_cost(tmp_path: Path) -> None:
+    """A day-by-day drill-down per group, as query_view_costs gives per series, within 8 KB."""
+    first, last = dt.date(2026, 11, 9), dt.date(2026, 11, 24)
+    async with demo(tmp_path) as (client, sb):
+        result = await client.call_tool(
+            "query_costs",
+            {
+                "filter": {"key": "service", "cost_center": "AWS", "op": "=", "value": "AmazonRDS"},
+                "group_by": ["Account Name"],
+                "start": first.isoformat(),
+                "end": last.isoformat(),
+                "granularity": "day",
+                "breakdown_series": True,
+            },
+        )
+        assert not result.is_error, text(result)
+        out = result.structured_content
+        assert out is not None and len(text(result).encode()) <= 8 * 1024
+        wide_result = await client.call_tool(
+            "query_costs",
+            {"group_by": ["namespace"], "period": "last_90_days", "granularity": "day", "breakdown_series": True},
+        )
+        wide = wide_result.structured_content
+        assert wide is not None and len(text(wide_result).encode()) <= 8 * 1024
+    rds = attr("AWS", "service", "AmazonRDS")
+    accounts = [s["name"] for s in out["series"]]
+    assert [row["period"] for row in out["timeline"]] == [
+        (first + dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)
+    ]
+    for row in out["timeline"]:
+        day = dt.date.fromisoformat(row["period"])
+        for account in accounts:
+
+            def rds_in(r: Any, account: str = account) -> bool:
+                return rds(r) and r.get(("AWS", "aws_account_name")) == account
+
+            assert row["top"].get(account, 0.0) == pytest.approx(table_sum(sb, day, day, rds_in), abs=0.01)
+    # A breakdown too large for 8 KB is cut, and the notes say how to get it.
+    assert any("breakdown" in n and "shorter range" in n for n in wide["notes"]), wide["notes"]

@@ -556,6 +556,7 @@ class CostQueries:
         granularity: Granularity,
         top_n: int,
         today: date,
+        breakdown_series: bool = False,
         progress: Progress | None = None,
     ) -> QueryCostsAnswer:
         v2_filter, readable = (None, None)
@@ -637,6 +638,7 @@ class CostQueries:
             cost_type=measurement,
             top_n=top_n,
             granularity=gran,
+            breakdown_series=breakdown_series,
             previous=series[1] if before else None,
             previous_window=before,
             currency=unit if measurement in USAGE_MEASUREMENTS and unit else "USD",

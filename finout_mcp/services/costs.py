@@ -456,10 +456,16 @@ def shape_costs(
     while len(answer.model_dump_json(exclude_none=True).encode()) > ANSWER_BUDGET_BYTES:
         if len(breakdown_names) > 5:
             breakdown_names = breakdown_names[:5]
-            msg = "Per-series breakdown limited to the top 5 series to keep the answer small."
+            msg = (
+                "Per-series breakdown limited to the top 5 series to keep the answer small (8 KB); for every "
+                "listed series per bucket, ask a shorter range or a coarser granularity."
+            )
         elif breakdown_names:
             breakdown_names = []
-            msg = "Per-series breakdown dropped to keep the answer small; ask for a shorter range."
+            msg = (
+                "Per-series breakdown dropped to keep the answer small (8 KB); to get it, ask a shorter range or "
+                'a coarser granularity (e.g. "week").'
+            )
         elif gran in coarser:
             gran = coarser[gran]
             msg = f"Timeline shown per {gran} to keep the answer small; ask for a shorter range for detail."

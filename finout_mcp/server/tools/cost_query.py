@@ -54,11 +54,19 @@ async def query_costs(
         str | None,
         Field(description="Last day of the compared range, inclusive; default: as long as the main one."),
     ] = None,
+    breakdown_series: Annotated[
+        bool,
+        Field(
+            description="true: per-group amounts in each time bucket (the listed top_n groups; a larger answer), "
+            'e.g. a day-by-day drill-down per group with granularity="day" (as query_view_costs).'
+        ),
+    ] = False,
 ) -> QueryCostsAnswer:
     """Any cost question without a saved view (Finout API v2): filter by any keys (same intent as
     compose_filter), group by up to 20 keys or virtual tags, any range (split in 60-day queries for you),
     optional comparison of the same kind. E.g. a namespace's cost per month: filter namespace=checkout,
-    granularity month; why a service spiked: filter service, group_by account/region, the spike's days.
+    granularity month; why a service spiked: filter service, group_by account/region, the spike's days,
+    granularity day and breakdown_series=true for each group's day-by-day cost.
     Finout computes asynchronously: expect a few seconds per query (progress is reported). Answer shaped like
     query_view_costs, plus the query as sent and the daily query budget used. Find keys with
     list_megabill_keys first."""
@@ -81,6 +89,7 @@ async def query_costs(
         granularity=granularity,
         top_n=top_n,
         today=today,
+        breakdown_series=breakdown_series,
         progress=progress,
     )
 
