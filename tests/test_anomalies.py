@@ -215,3 +215,31 @@ async def test_the_tool_is_read_only_and_closed_world(tmp_path: Path) -> None:
             client, "find_cost_anomalies", {"view": "Costs by team", "start": TODAY.isoformat()}
         )
         assert "incomplete" in message and "last_30_days" in message
+
+
+async def test_the_shares_of_the_view_change_are_bounded_defined_and_explained_adds_up(tmp_path: Path) -> None:
+    """A reader sums or compares the shares: each stays within 0-100 and the answer says what it is of."""
+    async with demo(tmp_path) as (client, _sb):
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        out = await call(client, "find_cost_anomalies", {"view": "All costs by service", "top_n": 50})
+    description = tools["find_cost_anomalies"].description or ""
+    assert "share_of_view_change_pct" in description and "explained_pct" in description
+    assert "not additive across days" in description
+    found = out["anomalies"]
+    assert len(found) == out["anomaly_count"] >= 3
+    shares = [a["share_of_view_change_pct"] for a in found if a["share_of_view_change_pct"] is not None]
+    assert shares and all(0.0 <= s <= 100.0 for s in shares), shares
+    rds = next(a for a in found if a["series"] == "AmazonRDS" and a["days"] == 3)
+    assert rds["share_of_view_change_pct"] >= 95.0  # nothing else moved on those days: it is the view's change
+    # explained_pct: all the anomalies' excess against the view's over the whole range, at most 100
+    listed = sum(a["excess"] for a in found)
+    assert out["explained_pct"] == pytest.approx(min(listed / out["view_excess"], 1.0) * 100.0, abs=0.1)
+    assert 0.0 <= out["explained_pct"] <= 100.0
+    assert any("do not add up" in n for n in out["notes"])
+    # On the demo the anomalies add up to a little more than the view's excess (the rest of the view ran
+    # under its normal): explained_pct is capped and a note gives the dollars (to the cent's rounding).
+    assert listed > out["view_excess"]
+    rest = listed - out["view_excess"]
+    cap_note = next(n for n in out["notes"] if "capped at 100" in n)
+    under = float(cap_note.split("ran ")[1].split(" under")[0].replace(",", ""))
+    assert under == pytest.approx(rest, abs=0.05)

@@ -215,8 +215,11 @@ class Anomaly(BaseModel):
     )
     share_of_view_change_pct: Pct | None = Field(
         default=None,
-        description="This excess as a percentage of the view Total's excess over the same days "
-        "(null when the view's Total moved the other way).",
+        description="How much of the view's own change on THIS anomaly's days it accounts for: its excess as a "
+        "percentage of the view's excess over expected on the same days (the view's actual minus the sum of "
+        "every series' expected cost, those days only). 0-100: capped at 100 when other series moved the "
+        "other way that day; null when the view as a whole moved the other way, and for the view's own "
+        "anomalies. Anomalies on different days do not add up; explained_pct is the whole range's figure.",
     )
     ongoing: bool = Field(description="True when it runs through the last day checked.")
 
@@ -231,11 +234,17 @@ class AnomalyAnswer(BaseModel):
     history_first_day: date = Field(description="Normal is learned from this day on.")
     method: str
     view_actual: Money = Field(description="The view's Total over the checked days.")
-    view_expected: Money = Field(description="The Total's own normal over the checked days.")
-    view_excess: Money
+    view_expected: Money = Field(
+        description="The view's normal over the checked days: the sum of every series' own expected cost (plus "
+        "that of any cost no series covers)."
+    )
+    view_excess: Money = Field(description="view_actual - view_expected: how far the whole view ran above normal.")
     explained_pct: Pct | None = Field(
         default=None,
-        description="Share of view_excess that the series anomalies (all at or above min_excess) add up to.",
+        description="How much of view_excess the series anomalies account for: the net excess of all of them "
+        "(at or above min_excess, listed or not) as a percentage of view_excess over the whole checked range. "
+        "0-100: capped at 100 when the rest of the view ran under its normal (the notes give the dollars); null "
+        "when view_excess is about zero or the anomalies moved the other way.",
     )
     view_anomalies: list[Anomaly] = Field(description="Runs of days when the view's Total itself departed.")
     anomalies: list[Anomaly] = Field(description="Per series, largest |excess| first.")
@@ -262,7 +271,7 @@ def _anomaly(series: str, run: Run, last_checked: date, view_excess: dict[date, 
     if view_excess is not None:
         same_days = sum(view_excess.get(d.day, 0.0) for d in run.days)
         if abs(same_days) >= 0.01 and same_days * run.excess > 0:
-            share = run.excess / same_days * 100.0
+            share = min(run.excess / same_days, 1.0) * 100.0
     peak = run.peak
     return Anomaly(
         series=series,
@@ -361,7 +370,9 @@ def find_anomalies(
     top_n = max(1, top_n)
     view_excess = view_actual - view_expected
     listed = sum(a.excess for a in found)
-    explained = listed / view_excess * 100.0 if abs(view_excess) >= 0.01 and listed * view_excess > 0 else None
+    explained = (
+        min(listed / view_excess, 1.0) * 100.0 if abs(view_excess) >= 0.01 and listed * view_excess > 0 else None
+    )
 
     answer = AnomalyAnswer(
         view=ViewRef(id=view.id, name=view.name),
@@ -392,6 +403,18 @@ def find_anomalies(
     if answer.truncated:
         out_notes.append(
             f"Showing the {len(answer.anomalies)} largest of {len(found)} anomalies; raise top_n to see more."
+        )
+    if found:
+        out_notes.append(
+            "share_of_view_change_pct: how much of the view's change on that anomaly's own days it accounts for "
+            "(0-100; anomalies on different days do not add up). explained_pct: how much of the view's excess "
+            "over the whole range all the anomalies account for."
+        )
+    if explained is not None and abs(listed) > abs(view_excess):
+        out_notes.append(
+            f"The anomalies add up to {listed:,.2f} {currency}, more than the view's excess of {view_excess:,.2f}: "
+            f"the rest of the view ran {abs(listed - view_excess):,.2f} {'under' if view_excess > 0 else 'over'} "
+            "its normal, so explained_pct is capped at 100."
         )
     if small:
         out_notes.append(

@@ -38,9 +38,10 @@ async def find_cost_anomalies(
 ) -> anomalies.AnomalyAnswer:
     """Did anything spike (or drop)? Finds the days and series of a view whose cost departs from their
     OWN normal (weekday pattern and trend learned from the 8 weeks before; robust to the spike itself):
-    for each, dates, expected vs actual, excess dollars and its share of the view's change, plus the
-    view Total's own departures and what to call next to explain them (query_costs to break a series
-    down, get_scan_recommendations, list_key_values). One call answers "did anything spike in the last
+    for each, dates, expected vs actual, excess dollars and share_of_view_change_pct (its share of the view's
+    change on its own days, 0-100, not additive across days; explained_pct: all anomalies' share of the
+    view's excess over the range), plus the view Total's own departures and what to call next to explain
+    them (query_costs to break a series down, get_scan_recommendations, list_key_values). One call answers "did anything spike in the last
     30 days, and why?". Pick the view with list_views; the 'All costs by service' style view usually
     covers everything. Not Finout's own anomaly alerts: this reads the view's daily costs."""
     state = get_state(ctx)
