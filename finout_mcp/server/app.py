@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import importlib
 import logging
 from collections.abc import Callable, Iterable
 from datetime import date
@@ -28,8 +27,8 @@ from finout_mcp.config import Settings
 from finout_mcp.server.auth import ScopeGate
 from finout_mcp.server.instructions import INSTRUCTIONS
 from finout_mcp.server.state import StateRef, build_lifespan
-from finout_mcp.server.tools.common import ToolCollector, ToolSpec, argument_size_problem, slim_schema
-from finout_mcp.server.toolsets import TOOLSETS, parse_toolsets
+from finout_mcp.server.tools.common import ToolSpec, argument_size_problem, slim_schema
+from finout_mcp.server.toolsets import parse_toolsets
 
 if TYPE_CHECKING:
     from finout_mcp.sandbox import Sandbox
@@ -56,11 +55,11 @@ class FinoutServer(MCPServer[Any]):
         from finout_mcp.server.errors import tool_guard
 
         specs = self._tool_loader()
-        self._write_tools = frozenset(s.fn.__name__ for s in specs if s.annotations.read_only_hint is False)
-        for spec in specs:
+        self._write_tools = frozenset(s.name for s in specs if not s.read_only)
+        for spec in specs:  # every tool enters the server here
             self.add_tool(
                 tool_guard(spec.fn),
-                name=spec.fn.__name__,
+                name=spec.name,
                 title=spec.title,
                 description=spec.description,
                 annotations=spec.annotations,
@@ -143,11 +142,9 @@ def build_server(
     chosen = parse_toolsets(list(toolsets) if toolsets is not None else None)
 
     def load_tools() -> list[ToolSpec]:
-        collector = ToolCollector()
-        for name in chosen:
-            module = importlib.import_module(f"finout_mcp.server.tools.{TOOLSETS[name]}")
-            module.register(collector, read_only=settings.read_only)
-        return collector.specs
+        from finout_mcp.server.tools.registry import select
+
+        return select(chosen, read_only=settings.read_only)
 
     server = FinoutServer(
         "finout-mcp",

@@ -23,7 +23,7 @@ from finout_mcp.server.tools.common import (
     Envelope,
     ExpectedVersion,
     IncludeBody,
-    ToolCollector,
+    ToolSpec,
 )
 from finout_mcp.services.changelog import ChangeRecord, ChangeStore
 from finout_mcp.services.diffs import describe_change
@@ -205,7 +205,7 @@ async def undo_change(
     )
 
 
-def register(server: ToolCollector, *, read_only: bool) -> None:
-    server.add_tool(list_changes, annotations=READ, title="List recorded changes")
-    if not read_only:
-        server.add_tool(undo_change, annotations=DESTRUCTIVE, title="Undo a recorded write")
+TOOLS = (
+    ToolSpec(list_changes, READ, "List recorded changes"),
+    ToolSpec(undo_change, DESTRUCTIVE, "Undo a recorded write"),
+)

@@ -148,21 +148,26 @@ def slim_schema(schema: Any, *, output: bool = False) -> Any:
 
 @dataclass(frozen=True)
 class ToolSpec:
+    """One tool as its domain module exports it (``TOOLS``): the function, its annotations, its title.
+
+    The annotations decide where the tool goes: ``readOnlyHint`` false puts it among the write
+    tools (left out under ``read_only``, hidden from read-only OAuth callers). The registry
+    (:mod:`finout_mcp.server.tools.registry`) checks them against what the function returns.
+    """
+
     fn: Callable[..., Any]
     annotations: ToolAnnotations
     title: str
 
     @property
+    def name(self) -> str:
+        return self.fn.__name__
+
+    @property
+    def read_only(self) -> bool:
+        return self.annotations.read_only_hint is True
+
+    @property
     def description(self) -> str:
         """The docstring as one paragraph (a model reads it; indentation is wasted bytes)."""
         return " ".join(inspect.cleandoc(self.fn.__doc__ or "").split())
-
-
-class ToolCollector:
-    """What each tools module registers into; the server turns the specs into tools lazily."""
-
-    def __init__(self) -> None:
-        self.specs: list[ToolSpec] = []
-
-    def add_tool(self, fn: Callable[..., Any], *, annotations: ToolAnnotations, title: str) -> None:
-        self.specs.append(ToolSpec(fn=fn, annotations=annotations, title=title))

@@ -8,7 +8,7 @@ from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from finout_mcp.server.state import get_state
-from finout_mcp.server.tools.common import COMPUTE, FILTER_DESCRIPTION, FilterSpec, ToolCollector
+from finout_mcp.server.tools.common import COMPUTE, FILTER_DESCRIPTION, FilterSpec, ToolSpec
 from finout_mcp.services.composer import ComposeResult, compose
 
 
@@ -27,5 +27,4 @@ async def compose_filter(
     return await compose(intent, state.catalog, check_values=check_values)
 
 
-def register(server: ToolCollector, *, read_only: bool) -> None:
-    server.add_tool(compose_filter, annotations=COMPUTE, title="Compose a Finout filter")
+TOOLS = (ToolSpec(compose_filter, COMPUTE, "Compose a Finout filter"),)

@@ -8,7 +8,7 @@ from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from finout_mcp.server.state import get_state
-from finout_mcp.server.tools.common import FILTER_DESCRIPTION, READ, ToolCollector
+from finout_mcp.server.tools.common import FILTER_DESCRIPTION, READ, ToolSpec
 from finout_mcp.services import periods
 from finout_mcp.services.cost_query import Granularity, Measurement, QueryCostsAnswer
 
@@ -94,5 +94,4 @@ async def query_costs(
     )
 
 
-def register(server: ToolCollector, *, read_only: bool) -> None:
-    server.add_tool(query_costs, annotations=READ, title="Query costs with any filter and group-by (API v2)")
+TOOLS = (ToolSpec(query_costs, READ, "Query costs with any filter and group-by (API v2)"),)

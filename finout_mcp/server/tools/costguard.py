@@ -10,7 +10,7 @@ from pydantic import Field
 
 from finout_mcp.api.models import GroupBy, RecommendationsRequest, Scan, ScanRecommendations
 from finout_mcp.server.state import get_state
-from finout_mcp.server.tools.common import FILTER_REF, READ, Envelope, FilterSpec, Refresh, ToolCollector
+from finout_mcp.server.tools.common import FILTER_REF, READ, Envelope, FilterSpec, Refresh, ToolSpec
 from finout_mcp.services.composer import compose, resolve_key
 from finout_mcp.services.costguard import (
     RecommendationsAnswer,
@@ -164,7 +164,8 @@ async def summarize_savings(
     return summarize(found, group_by=mode, top_n=top_n)
 
 
-def register(server: ToolCollector, *, read_only: bool) -> None:
-    server.add_tool(list_costguard_scans, annotations=READ, title="List CostGuard scans")
-    server.add_tool(get_scan_recommendations, annotations=READ, title="CostGuard savings of a scan")
-    server.add_tool(summarize_savings, annotations=READ, title="Savings across all CostGuard scans")
+TOOLS = (
+    ToolSpec(list_costguard_scans, READ, "List CostGuard scans"),
+    ToolSpec(get_scan_recommendations, READ, "CostGuard savings of a scan"),
+    ToolSpec(summarize_savings, READ, "Savings across all CostGuard scans"),
+)

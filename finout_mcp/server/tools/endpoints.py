@@ -9,7 +9,7 @@ from pydantic import Field
 
 from finout_mcp.api.models import Endpoint
 from finout_mcp.server.state import get_state
-from finout_mcp.server.tools.common import READ, WRITE_IDEMPOTENT, DryRun, Envelope, ToolCollector
+from finout_mcp.server.tools.common import READ, WRITE_IDEMPOTENT, DryRun, Envelope, ToolSpec
 from finout_mcp.services.safety import mask_endpoint
 from finout_mcp.services.writes import WriteResult
 
@@ -49,7 +49,7 @@ async def create_endpoint(
     return await s.writer(ctx).create_endpoint(type, name, to, dry_run=dry_run)
 
 
-def register(server: ToolCollector, *, read_only: bool) -> None:
-    server.add_tool(list_endpoints, annotations=READ, title="List notification endpoints")
-    if not read_only:
-        server.add_tool(create_endpoint, annotations=WRITE_IDEMPOTENT, title="Create an endpoint")
+TOOLS = (
+    ToolSpec(list_endpoints, READ, "List notification endpoints"),
+    ToolSpec(create_endpoint, WRITE_IDEMPOTENT, "Create an endpoint"),
+)

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from finout_mcp.api.models import CostType
 from finout_mcp.server.state import get_state
-from finout_mcp.server.tools.common import READ, ToolCollector, ViewRef
+from finout_mcp.server.tools.common import READ, ToolSpec, ViewRef
 from finout_mcp.services import anomalies, costs, forecast, periods
 
 
@@ -97,6 +97,7 @@ async def forecast_costs(
     )
 
 
-def register(server: ToolCollector, *, read_only: bool) -> None:
-    server.add_tool(find_cost_anomalies, annotations=READ, title="Find cost spikes and drops")
-    server.add_tool(forecast_costs, annotations=READ, title="Forecast a view's costs")
+TOOLS = (
+    ToolSpec(find_cost_anomalies, READ, "Find cost spikes and drops"),
+    ToolSpec(forecast_costs, READ, "Forecast a view's costs"),
+)

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from finout_mcp.api.models import MegabillKey
 from finout_mcp.server.state import get_state
-from finout_mcp.server.tools.common import READ, Envelope, Refresh, ToolCollector
+from finout_mcp.server.tools.common import READ, Envelope, Refresh, ToolSpec
 from finout_mcp.services.catalog import (
     FUZZY_MIN_QUERY,
     MatchKind,
@@ -185,6 +185,7 @@ async def list_key_values(
     )
 
 
-def register(server: ToolCollector, *, read_only: bool) -> None:
-    server.add_tool(list_megabill_keys, annotations=READ, title="Find MegaBill keys")
-    server.add_tool(list_key_values, annotations=READ, title="List a key's values")
+TOOLS = (
+    ToolSpec(list_megabill_keys, READ, "Find MegaBill keys"),
+    ToolSpec(list_key_values, READ, "List a key's values"),
+)

@@ -21,7 +21,7 @@ from finout_mcp.server.tools.common import (
     ExpectedVersion,
     IncludeBody,
     TagRef,
-    ToolCollector,
+    ToolSpec,
 )
 from finout_mcp.services.writes import WriteResult
 
@@ -111,11 +111,7 @@ async def update_virtual_tag_metadata(
     )
 
 
-def register(server: ToolCollector, *, read_only: bool) -> None:
-    server.add_tool(get_virtual_tag_metadata, annotations=READ, title="Read virtual tag metadata")
-    if not read_only:
-        server.add_tool(
-            update_virtual_tag_metadata,
-            annotations=DESTRUCTIVE_IDEMPOTENT,
-            title="Update virtual tag metadata",
-        )
+TOOLS = (
+    ToolSpec(get_virtual_tag_metadata, READ, "Read virtual tag metadata"),
+    ToolSpec(update_virtual_tag_metadata, DESTRUCTIVE_IDEMPOTENT, "Update virtual tag metadata"),
+)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from finout_mcp.api.models import CostType
 from finout_mcp.server.state import get_state
-from finout_mcp.server.tools.common import READ, Envelope, Refresh, ToolCollector, ViewRef
+from finout_mcp.server.tools.common import READ, Envelope, Refresh, ToolSpec, ViewRef
 from finout_mcp.services import costs, periods
 from finout_mcp.services.catalog import search_named
 
@@ -140,6 +140,7 @@ async def query_view_costs(
     )
 
 
-def register(server: ToolCollector, *, read_only: bool) -> None:
-    server.add_tool(list_views, annotations=READ, title="List saved views")
-    server.add_tool(query_view_costs, annotations=READ, title="Query a view's costs")
+TOOLS = (
+    ToolSpec(list_views, READ, "List saved views"),
+    ToolSpec(query_view_costs, READ, "Query a view's costs"),
+)

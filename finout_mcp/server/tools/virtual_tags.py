@@ -26,7 +26,7 @@ from finout_mcp.server.tools.common import (
     IncludeBody,
     Refresh,
     TagRef,
-    ToolCollector,
+    ToolSpec,
 )
 from finout_mcp.services.catalog import search_named
 from finout_mcp.services.composer import readable
@@ -444,13 +444,12 @@ async def delete_virtual_tag(
     )
 
 
-def register(server: ToolCollector, *, read_only: bool) -> None:
-    server.add_tool(list_virtual_tags, annotations=READ, title="List virtual tags")
-    server.add_tool(get_virtual_tag, annotations=READ, title="Read a virtual tag")
-    server.add_tool(lint_virtual_tag, annotations=COMPUTE, title="Check virtual tag rules")
-    if read_only:
-        return
-    server.add_tool(create_virtual_tag, annotations=WRITE_IDEMPOTENT, title="Create a virtual tag")
-    server.add_tool(update_virtual_tag, annotations=DESTRUCTIVE_IDEMPOTENT, title="Update a virtual tag")
-    server.add_tool(clone_virtual_tag, annotations=WRITE_IDEMPOTENT, title="Clone a virtual tag")
-    server.add_tool(delete_virtual_tag, annotations=DESTRUCTIVE, title="Delete a virtual tag")
+TOOLS = (
+    ToolSpec(list_virtual_tags, READ, "List virtual tags"),
+    ToolSpec(get_virtual_tag, READ, "Read a virtual tag"),
+    ToolSpec(lint_virtual_tag, COMPUTE, "Check virtual tag rules"),
+    ToolSpec(create_virtual_tag, WRITE_IDEMPOTENT, "Create a virtual tag"),
+    ToolSpec(update_virtual_tag, DESTRUCTIVE_IDEMPOTENT, "Update a virtual tag"),
+    ToolSpec(clone_virtual_tag, WRITE_IDEMPOTENT, "Clone a virtual tag"),
+    ToolSpec(delete_virtual_tag, DESTRUCTIVE, "Delete a virtual tag"),
+)
