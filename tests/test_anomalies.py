@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from finout_mcp.api.models import View
-from finout_mcp.sandbox import Sandbox
+from finout_mcp.sandbox import Fault, Sandbox
 from finout_mcp.sandbox.costs import day_ms
 from finout_mcp.sandbox.spikes import PlantedSpike
-from finout_mcp.services import anomalies
+from finout_mcp.services import anomalies, drilldown
 from finout_mcp.services.costs import Point, Series
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.periods import DateSpan
@@ -185,10 +185,8 @@ async def test_did_anything_spike_in_the_last_30_days_and_why(tmp_path: Path) ->
     assert 80 <= a["share_of_view_change_pct"] <= 120  # the view moved by about this spike, no more
     assert out["anomalies"][0]["excess"] >= a["excess"] - 0.01 or out["anomalies"][0] == a
     assert_explained(sb, "All costs by service", out["anomalies"])  # nothing reported that was not planted
-    steps = " ".join(out["next_steps"])
-    for tool in ("query_costs", "list_key_values", "get_scan_recommendations", "query_view_costs"):
-        assert tool in steps
-    assert "«" in steps  # account data in free text is fenced
+    assert [s["tool"] for s in out["next_steps"]] == ["query_costs", "query_view_costs", "summarize_savings"]
+    assert "«AmazonRDS»" in out["next_steps"][0]["why"]  # account data in free text is fenced
 
 
 async def test_every_spike_planted_through_a_view_is_found_there_and_nothing_unplanted(tmp_path: Path) -> None:
@@ -243,3 +241,79 @@ async def test_the_shares_of_the_view_change_are_bounded_defined_and_explained_a
     cap_note = next(n for n in out["notes"] if "capped at 100" in n)
     under = float(cap_note.split("ran ")[1].split(" under")[0].replace(",", ""))
     assert under == pytest.approx(rest, abs=0.05)
+
+
+async def test_every_next_step_is_a_call_that_succeeds_as_given(tmp_path: Path) -> None:
+    """Each suggested call is sent exactly as the answer gives it; the first one selects the series
+    with the key the view groups it by, so its cost on the anomaly's days is the anomaly's."""
+    async with demo(tmp_path) as (client, sb):
+        answers = {
+            view.name: await call(client, "find_cost_anomalies", {"view": view.name}) for view in sb.account.views
+        }
+        quiet = await call(client, "find_cost_anomalies", {"view": "Data platform", "min_excess": 10_000_000})
+        results: dict[tuple[str, str], dict[str, object]] = {}
+        for name, out in [*answers.items(), ("quiet", quiet)]:
+            assert out["next_steps"], name
+            for step in out["next_steps"]:
+                results[(name, step["tool"])] = await call(client, step["tool"], step["arguments"])
+    assert quiet["anomalies"] == [] and [s["tool"] for s in quiet["next_steps"]] == [
+        "find_cost_anomalies",
+        "query_view_costs",
+    ]
+    # Every view with an anomaly gets the drill-down on a real key: none is left for the model to guess.
+    for name, out in answers.items():
+        if out["anomalies"]:
+            assert out["next_steps"][0]["tool"] == "query_costs", (name, out["next_steps"])
+    out = answers["All costs by service"]
+    top, step = out["anomalies"][0], out["next_steps"][0]
+    assert step["arguments"]["filter"] == {
+        "key": "service",
+        "cost_center": "AWS",
+        "op": "=",
+        "value": top["series"],
+    }
+    assert all(g.startswith("AWS:") for g in step["arguments"]["group_by"])  # AWS's keys, named unambiguously
+    drill = results[("All costs by service", "query_costs")]
+    spike_days = {top["first_day"], top["last_day"]} | {
+        (date.fromisoformat(top["first_day"]) + timedelta(days=k)).isoformat() for k in range(top["days"])
+    }
+    timeline = drill["timeline"]
+    assert isinstance(timeline, list)
+    on_spike_days = sum(row["total"] for row in timeline if row["period"] in spike_days)
+    assert on_spike_days == pytest.approx(top["actual"], abs=0.05)
+    assert all(row["top"] for row in timeline)  # day by day per group
+    assert not [n for n in drill["notes"] if "no value" in n]  # its group-by keys are set on these costs
+
+
+async def test_a_key_that_cannot_be_read_leaves_the_answer_and_says_why_no_drill_down(tmp_path: Path) -> None:
+    """Naming the series' key reads value lists; when Finout refuses, the anomalies still come, with a note."""
+    sb = Sandbox(seed=7, today=TODAY, compute_s=0)
+    sb.faults.script("GET /v1/megabill/query-language/values/{costCenter}/{key}", [Fault(status=403)] * 10)
+    async with demo(tmp_path, sandbox=sb) as (client, _sb):
+        out = await call(client, "find_cost_anomalies", {"view": "All costs by service"})
+    assert out["anomalies"][0]["series"] == "AmazonRDS"
+    assert [s["tool"] for s in out["next_steps"]] == ["query_view_costs", "summarize_savings"]
+    note = next(n for n in out["notes"] if "key behind" in n)
+    assert "«AmazonRDS»" in note and "403" in note and "list_key_values" in note
+
+
+async def test_among_50000_look_alike_keys_the_key_a_view_groups_by_is_still_named(tmp_path: Path) -> None:
+    """The large account has thousands of tag keys named service_N, project_N...: the drill-down still
+    selects the series with the key the view groups it by, reading a few value lists, not thousands."""
+    sb = Sandbox(seed=7, today=TODAY, compute_s=0, scale="large")
+    async with demo(tmp_path, sandbox=sb) as (client, _sb):
+        before = len(sb.request_log)
+        out = await call(client, "find_cost_anomalies", {"view": "Data platform"})
+        reads = [r.raw_path for r in sb.request_log[before:] if "/megabill/query-language/values/" in r.raw_path]
+        step = out["next_steps"][0]
+        assert step["tool"] == "query_costs"
+        await call(client, step["tool"], step["arguments"])
+    top = out["anomalies"][0]
+    assert top["series"] == "DATA_SCIENCE_WH"  # planted in that view (sandbox.spikes)
+    assert step["arguments"]["filter"] == {
+        "key": "warehouse",
+        "cost_center": "Snowflake",
+        "op": "=",
+        "value": "DATA_SCIENCE_WH",
+    }
+    assert len(reads) <= drilldown.MAX_LOOKUPS

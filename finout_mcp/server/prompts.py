@@ -107,9 +107,9 @@ def register(server: MCPServer) -> None:
             f"Investigate a cost spike in the view {fence(view)}.\n"
             f"1. Call find_cost_anomalies for {around}: it lists the series and days that departed from "
             "their own normal, with expected vs actual, excess dollars and their share of the view's change.\n"
-            "2. Follow its next_steps for the largest one: query_costs to break the series down by account, "
-            'region or resource (when listed), or query_view_costs with granularity="day" and '
-            "breakdown_series=true for the daily figures.\n"
+            "2. Make the calls in its next_steps for the largest one, with the arguments given: query_costs "
+            "breaks the series down (by account, usage type, namespace...) day by day, query_view_costs gives "
+            "the view's daily figures.\n"
             "3. Use list_megabill_keys / list_key_values to name the accounts, services or namespaces "
             "involved; check get_scan_recommendations for related waste.\n"
             "4. Summarise: when, how much, which groups, likely cause, next checks."

@@ -6,6 +6,8 @@ Flow used by ``find_cost_anomalies``::
     fetched = history_span(span)                      # LOOKBACK_DAYS more before it, to learn "normal"
     series = await costs.fetch_costs(api, view.id, fetched, cost_type)
     answer = find_anomalies(series, span=span, fetched=fetched, view=view, cost_type=...)
+    how = await drilldown.drill(catalog, view.name, answer.anomalies[0].series)   # the key of its series
+    set_next_steps(answer, next_steps(view, answer.anomalies[0], ..., how.where, how.breakdown), ...)
 
 Method, per series (the view's Total too), on log cost (``services/baseline.py``):
 
@@ -29,13 +31,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from finout_mcp.api.models import View
+from finout_mcp.api.models import MegabillKey, View
 from finout_mcp.services import baseline
 from finout_mcp.services.costs import ANSWER_BUDGET_BYTES, Money, Pct, SeriesLike, ViewRef, daily_table
+from finout_mcp.services.drilldown import SeriesKey, group_name
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.fencing import fence
 from finout_mcp.services.periods import DateSpan
@@ -224,6 +227,14 @@ class Anomaly(BaseModel):
     ongoing: bool = Field(description="True when it runs through the last day checked.")
 
 
+class NextStep(BaseModel):
+    """A call to make next, ready to send as it is."""
+
+    tool: str
+    arguments: dict[str, Any] = Field(description="The call's arguments, exactly as the tool takes them.")
+    why: str = Field(description="What it shows.")
+
+
 class AnomalyAnswer(BaseModel):
     view: ViewRef
     cost_type: str
@@ -253,7 +264,9 @@ class AnomalyAnswer(BaseModel):
     left_out_small: int = Field(description="Series anomalies under min_excess, left out.")
     min_excess: Money
     series_checked: int
-    next_steps: list[str]
+    next_steps: list[NextStep] = Field(
+        description="Calls that explain the largest anomaly, with their arguments ready to send."
+    )
     notes: list[str] = Field(default_factory=list)
 
 
@@ -292,26 +305,94 @@ def _anomaly(series: str, run: Run, last_checked: date, view_excess: dict[date, 
     )
 
 
-def _next_steps(view: View, top: Anomaly | None, span: DateSpan, min_excess: float) -> list[str]:
-    v = fence(view.name)
+def next_steps(
+    view: View,
+    top: Anomaly | None,
+    min_excess: float,
+    where: SeriesKey | None = None,
+    breakdown: Sequence[MegabillKey] = (),
+) -> list[NextStep]:
+    """What to call next about the largest anomaly ``top``; with ``where`` (the key that selects its series,
+    see :mod:`finout_mcp.services.drilldown`) first a ``query_costs`` call that breaks it down by ``breakdown``."""
     if top is None:
         return [
-            f'Nothing departed from normal by {min_excess:,.2f} or more. Look further back with period="last_90_days", '
-            "or lower min_excess to see smaller moves.",
-            f"query_view_costs(view={v}, compare_previous=true) shows how the period compares with the one before.",
+            NextStep(
+                tool="find_cost_anomalies",
+                arguments={"view": view.id, "period": "last_90_days"},
+                why=f"Nothing departed from normal by {min_excess:,.2f} or more here: look further back "
+                "(or lower min_excess to see smaller moves).",
+            ),
+            NextStep(
+                tool="query_view_costs",
+                arguments={"view": view.id, "compare_previous": True},
+                why="How the period compares with the one before.",
+            ),
         ]
     s = fence(top.series)
-    before = (top.first_day - timedelta(days=7)).isoformat()
-    window = f'start="{before}", end="{top.last_day.isoformat()}"'
-    return [
-        f"To explain the {top.kind} in {s}: query_costs(filter=<the key this view groups by> = {s}, "
-        f'group_by=["account", "region", "usage type" or "resource"], {window}, granularity="day") shows what '
-        f"inside it moved. Find that key with list_key_values(search={s}) or list_megabill_keys.",
-        f'query_view_costs(view={v}, {window}, granularity="day", breakdown_series=true) gives the day-by-day '
-        "figures of every series.",
-        "list_costguard_scans, then get_scan_recommendations(scan, filter=...) for waste in the same service "
-        "or account.",
-    ]
+    start, end = (top.first_day - timedelta(days=7)).isoformat(), top.last_day.isoformat()
+    steps: list[NextStep] = []
+    if where is not None:
+        by = ", ".join(fence(f"{k.cost_center}.{k.label}") for k in breakdown)
+        steps.append(
+            NextStep(
+                tool="query_costs",
+                arguments={
+                    "filter": where.condition,
+                    "group_by": [group_name(k.cost_center, k.key) for k in breakdown],
+                    "start": start,
+                    "end": end,
+                    "granularity": "day",
+                    "breakdown_series": True,
+                },
+                why=f"What inside {s} moved{' (by ' + by + ')' if by else ''}, day by day from a week before the "
+                f"{top.kind} to its end. {s} is a value of {fence(f'{where.cost_center}.{where.label}')}, the key "
+                "this view groups it by (a filter of the view itself is not applied: the view API does not give it).",
+            )
+        )
+    steps.append(
+        NextStep(
+            tool="query_view_costs",
+            arguments={
+                "view": view.id,
+                "start": start,
+                "end": end,
+                "granularity": "day",
+                "breakdown_series": True,
+            },
+            why="The day-by-day cost of the view's top series over the same days.",
+        )
+    )
+    steps.append(
+        NextStep(
+            tool="summarize_savings",
+            arguments={},
+            why="CostGuard's savings across every scan, largest first; get_scan_recommendations on one scan "
+            "narrows them to the same service or account.",
+        )
+    )
+    return steps
+
+
+def set_next_steps(answer: AnomalyAnswer, steps: list[NextStep], *, top_n: int, notes: Sequence[str] = ()) -> None:
+    """Replace ``answer``'s next steps (and add ``notes``), keeping the answer within its size."""
+    answer.next_steps = steps
+    answer.notes.extend(notes)
+    _fit(answer, top_n)
+
+
+def _fit(answer: AnomalyAnswer, top_n: int) -> None:
+    """Halve the listed anomalies until the default answer fits :data:`ANSWER_BUDGET_BYTES`."""
+    while (
+        top_n <= DEFAULT_TOP_N
+        and len(answer.model_dump_json(exclude_none=True).encode()) > ANSWER_BUDGET_BYTES
+        and len(answer.anomalies) > 1
+    ):
+        answer.anomalies = answer.anomalies[: len(answer.anomalies) // 2]
+        answer.truncated = True
+        answer.notes.append(
+            f"Cut to the {len(answer.anomalies)} largest anomalies to keep the answer under 8 KB; raise top_n "
+            f"(up to 50; a larger answer), narrow the range or raise min_excess to see the rest."
+        )
 
 
 def find_anomalies(
@@ -394,7 +475,7 @@ def find_anomalies(
         left_out_small=small,
         min_excess=threshold,
         series_checked=len(group_daily),
-        next_steps=_next_steps(view, found[0] if found else None, span, threshold),
+        next_steps=next_steps(view, found[0] if found else None, threshold),
     )
     if not group_daily:
         out_notes.append("The view returned no per-group series; only its Total was checked.")
@@ -421,15 +502,5 @@ def find_anomalies(
             f"{small} smaller anomalies (each under {threshold:,.2f} {currency}) left out; lower min_excess to see them."
         )
     answer.notes = out_notes
-    while (
-        top_n <= DEFAULT_TOP_N
-        and len(answer.model_dump_json(exclude_none=True).encode()) > ANSWER_BUDGET_BYTES
-        and len(answer.anomalies) > 1
-    ):
-        answer.anomalies = answer.anomalies[: len(answer.anomalies) // 2]
-        answer.truncated = True
-        answer.notes.append(
-            f"Cut to the {len(answer.anomalies)} largest anomalies to keep the answer under 8 KB; raise top_n "
-            f"(up to 50; a larger answer), narrow the range or raise min_excess to see the rest."
-        )
+    _fit(answer, top_n)
     return answer

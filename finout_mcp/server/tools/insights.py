@@ -10,7 +10,7 @@ from pydantic import Field
 from finout_mcp.api.models import CostType
 from finout_mcp.server.state import get_state
 from finout_mcp.server.tools.common import READ, ToolSpec, ViewRef
-from finout_mcp.services import anomalies, costs, forecast, periods
+from finout_mcp.services import anomalies, costs, drilldown, forecast, periods
 
 
 async def find_cost_anomalies(
@@ -40,8 +40,9 @@ async def find_cost_anomalies(
     OWN normal (weekday pattern and trend learned from the 8 weeks before; robust to the spike itself):
     for each, dates, expected vs actual, excess dollars and share_of_view_change_pct (its share of the view's
     change on its own days, 0-100, not additive across days; explained_pct: all anomalies' share of the
-    view's excess over the range), plus the view Total's own departures and what to call next to explain
-    them (query_costs to break a series down, get_scan_recommendations, list_key_values). One call answers "did anything spike in the last
+    view's excess over the range), plus the view Total's own departures and next_steps: calls that explain
+    the largest one, arguments ready to send (query_costs on the key the view groups it by, broken down
+    day by day; the view's daily series; savings). One call answers "did anything spike in the last
     30 days, and why?". Pick the view with list_views; the 'All costs by service' style view usually
     covers everything. Not Finout's own anomaly alerts: this reads the view's daily costs."""
     state = get_state(ctx)
@@ -52,7 +53,7 @@ async def find_cost_anomalies(
     )
     fetched = anomalies.history_span(span)
     series = await costs.fetch_costs(state.client, v.id, fetched, cost_type)
-    return anomalies.find_anomalies(
+    answer = anomalies.find_anomalies(
         series,
         span=span,
         fetched=fetched,
@@ -62,6 +63,12 @@ async def find_cost_anomalies(
         top_n=top_n,
         notes=notes,
     )
+    if answer.anomalies:  # name the key that selects the largest one's series, so query_costs can split it
+        top = answer.anomalies[0]
+        how = await drilldown.drill(state.catalog, v.name, top.series)
+        steps = anomalies.next_steps(v, top, answer.min_excess, how.where, how.breakdown)
+        anomalies.set_next_steps(answer, steps, top_n=top_n, notes=[how.note] if how.note else [])
+    return answer
 
 
 async def forecast_costs(
