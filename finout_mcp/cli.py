@@ -115,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
         "doctor",
         help="read-only check of the credentials and of every response shape; run it before trusting writes",
         description="Calls every read operation of the Finout API once, validates each answer strictly and "
-        "prints one line per operation. Sends no write. Exit 0: all recognised; 1: a mismatch; 2: configuration.",
+        "prints one line per operation; with FINOUT_MCP_ACCOUNTS_FILE, for every account. Sends no write. "
+        "Exit 0: all recognised; 1: a mismatch; 2: configuration.",
     )
     # its own dest: a subparser's default would otherwise reset `finout-mcp --demo doctor`
     doc.add_argument("--demo", dest="doctor_demo", action="store_true", help="check the built-in sandbox account")
@@ -162,14 +163,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.command == "doctor":
         from finout_mcp import doctor
+        from finout_mcp.accounts import load_accounts
         from finout_mcp.config import ConfigError, load_settings
 
         try:
             settings = load_settings(demo=args.demo or args.doctor_demo)
+            accounts = load_accounts(settings)
         except ConfigError as exc:
             return _fail(str(exc))
         # the doctor is a report for a person, not the stdio transport: stdout is its own
-        return doctor.main(settings, sys.stdout.write)
+        return doctor.main(settings, sys.stdout.write, accounts=accounts)
 
     from finout_mcp.server.toolsets import parse_toolsets
 
@@ -180,6 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.stateless and args.transport != "streamable-http":
         return _fail("--stateless applies to --transport streamable-http only; drop it or change the transport.")
 
+    from finout_mcp.accounts import load_accounts
     from finout_mcp.config import ConfigError, load_settings
 
     overrides: dict[str, object] = {"demo": args.demo}
@@ -189,6 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides["log_level"] = args.log_level
     try:
         settings = load_settings(**overrides)
+        accounts = load_accounts(settings)
     except ConfigError as exc:
         return _fail(str(exc))
 
@@ -213,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from finout_mcp.server.app import build_server
 
-    server = build_server(settings, toolsets=toolsets)
+    server = build_server(settings, accounts=accounts, toolsets=toolsets)
     # SIGTERM (a client closing the server, `docker stop`) takes the same orderly way out as
     # Ctrl-C; without a handler a container's PID 1 would ignore it.
     signal.signal(signal.SIGTERM, signal.default_int_handler)

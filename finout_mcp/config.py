@@ -59,6 +59,7 @@ ENV_VARS: dict[str, str] = {
     "header_timeout_s": "FINOUT_MCP_HEADER_TIMEOUT",
     "body_timeout_s": "FINOUT_MCP_BODY_TIMEOUT",
     "max_body_bytes": "FINOUT_MCP_MAX_BODY_BYTES",
+    "accounts_file": "FINOUT_MCP_ACCOUNTS_FILE",
 }
 SECRET_FIELDS = frozenset({"secret_key", "auth_token", "database_url"})
 # Settings --demo never uses (it talks to the in-process sandbox): their variables are ignored
@@ -93,6 +94,7 @@ _EXPECTED: dict[str, str] = {
     "header_timeout_s": "a number of seconds from 1 to 300",
     "body_timeout_s": "a number of seconds from 1 to 600",
     "max_body_bytes": "a number of bytes from 1024 to 67108864",
+    "accounts_file": "the path of a TOML file with one table per account (see the README)",
 }
 
 
@@ -301,6 +303,12 @@ class Settings(BaseSettings):
         validation_alias="FINOUT_MCP_MAX_BODY_BYTES",
     )
 
+    accounts_file: Path | None = Field(
+        default=None,
+        description="several Finout accounts: a TOML file, one table per account (instead of FINOUT_CLIENT_ID)",
+        validation_alias="FINOUT_MCP_ACCOUNTS_FILE",
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -321,6 +329,7 @@ class Settings(BaseSettings):
         "oauth_issuer",
         "oauth_audience",
         "public_url",
+        "accounts_file",
         mode="before",
     )
     @classmethod
@@ -519,7 +528,14 @@ def load_settings(**overrides: Any) -> Settings:
         settings = Settings(**given)
     except ValidationError as exc:
         raise ConfigError(_describe_validation_error(exc)) from None
-    if not settings.demo and not settings.has_credentials:
+    if settings.accounts_file is not None and settings.client_id and not settings.demo:
+        raise ConfigError(
+            "FINOUT_MCP_ACCOUNTS_FILE and FINOUT_CLIENT_ID are both set, so it is unclear which Finout account "
+            "to use. With an accounts file every account's client id is in the file: unset FINOUT_CLIENT_ID "
+            "(and FINOUT_SECRET_KEY, unless an account's secret_key_env names it), or unset "
+            "FINOUT_MCP_ACCOUNTS_FILE to serve the one account of FINOUT_CLIENT_ID."
+        )
+    if not settings.demo and settings.accounts_file is None and not settings.has_credentials:
         missing = [
             var
             for var, ok in (

@@ -11,7 +11,8 @@ It never sends a write. Exit status: 0 when every answer was recognised, 1 other
 configuration error (missing settings, refused credentials, a base URL that is not Finout's).
 
 Then the API v2 checks of :mod:`finout_mcp.services.api_check_v2` run (one small v2 query),
-one line per assumption the v2 code relies on. More v1 checks are :class:`Check` objects added
+one line per assumption the v2 code relies on. With several accounts (``FINOUT_MCP_ACCOUNTS_FILE``)
+every account is checked, each with its own report, and the exit status is the worst of them. More v1 checks are :class:`Check` objects added
 to :func:`default_checks`.
 """
 
@@ -28,8 +29,9 @@ from finout_mcp.api.errors import AuthenticationError, FinoutError, MalformedRes
 from finout_mcp.config import Settings
 
 if TYPE_CHECKING:
+    from finout_mcp.accounts import Accounts
     from finout_mcp.api.client import FinoutClient
-    from finout_mcp.server.state import AppState
+    from finout_mcp.server.state import AccountState
 
 Status = Literal["ok", "unrecognised", "failed", "skipped"]
 EXIT_OK, EXIT_MISMATCH, EXIT_CONFIG = 0, 1, 2
@@ -82,6 +84,7 @@ class Result:
 @dataclass
 class Report:
     target: str
+    account: str | None = None
     results: list[Result] = field(default_factory=list)
     config_error: str | None = None
     seconds: float = 0.0
@@ -300,7 +303,7 @@ def _shown_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-async def v2_results(state: AppState, *, secrets: Sequence[str], today: dt.date | None) -> list[Result]:
+async def v2_results(state: AccountState, *, secrets: Sequence[str], today: dt.date | None) -> list[Result]:
     """The API v2 checks (:func:`finout_mcp.services.api_check_v2.check_api_v2`), one line each."""
     from finout_mcp.services.api_check_v2 import check_api_v2
 
@@ -319,28 +322,67 @@ async def v2_results(state: AppState, *, secrets: Sequence[str], today: dt.date 
     ]
 
 
-async def doctor(settings: Settings, *, today: dt.date | None = None, v2: bool = True) -> Report:
-    """The report for these settings: the real API, or the built-in sandbox with ``--demo``."""
-    from finout_mcp.server.state import AppState
-
-    state = AppState(settings)  # the one place that builds the clients (and the sandbox in demo mode)
-    target = "the built-in sandbox account (--demo)" if settings.demo else _shown_url(settings.api_url)
-    try:
-        report = await run_checks(state.client, target=target, secrets=settings.secrets(), today=today)
-        if v2 and report.config_error is None:
-            started = time.monotonic()
-            report.results.extend(await v2_results(state, secrets=settings.secrets(), today=today))
-            report.seconds += time.monotonic() - started
-        return report
-    finally:
-        await state.aclose()
+async def check_account(state: AccountState, *, target: str, today: dt.date | None, v2: bool = True) -> Report:
+    """The report of one account: every v1 read, then (if those reached Finout) the v2 checks."""
+    secrets = state.secrets
+    report = await run_checks(state.client, target=target, secrets=secrets, today=today)
+    if v2 and report.config_error is None:
+        started = time.monotonic()
+        report.results.extend(await v2_results(state, secrets=secrets, today=today))
+        report.seconds += time.monotonic() - started
+    return report
 
 
-def main(settings: Settings, write: Callable[[str], object]) -> int:
-    """Run the doctor, write its report line by line, return the exit status."""
+async def doctor(
+    settings: Settings, *, accounts: Accounts | None = None, today: dt.date | None = None, v2: bool = True
+) -> list[Report]:
+    """One report per configured account (checked at once, each within its own request cap): the
+    real API, or the built-in sandbox with ``--demo``."""
     import anyio
 
-    report = anyio.run(lambda: doctor(settings))
-    for line in report.lines():
-        write(line + "\n")
-    return report.exit_code
+    from finout_mcp.server.state import AppState
+
+    run = AppState(settings, accounts=accounts)  # the one place that builds the clients (and demo sandboxes)
+    names = run.accounts.names
+    reports: dict[str, Report] = {}
+
+    async def one(name: str) -> None:
+        state = run.account(name)
+        where = "the built-in sandbox account (--demo)" if settings.demo else _shown_url(state.settings.api_url)
+        target = f"account {name!r}: {where}" if run.accounts.multi else where
+        reports[name] = report = await check_account(state, target=target, today=today, v2=v2)
+        report.account = name
+
+    try:
+        async with anyio.create_task_group() as tg:
+            for name in names:
+                tg.start_soon(one, name)
+        return [reports[name] for name in names]
+    finally:
+        await run.aclose()
+
+
+def exit_code(reports: Sequence[Report]) -> int:
+    """The worst of the accounts' exit codes (configuration beats a mismatch beats ok)."""
+    return max((r.exit_code for r in reports), default=EXIT_OK)
+
+
+def summary(reports: Sequence[Report]) -> str:
+    """One line per account, for a run over several."""
+    said = {EXIT_OK: "every answer recognised", EXIT_MISMATCH: "MISMATCH", EXIT_CONFIG: "CONFIGURATION ERROR"}
+    return "; ".join(f"{r.account}: {said[r.exit_code]}" for r in reports)
+
+
+def main(settings: Settings, write: Callable[[str], object], *, accounts: Accounts | None = None) -> int:
+    """Run the doctor, write each account's report line by line, return the exit status."""
+    import anyio
+
+    reports = anyio.run(lambda: doctor(settings, accounts=accounts))
+    for i, report in enumerate(reports):
+        if i:
+            write("\n")
+        for line in report.lines():
+            write(line + "\n")
+    if len(reports) > 1:
+        write(f"\n{len(reports)} accounts checked. {summary(reports)}.\n")
+    return exit_code(reports)

@@ -129,7 +129,7 @@ async def test_empty_account_skips_what_it_cannot_ask() -> None:
 
 async def test_doctor_against_the_sandbox(tmp_path: Path) -> None:
     settings = Settings(demo=True, state_dir=tmp_path, v2_poll_first_s=0, v2_poll_interval_s=0)
-    report = await doctor(settings, today=TODAY)
+    [report] = await doctor(settings, today=TODAY)
     assert report.exit_code == EXIT_OK, "\n".join(report.lines())
     assert all(r.status == "ok" for r in report.results)
     names = [r.name for r in report.results]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +31,7 @@ from finout_mcp.server.tools.common import ToolSpec, argument_size_problem, slim
 from finout_mcp.server.toolsets import parse_toolsets
 
 if TYPE_CHECKING:
+    from finout_mcp.accounts import Accounts
     from finout_mcp.sandbox import Sandbox
 
 
@@ -130,14 +131,24 @@ class FinoutServer(MCPServer[Any]):
 def build_server(
     settings: Settings,
     *,
+    accounts: Accounts | None = None,
     toolsets: Iterable[str] | None = None,
     sandbox: Sandbox | None = None,
+    sandboxes: Mapping[str, Sandbox] | None = None,
     today: Callable[[], date] | None = None,
     actor: Callable[[Any], str] | None = None,
 ) -> FinoutServer:
     """The MCP server for these settings. Nothing touches the network until the lifespan runs.
-    ``actor``: who the change log records for a write, from the request context (default: the
-    OAuth subject who signed in over HTTP, else the OS user)."""
+    ``accounts``: the configured accounts (default: :func:`~finout_mcp.accounts.load_accounts`);
+    ``sandbox`` / ``sandboxes``: in demo mode, the sandbox of the (first) account / of each
+    account by name. ``actor``: who the change log records for a write, from the request context
+    (default: the OAuth subject who signed in over HTTP, else the OS user)."""
+    from finout_mcp.accounts import load_accounts
+
+    accounts = accounts if accounts is not None else load_accounts(settings)
+    by_name = dict(sandboxes or {})
+    if sandbox is not None:
+        by_name.setdefault(accounts.names[0], sandbox)
     ref = StateRef()
     chosen = parse_toolsets(list(toolsets) if toolsets is not None else None)
 
@@ -152,14 +163,14 @@ def build_server(
         version=__version__,
         instructions=INSTRUCTIONS,
         tool_loader=load_tools,
-        lifespan=build_lifespan(settings, sandbox=sandbox, today=today, ref=ref, actor=actor),
+        lifespan=build_lifespan(settings, accounts=accounts, sandboxes=by_name, today=today, ref=ref, actor=actor),
         log_level=settings.log_level.upper() if settings.log_level.upper() in _LEVELS else "WARNING",
     )
     _accept_log_level(server)
     server.middleware.append(ScopeGate(server.write_tools))
     from finout_mcp.server import prompts, resources
 
-    resources.register(server, ref)
+    resources.register(server, ref, accounts)
     prompts.register(server)
     return server
 

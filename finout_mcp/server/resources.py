@@ -1,15 +1,21 @@
-"""Resources: the catalogue and virtual tags as readable JSON, plus the filter guide."""
+"""Resources: the catalogue and virtual tags as readable JSON, plus the filter guide.
+
+With several accounts configured every catalogue URI names its account
+(``finout://{account}/views``, ``finout://{account}/virtual-tags/{tag_id}``…); the filter guide
+is the same for all. With one account the URIs are as they always were (``finout://views``)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.types import Completion, ResourceTemplateReference
 
-from finout_mcp.server.state import AppState, StateRef
+from finout_mcp.accounts import Accounts, UnknownAccount
+from finout_mcp.server.state import AccountState, StateRef
 
 FILTER_GUIDE = """\
 # Finout filters and the intent format
@@ -67,7 +73,7 @@ def _json(data: Any) -> str:
     return json.dumps(data, indent=1, ensure_ascii=False)
 
 
-async def _guarded(state: AppState, coro: Any) -> Any:
+async def _guarded(state: AccountState, coro: Any) -> Any:
     from finout_mcp.api.errors import FinoutError, NotFoundError
     from finout_mcp.server.errors import describe
     from finout_mcp.services.errors import InputError
@@ -80,11 +86,88 @@ async def _guarded(state: AppState, coro: Any) -> Any:
         raise ResourceError(describe(exc, state.secrets)) from None
 
 
-def register(server: MCPServer, state_ref: StateRef) -> None:
-    def state() -> AppState:
+# ----------------------------------------------------------------------------- what each resource reads
+
+
+async def read_views(state: AccountState) -> str:
+    vs = await _guarded(state, state.catalog.views())
+    return _json([{"id": v.id, "name": v.name} for v in vs])
+
+
+async def read_keys(state: AccountState) -> str:
+    from finout_mcp.services.catalog import group_by_cost_center
+
+    ks = await _guarded(state, state.catalog.keys())
+    return _json(
+        {cc: {k.key: k.display_name or k.key for k in items} for cc, items in group_by_cost_center(ks).items()}
+    )
+
+
+async def read_keys_of(state: AccountState, cost_center: str) -> str:
+    ks = await _guarded(state, state.catalog.keys())
+    chosen = [k for k in ks if k.cost_center.lower() == cost_center.lower()]
+    if not chosen:
+        known = sorted({k.cost_center for k in ks})
+        raise ResourceNotFoundError(f"No cost center {cost_center!r}. Known: {', '.join(known)}.")
+    return _json({k.key: k.display_name or k.key for k in chosen})
+
+
+async def read_values(state: AccountState, cost_center: str, key: str) -> str:
+    vals = await _guarded(state, state.catalog.values(cost_center, key))
+    return _json(
+        {
+            "cost_center": cost_center,
+            "key": key,
+            "count": len(vals),
+            "values": vals[:5000],
+            "truncated": len(vals) > 5000,
+        }
+    )
+
+
+async def read_tags(state: AccountState) -> str:
+    ts = await _guarded(state, state.catalog.virtual_tags())
+    return _json(
+        [
+            {
+                "id": t.id,
+                "name": t.name,
+                "rules": len(t.rules),
+                "defaultValue": t.model_dump(by_alias=True, mode="json").get("defaultValue"),
+            }
+            for t in ts
+        ]
+    )
+
+
+async def read_tag(state: AccountState, tag_id: str) -> str:
+    t = await _guarded(state, state.client.get_virtual_tag(tag_id))
+    return _json(t.model_dump(by_alias=True, exclude_none=True, mode="json"))
+
+
+DESCRIPTIONS = {
+    "views": "The account's saved views (id, name).",
+    "megabill_keys": "Every MegaBill key grouped by cost center: {cost_center: {key: display name}}.",
+    "megabill_keys_of_cost_center": "The MegaBill keys of one cost center.",
+    "megabill_values": "The values of one MegaBill key.",
+    "virtual_tags": "Virtual tags (id, name, rule count, default value).",
+    "virtual_tag": "One virtual tag as Finout stores it.",
+}
+
+
+# ----------------------------------------------------------------------------- registration
+
+
+def register(server: MCPServer, state_ref: StateRef, accounts: Accounts) -> None:
+    """The resources; with several accounts each URI names its account (``finout://{account}/views``)."""
+
+    def state(account: str | None = None) -> AccountState:
         if state_ref.current is None:  # pragma: no cover - resources are read only while serving
             raise ResourceError("The server is still starting; read the resource again.")
-        return state_ref.current
+        try:
+            return state_ref.current.account(account)
+        except UnknownAccount as exc:
+            raise ResourceNotFoundError(str(exc)) from None
 
     @server.resource(
         "finout://guide/filters",
@@ -95,108 +178,98 @@ def register(server: MCPServer, state_ref: StateRef) -> None:
     def filter_guide() -> str:
         return FILTER_GUIDE
 
-    @server.resource(
-        "finout://views",
-        name="views",
-        mime_type="application/json",
-        description="The account's saved views (id, name).",
-    )
+    if accounts.multi:
+        _register_per_account(server, state, accounts)
+    else:
+        _register_single(server, state)
+    _register_completions(server, state_ref, accounts)
+
+
+def _json_resource(server: MCPServer, uri: str, name: str, *, account: bool = False) -> Any:
+    description = DESCRIPTIONS[name]
+    if account:
+        description = f"{description[:-1]}, of one Finout account."
+    return server.resource(uri, name=name, mime_type="application/json", description=description)
+
+
+def _register_single(server: MCPServer, state: Callable[..., AccountState]) -> None:
+    @_json_resource(server, "finout://views", "views")
     async def views() -> str:
-        vs = await _guarded(state(), state().catalog.views())
-        return _json([{"id": v.id, "name": v.name} for v in vs])
+        return await read_views(state())
 
-    @server.resource(
-        "finout://megabill/keys",
-        name="megabill_keys",
-        mime_type="application/json",
-        description="Every MegaBill key grouped by cost center: {cost_center: {key: display name}}.",
-    )
+    @_json_resource(server, "finout://megabill/keys", "megabill_keys")
     async def keys() -> str:
-        from finout_mcp.services.catalog import group_by_cost_center
+        return await read_keys(state())
 
-        ks = await _guarded(state(), state().catalog.keys())
-        return _json(
-            {cc: {k.key: k.display_name or k.key for k in items} for cc, items in group_by_cost_center(ks).items()}
-        )
-
-    @server.resource(
-        "finout://megabill/keys/{cost_center}",
-        name="megabill_keys_of_cost_center",
-        mime_type="application/json",
-        description="The MegaBill keys of one cost center.",
-    )
+    @_json_resource(server, "finout://megabill/keys/{cost_center}", "megabill_keys_of_cost_center")
     async def keys_of(cost_center: str) -> str:
-        ks = await _guarded(state(), state().catalog.keys())
-        chosen = [k for k in ks if k.cost_center.lower() == cost_center.lower()]
-        if not chosen:
-            known = sorted({k.cost_center for k in ks})
-            raise ResourceNotFoundError(f"No cost center {cost_center!r}. Known: {', '.join(known)}.")
-        return _json({k.key: k.display_name or k.key for k in chosen})
+        return await read_keys_of(state(), cost_center)
 
-    @server.resource(
-        "finout://megabill/values/{cost_center}/{key}",
-        name="megabill_values",
-        mime_type="application/json",
-        description="The values of one MegaBill key.",
-    )
+    @_json_resource(server, "finout://megabill/values/{cost_center}/{key}", "megabill_values")
     async def values(cost_center: str, key: str) -> str:
-        vals = await _guarded(state(), state().catalog.values(cost_center, key))
-        return _json(
-            {
-                "cost_center": cost_center,
-                "key": key,
-                "count": len(vals),
-                "values": vals[:5000],
-                "truncated": len(vals) > 5000,
-            }
-        )
+        return await read_values(state(), cost_center, key)
 
-    @server.resource(
-        "finout://virtual-tags",
-        name="virtual_tags",
-        mime_type="application/json",
-        description="Virtual tags (id, name, rule count, default value).",
-    )
+    @_json_resource(server, "finout://virtual-tags", "virtual_tags")
     async def tags() -> str:
-        ts = await _guarded(state(), state().catalog.virtual_tags())
-        return _json(
-            [
-                {
-                    "id": t.id,
-                    "name": t.name,
-                    "rules": len(t.rules),
-                    "defaultValue": t.model_dump(by_alias=True, mode="json").get("defaultValue"),
-                }
-                for t in ts
-            ]
-        )
+        return await read_tags(state())
 
-    @server.resource(
-        "finout://virtual-tags/{tag_id}",
-        name="virtual_tag",
-        mime_type="application/json",
-        description="One virtual tag as Finout stores it.",
-    )
+    @_json_resource(server, "finout://virtual-tags/{tag_id}", "virtual_tag")
     async def tag(tag_id: str) -> str:
-        t = await _guarded(state(), state().client.get_virtual_tag(tag_id))
-        return _json(t.model_dump(by_alias=True, exclude_none=True, mode="json"))
+        return await read_tag(state(), tag_id)
 
+
+def _register_per_account(server: MCPServer, state: Callable[..., AccountState], accounts: Accounts) -> None:
+    @_json_resource(server, "finout://{account}/views", "views", account=True)
+    async def views(account: str) -> str:
+        return await read_views(state(account))
+
+    @_json_resource(server, "finout://{account}/megabill/keys", "megabill_keys", account=True)
+    async def keys(account: str) -> str:
+        return await read_keys(state(account))
+
+    @_json_resource(
+        server, "finout://{account}/megabill/keys/{cost_center}", "megabill_keys_of_cost_center", account=True
+    )
+    async def keys_of(account: str, cost_center: str) -> str:
+        return await read_keys_of(state(account), cost_center)
+
+    @_json_resource(
+        server, "finout://{account}/megabill/values/{cost_center}/{key}", "megabill_values", account=True
+    )
+    async def values(account: str, cost_center: str, key: str) -> str:
+        return await read_values(state(account), cost_center, key)
+
+    @_json_resource(server, "finout://{account}/virtual-tags", "virtual_tags", account=True)
+    async def tags(account: str) -> str:
+        return await read_tags(state(account))
+
+    @_json_resource(server, "finout://{account}/virtual-tags/{tag_id}", "virtual_tag", account=True)
+    async def tag(account: str, tag_id: str) -> str:
+        return await read_tag(state(account), tag_id)
+
+
+def _register_completions(server: MCPServer, state_ref: StateRef, accounts: Accounts) -> None:
     @server.completion()
     async def complete(ref: Any, argument: Any, context: Any) -> Completion | None:
         if not isinstance(ref, ResourceTemplateReference):
             return None
-        state = state_ref.current
-        if state is None:
+        partial = (argument.value or "").lower()
+        if argument.name == "account":
+            hits = [n for n in accounts.names if n.lower().startswith(partial)]
+            return Completion(values=hits[:100], total=len(hits), has_more=len(hits) > 100)
+        run = state_ref.current
+        if run is None:
             return None
         from finout_mcp.api.errors import FinoutError
         from finout_mcp.services.errors import InputError
 
-        partial = (argument.value or "").lower()
+        given = (context.arguments or {}) if context else {}
         try:
+            state = run.account(given.get("account"))
             if argument.name == "cost_center":
                 names = sorted({k.cost_center for k in await state.catalog.keys()})
             elif argument.name == "key":
-                cc = ((context.arguments or {}).get("cost_center") if context else None) or ""
+                cc = given.get("cost_center") or ""
                 names = sorted(
                     {k.key for k in await state.catalog.keys() if not cc or k.cost_center.lower() == cc.lower()}
                 )
@@ -204,7 +277,7 @@ def register(server: MCPServer, state_ref: StateRef) -> None:
                 names = [t.id for t in await state.catalog.virtual_tags()]
             else:
                 return None
-        except (FinoutError, InputError):
+        except (FinoutError, InputError, UnknownAccount):
             return Completion(values=[])
         hits = [n for n in names if n.lower().startswith(partial)]
         return Completion(values=hits[:100], total=len(hits), has_more=len(hits) > 100)

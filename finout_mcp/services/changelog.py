@@ -18,6 +18,12 @@ crashed holder's lock expires; and the **planned versions** that dry runs hand o
 (:meth:`ChangeStore.remember_version`), so a write refused for a stale ``expected_version``
 can show what changed since.
 
+Every record names the Finout **account** it went to (``default`` for the account of
+``FINOUT_CLIENT_ID``); each account works through :meth:`ChangeStore.for_account`, which lists
+and undoes only its own changes. A database from before accounts gains the column on open, its
+rows counted as ``default``'s. Write locks stay keyed by tag id alone: the same id in two
+accounts only serialises their writes, it never mixes them.
+
 A JSON-lines log of an earlier version (``changes.jsonl``) is imported once, on first open.
 
 Records never contain a Slack webhook URL: every string passes through
@@ -102,10 +108,16 @@ class ChangeStep(BaseModel):
     at: str = Field(default_factory=now_iso)
 
 
+DEFAULT_ACCOUNT = "default"
+"""The account of FINOUT_CLIENT_ID, and of every change recorded before the log recorded accounts
+(the ``account`` column is added to an older database with this value)."""
+
+
 class ChangeRecord(BaseModel):
     change_id: str = Field(default_factory=new_change_id)
     at: str = Field(default_factory=now_iso)
     actor: str = ""
+    account: str = Field(default=DEFAULT_ACCOUNT, description="The Finout account the write went to.")
     operation: Operation
     target_type: TargetType
     target_id: str | None = None
@@ -150,7 +162,8 @@ SCHEMA = (
         undoes TEXT,
         effect TEXT,
         error TEXT,
-        completed_at TEXT
+        completed_at TEXT,
+        account TEXT NOT NULL DEFAULT 'default'
     )""",
     "CREATE INDEX IF NOT EXISTS changes_target ON changes (target_id)",
     "CREATE INDEX IF NOT EXISTS changes_undoes ON changes (undoes)",
@@ -187,11 +200,17 @@ SCHEMA = (
     )""",
 )
 
+# Columns added to the changes table after its first release: an older database gets them on open
+# (the DEFAULT fills the rows it already holds).
+MIGRATIONS: tuple[tuple[str, str], ...] = (
+    ("account", "ALTER TABLE changes ADD COLUMN account TEXT NOT NULL DEFAULT 'default'"),
+)
+
 _COLUMNS = (
     "change_id, at, actor, operation, target_type, target_id, target_name, intent, status, "
-    "before_json, after_json, undoes, effect, error, completed_at"
+    "before_json, after_json, undoes, effect, error, completed_at, account"
 )
-_INSERT_CHANGE = f"INSERT INTO changes ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_CHANGE = f"INSERT INTO changes ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _IMPORT_CHANGE = _INSERT_CHANGE + " ON CONFLICT (change_id) DO NOTHING"
 _SELECT = f"SELECT {_COLUMNS} FROM changes"
 _STEP_COLUMNS = "change_id, seq, action, target_id, new_id, detail_json, at"
@@ -232,12 +251,18 @@ class ChangeStore(ABC):
     """The change log and the per-tag write locks, over a SQL database.
 
     Subclasses provide :meth:`_transaction` (a DB-API cursor inside one transaction that
-    commits on success) and :attr:`location` (for messages); the SQL is shared and uses
-    ``?`` placeholders (a backend whose driver wants another style translates them in its
-    cursor wrapper).
+    commits on success), :meth:`_columns` and :attr:`location` (for messages); the SQL is shared
+    and uses ``?`` placeholders (a backend whose driver wants another style translates them in
+    its cursor wrapper).
+
+    A store opened on a database sees every account's changes; :meth:`for_account` gives the view
+    one account works through: its writes record the account, it lists only that account's
+    changes, and :meth:`get` refuses another account's change (so an undo can never reach into
+    another account).
     """
 
     location: str
+    account: str | None = None
 
     @abstractmethod
     def _transaction(self, *, durable: bool = True) -> Any:
@@ -248,10 +273,36 @@ class ChangeStore(ABC):
     def close(self) -> None:  # noqa: B027 - optional for backends without a connection
         """Release the connection (if the backend holds one)."""
 
+    @abstractmethod
+    def _columns(self, cur: Any, table: str) -> set[str]:
+        """The column names of ``table`` (inside a transaction)."""
+
+    def _create_schema(self, cur: Any) -> None:
+        """Create the tables, and add the columns a database from an earlier version lacks."""
+        for ddl in SCHEMA:
+            cur.execute(ddl)
+        present = self._columns(cur, "changes")
+        for column, ddl in MIGRATIONS:
+            if column not in present:
+                cur.execute(ddl)
+                log.info("change log %s: added the %s column", self.location, column)
+
+    def for_account(self, account: str) -> ChangeStore:
+        """This store as account ``account`` sees it (sharing the connection)."""
+        return _AccountView(self, account)
+
     # -- daily counters (the Finout API v2 daily query budget: finout_mcp.api.budget.DailyCounter)
+
+    def _counter(self, name: str) -> str:
+        """A counter's name in the table: an account's own (Finout counts v2 queries per account);
+        the ``default`` account keeps the bare names single-account servers have always used."""
+        if self.account is None or self.account == DEFAULT_ACCOUNT:
+            return name
+        return f"{self.account}:{name}"
 
     def daily_count(self, name: str, day: int) -> int:
         """How many times ``name`` was counted on ``day`` (days since the epoch, UTC)."""
+        name = self._counter(name)
         with self._transaction(durable=False) as cur:
             cur.execute("SELECT n FROM daily_counts WHERE name = ? AND day = ?", (name, day))
             row = cur.fetchone()
@@ -259,6 +310,7 @@ class ChangeStore(ABC):
 
     def count_one(self, name: str, day: int) -> int:
         """Count ``name`` once more on ``day``; the new count. Older days are dropped."""
+        name = self._counter(name)
         with self._transaction(durable=False) as cur:
             cur.execute(
                 "INSERT INTO daily_counts (name, day, n) VALUES (?, ?, 1) "
@@ -296,6 +348,7 @@ class ChangeStore(ABC):
             r.effect,
             r.error,
             r.completed_at,
+            r.account,
         )
 
     def begin(
@@ -317,6 +370,7 @@ class ChangeStore(ABC):
                 operation=operation,
                 target_type=target_type,
                 actor=actor,
+                account=self.account or DEFAULT_ACCOUNT,
                 intent=intent,
                 target_id=target_id,
                 target_name=target_name,
@@ -427,7 +481,24 @@ class ChangeStore(ABC):
 
     @staticmethod
     def _from_row(row: Sequence[Any]) -> ChangeRecord:
-        (cid, at, actor, op, ttype, tid, tname, intent, status, before, after, undoes, effect, error, done) = row
+        (
+            cid,
+            at,
+            actor,
+            op,
+            ttype,
+            tid,
+            tname,
+            intent,
+            status,
+            before,
+            after,
+            undoes,
+            effect,
+            error,
+            done,
+            acct,
+        ) = row
         return ChangeRecord.model_validate(
             {
                 "change_id": cid,
@@ -445,24 +516,35 @@ class ChangeStore(ABC):
                 "effect": effect,
                 "error": error,
                 "completed_at": done,
+                "account": acct,
             }
         )
 
     def get(self, change_id: str) -> ChangeRecord:
+        """The change ``change_id``; in an account's view, only a change made in that account."""
         found = self._records("WHERE change_id = ?", (change_id.strip(),))
         if not found:
             raise InputError(
                 f"No change {fence(change_id)} in the change log at {self.location}. "
                 "Use the change_id a write returned (list_changes shows recent ones)."
             )
-        return found[0]
+        rec = found[0]
+        if self.account is not None and rec.account != self.account:
+            raise InputError(
+                f"Change {rec.change_id} was made in the Finout account {rec.account!r}, not in "
+                f"{self.account!r} (the account of this call): nothing was done. A change is only ever "
+                "undone in the account it was made in.",
+                hint=f"Call again with account={rec.account!r} if that account is configured.",
+            )
+        return rec
 
     def list(self, limit: int = 20, *, tag: str | Sequence[str] | None = None) -> builtins.list[ChangeRecord]:
         """The newest ``limit`` records, newest first; ``tag``: only those that touched this tag (an
         id or a name, or several: a tag's name and its current id)."""
         tail = f"ORDER BY at DESC, change_id DESC LIMIT {max(0, int(limit))}"
+        scope, scope_params = ("account = ?", [self.account]) if self.account is not None else ("", [])
         if tag is None:
-            return self._records("", (), tail)
+            return self._records(f"WHERE {scope}" if scope else "", scope_params, tail)
         refs = [t.strip() for t in ([tag] if isinstance(tag, str) else tag) if t.strip()]
         clauses: builtins.list[str] = []
         params: builtins.list[str] = []
@@ -472,7 +554,10 @@ class ChangeStore(ABC):
                 "(SELECT change_id FROM change_steps WHERE target_id = ? OR new_id = ?)"
             )
             params.extend((t, t, t, t))
-        return self._records("WHERE " + " OR ".join(f"({c})" for c in clauses), params, tail)
+        where = " OR ".join(f"({c})" for c in clauses)
+        if scope:
+            where, params = f"{scope} AND ({where})", [*scope_params, *params]
+        return self._records("WHERE " + where, params, tail)
 
     def undos_of(self, change_id: str) -> builtins.list[ChangeRecord]:
         """Every undo record of ``change_id`` (any status), oldest first."""
@@ -641,8 +726,7 @@ class SqliteChangeStore(ChangeStore):
         conn.execute("PRAGMA busy_timeout=30000")
         self._conn = conn
         with self._transaction() as cur:
-            for ddl in SCHEMA:
-                cur.execute(ddl)
+            self._create_schema(cur)
         legacy = self.state_dir / LEGACY_JSONL_FILE
         if legacy.exists():
             self.import_jsonl(legacy)
@@ -667,6 +751,10 @@ class SqliteChangeStore(ChangeStore):
                 if not durable:
                     cur.execute("PRAGMA synchronous=FULL")
                 cur.close()
+
+    def _columns(self, cur: Any, table: str) -> set[str]:
+        cur.execute(f"PRAGMA table_info({table})")
+        return {str(row[1]) for row in cur.fetchall()}
 
     def close(self) -> None:
         with self._lock:
@@ -715,8 +803,7 @@ class PostgresChangeStore(ChangeStore):
 
         self._conn = psycopg.connect(self._url, autocommit=True)  # transactions are explicit
         with self._transaction() as cur:  # serialised: one replica creates the schema at a time
-            for ddl in SCHEMA:
-                cur.execute(ddl)
+            self._create_schema(cur)
         return self._conn
 
     @contextmanager
@@ -731,11 +818,37 @@ class PostgresChangeStore(ChangeStore):
                     cur.execute("SET LOCAL synchronous_commit = off")
                 yield _PgCursor(cur)
 
+    def _columns(self, cur: Any, table: str) -> set[str]:
+        cur.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+            "AND table_name = ?",
+            (table,),
+        )
+        return {str(row[0]) for row in cur.fetchall()}
+
     def close(self) -> None:
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+
+class _AccountView(ChangeStore):
+    """One account's view of a store: same database, same connection, scoped reads and writes."""
+
+    def __init__(self, store: ChangeStore, account: str) -> None:
+        self._store = store
+        self.account = account
+        self.location = store.location
+
+    def _transaction(self, *, durable: bool = True) -> Any:
+        return self._store._transaction(durable=durable)
+
+    def _columns(self, cur: Any, table: str) -> set[str]:
+        return self._store._columns(cur, table)
+
+    def for_account(self, account: str) -> ChangeStore:
+        return self._store.for_account(account)
 
 
 def open_change_store(state_dir: Path, database_url: str | None = None) -> ChangeStore:
