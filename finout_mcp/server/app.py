@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from finout_mcp import __version__
 from finout_mcp.config import Settings
 from finout_mcp.server.auth import ScopeGate
-from finout_mcp.server.instructions import INSTRUCTIONS
+from finout_mcp.server.instructions import INSTRUCTIONS, accounts_instructions
 from finout_mcp.server.state import StateRef, build_lifespan
 from finout_mcp.server.tools.common import ToolSpec, argument_size_problem, slim_schema
 from finout_mcp.server.toolsets import parse_toolsets
@@ -42,10 +42,16 @@ class FinoutServer(MCPServer[Any]):
     start-up, and ``initialize`` does not need them: they are made on the first ``tools/list``
     or ``tools/call``. The listing is computed once, with :func:`slim_schema` applied, so the
     model reads fewer bytes; arguments are still validated against the full pydantic models.
+
+    With several accounts every tool is listed with an ``account`` argument, which each call
+    names (or the default): :mod:`finout_mcp.server.accounts`.
     """
 
-    def __init__(self, *args: Any, tool_loader: Callable[[], list[ToolSpec]], **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, tool_loader: Callable[[], list[ToolSpec]], accounts: Accounts, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
+        self.accounts = accounts
         self._tool_loader: Callable[[], list[ToolSpec]] | None = tool_loader
         self._listing: list[MCPTool] | None = None
         self._write_tools: frozenset[str] = frozenset()
@@ -89,6 +95,10 @@ class FinoutServer(MCPServer[Any]):
                 )
                 for t in await super().list_tools()
             ]
+            if self.accounts.multi:
+                from finout_mcp.server.accounts import with_account
+
+                self._listing = [with_account(t, self.accounts) for t in self._listing]
         return self._listing
 
     async def get_prompt(
@@ -115,6 +125,24 @@ class FinoutServer(MCPServer[Any]):
         too_big = await anyio.to_thread.run_sync(argument_size_problem, arguments)
         if too_big is not None:
             raise ToolError(f"Arguments too large: {too_big}. Send less per call (split the work).")
+        if not self.accounts.multi:
+            return await self._call(name, arguments, context)
+        from finout_mcp.server.accounts import in_account, name_account, pick_account
+        from finout_mcp.server.state import using_account
+
+        account, rest = pick_account(self.accounts, name, arguments)
+        if account is None:
+            return await self._call(name, rest, context)
+        with using_account(account):
+            try:
+                result = await self._call(name, rest, context)
+            except ToolError as exc:
+                raise in_account(exc, name, account) from exc.__cause__
+        return name_account(result, account)
+
+    async def _call(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None
+    ) -> CallToolResult | InputRequiredResult:
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
@@ -155,14 +183,17 @@ def build_server(
     def load_tools() -> list[ToolSpec]:
         from finout_mcp.server.tools.registry import select
 
-        return select(chosen, read_only=settings.read_only)
+        # write tools are listed while any account takes writes (a read-only one refuses them);
+        # list_accounts only with several accounts (with one there is nothing to choose)
+        return select(chosen, read_only=not accounts.any_writable, several_accounts=accounts.multi)
 
     server = FinoutServer(
         "finout-mcp",
         title="Finout",
         version=__version__,
-        instructions=INSTRUCTIONS,
+        instructions=INSTRUCTIONS + (accounts_instructions(accounts) if accounts.multi else ""),
         tool_loader=load_tools,
+        accounts=accounts,
         lifespan=build_lifespan(settings, accounts=accounts, sandboxes=by_name, today=today, ref=ref, actor=actor),
         log_level=settings.log_level.upper() if settings.log_level.upper() in _LEVELS else "WARNING",
     )

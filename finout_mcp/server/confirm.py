@@ -60,8 +60,12 @@ async def preview_if_asking(ctx: Context, dry_run: bool, plan: Callable[[], Awai
 
 
 def message(action: str, plan: WriteResult) -> str:
-    """The confirmation text: what, the readable diff, dependents and warnings."""
-    lines = [f"{action}?"]
+    """The confirmation text: what (and in which account, when there are several), the readable
+    diff, dependents and warnings."""
+    from finout_mcp.server.state import current_account
+
+    account = current_account()
+    lines = [f"{action} in the Finout account {account!r}?" if account else f"{action}?"]
     if plan.diff is not None:
         lines.append(plan.diff.summary)
         for r in plan.diff.rules:

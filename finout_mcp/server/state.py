@@ -281,12 +281,22 @@ class StateRef:
     users: int = 0
 
 
-def get_state(ctx: Context[Any, Any]) -> AccountState:
-    """The services of the account this tool call is for."""
+def get_run(ctx: Context[Any, Any]) -> AppState:
+    """The state of the whole run (every account), for the tools about the accounts themselves."""
     state = ctx.request_context.lifespan_context
     if not isinstance(state, AppState):  # pragma: no cover - wiring error, not user input
         raise RuntimeError("server state is not initialised")
-    return state.account(_ACCOUNT.get())
+    return state
+
+
+def current_account() -> str | None:
+    """The account the running tool call names, when several are configured (None with one)."""
+    return _ACCOUNT.get()
+
+
+def get_state(ctx: Context[Any, Any]) -> AccountState:
+    """The services of the account this tool call is for."""
+    return get_run(ctx).account(_ACCOUNT.get())
 
 
 def build_lifespan(

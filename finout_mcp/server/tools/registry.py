@@ -17,6 +17,7 @@ import typing
 from collections.abc import Iterable, Mapping, Sequence
 
 from finout_mcp.server.tools import (
+    accounts,
     changes,
     composer,
     cost_query,
@@ -79,9 +80,13 @@ TOOLSETS: dict[str, tuple[ToolSpec, ...]] = {
     "changes": changes.TOOLS,
     "insights": insights.TOOLS,
 }
-check_toolsets(TOOLSETS)
+ACCOUNT_TOOLS: tuple[ToolSpec, ...] = accounts.TOOLS
+"""Listed only with several Finout accounts (and then whatever the toolsets)."""
+check_toolsets({**TOOLSETS, "accounts": ACCOUNT_TOOLS}, names=(*TOOLSET_NAMES, "accounts"))
 
 
-def select(toolsets: Iterable[str], *, read_only: bool) -> list[ToolSpec]:
-    """The tools of these toolsets, in registry order; with ``read_only``, only the read tools."""
-    return [spec for name in toolsets for spec in TOOLSETS[name] if spec.read_only or not read_only]
+def select(toolsets: Iterable[str], *, read_only: bool, several_accounts: bool = False) -> list[ToolSpec]:
+    """The tools of these toolsets, in registry order; with ``read_only``, only the read tools;
+    with ``several_accounts``, list_accounts too."""
+    chosen = [spec for name in toolsets for spec in TOOLSETS[name] if spec.read_only or not read_only]
+    return [*chosen, *ACCOUNT_TOOLS] if several_accounts else chosen
