@@ -129,3 +129,16 @@ def test_a_postgres_log_from_before_accounts_is_migrated(pg_url: str) -> None:
     finally:
         for s in stores:
             s.close()
+
+
+def test_each_account_counts_its_own_v2_queries(tmp_path: Path) -> None:
+    """Finout's daily cap of v2 queries is per account: one account's queries do not spend another's."""
+    store = SqliteChangeStore(tmp_path)
+    try:
+        acme, globex, default = (store.for_account(n) for n in ("acme", "globex", "default"))
+        assert [acme.count_one("q", 20_000) for _ in range(3)] == [1, 2, 3]
+        assert (globex.daily_count("q", 20_000), acme.daily_count("q", 20_000)) == (0, 3)
+        default.count_one("q", 20_000)
+        assert store.daily_count("q", 20_000) == 1  # the default account keeps the single-account name
+    finally:
+        store.close()
