@@ -191,3 +191,83 @@ async def test_forecast_arguments_are_checked(tmp_path: Path) -> None:
         assert a is not None and a.read_only_hint is True and a.open_world_hint is False
         message = await call_error(client, "forecast_costs", {"view": "Costs by team", "horizon": 4})
         assert "horizon" in message
+
+
+# ----------------------------------------------------------------------------- what the figures mean
+
+
+def numbers_in(note: str) -> list[float]:
+    """The signed amounts of a lower-month note's reasons ("...): -279 28 days vs 31; +23 weekday mix ...")."""
+    reasons = note.split("): ", 1)[1].split("; ")
+    return [float(r.split(" ", 1)[0].replace(",", "")) for r in reasons]
+
+
+def test_a_month_forecast_lower_says_why_in_dollars_that_add_up() -> None:
+    def cost(d: date) -> float:
+        return 78.0 if d.weekday() >= 5 else 100.0
+
+    out = answer(cost, date(2026, 12, 1), horizon=3)
+    dec, jan, feb = (month_sum(cost, date(2026, 12, 1), date(2026, 12, 31)), 2880.0, 2624.0)
+    assert (dec, month_sum(cost, date(2027, 1, 1), date(2027, 1, 31))) == (2924.0, jan)
+    notes = {n.split(" is forecast")[0]: n for n in out.notes if " is forecast " in n}
+    assert set(notes) == {"2027-01", "2027-02"}  # the only months below the one before (March is above)
+    # January: same length as December, two more weekend days (10 vs 8), no trend
+    assert "weekday mix (10 Saturdays and Sundays vs 8)" in notes["2027-01"]
+    assert sum(numbers_in(notes["2027-01"])) == pytest.approx(jan - dec, abs=1)
+    # February: three days fewer (at January's average day) and, for that, a richer weekday mix
+    assert f"{-3 * jan / 31:+,.0f} 28 days vs 31" in notes["2027-02"]
+    assert sum(numbers_in(notes["2027-02"])) == pytest.approx(feb - jan, abs=1)
+
+
+def test_a_spike_this_month_is_named_as_why_next_month_is_lower() -> None:
+    spike = (date(2026, 12, 1), date(2026, 12, 3))
+
+    def cost(d: date) -> float:
+        return 300.0 if spike[0] <= d <= spike[1] else 100.0
+
+    out = answer(cost, date(2026, 12, 16))
+    dec, jan = out.months
+    assert (dec.forecast, jan.forecast) == (3700.0, 3100.0)  # the spike is actual, and not repeated
+    note = next(n for n in out.notes if n.startswith("2027-01 is forecast"))
+    assert "2026-12 +600" in note and "one-offs are not repeated" in note
+    assert numbers_in(note) == [-600.0]
+
+
+async def test_the_forecast_says_what_its_error_and_interval_are_and_what_it_cannot_know(tmp_path: Path) -> None:
+    """method_error_pct is defined where the model reads it; last year's same months and the largest recent
+    spike are set beside the forecast; a month forecast lower than the one before says why."""
+    async with demo(tmp_path) as (client, sb):
+        out = await call(client, "forecast_costs", {"view": "All costs by service", "horizon": 2})
+    sandbox_view = next(v for v in sb.account.views if v.name == "All costs by service")
+
+    def total(first: date, last: date) -> float:
+        return month_sum(
+            lambda d: sum(round(sandbox_view.cost(g, d, TODAY), 4) for g in sandbox_view.groups), first, last
+        )
+
+    track = out["track_record"]
+    # The origins: the same day of earlier months (today is the 25th), the latest one month ago.
+    assert track["last_origin"] == "2026-10-25" and track["first_origin"].endswith("-25")
+    note = next(n for n in out["notes"] if n.startswith("method_error_pct"))
+    assert f"{track['origins']} earlier months ({track['first_origin']}..{track['last_origin']})" in note
+    assert "history before that day only" in note and "root-mean-square" in note
+    ahead = {a["months_ahead"]: a for a in track["by_months_ahead"]}
+    for k, month in enumerate(out["months"]):  # the interval is the stated width for that month ahead
+        width = (month["high"] - month["forecast"]) / month["forecast"] * 100
+        assert width == pytest.approx(ahead[k]["interval_pct"], abs=0.06), (k, month)
+        assert ahead[k]["origins"] == track["origins"] - k  # a month k ahead is complete from fewer origins
+    # Last year's December against November, from the sandbox's own costs
+    dec, nov = total(date(2025, 12, 1), date(2025, 12, 31)), total(date(2025, 11, 1), date(2025, 11, 30))
+    last_year = next(n for n in out["notes"] if n.startswith("Last year"))
+    assert f"2025-12 was {(dec / nov - 1) * 100:+.1f}% on 2025-11" in last_year
+    # The RDS spike planted 12 days ago (3 days at 3x) is larger than the interval: the answer says so.
+    rds = next(s for s in sandbox_view.spikes if s.group == "AmazonRDS")
+    spike = next(n for n in out["notes"] if "narrower than the largest departure" in n)
+    assert f"{rds.first_day}..{rds.last_day}" in spike
+    # January (10 weekend days) is forecast below December (8); December above November: no note for it.
+    jan, dec_f = out["months"][2]["forecast"], out["months"][1]["forecast"]
+    lower = [n for n in out["notes"] if " is forecast " in n and " lower than " in n]
+    assert jan < dec_f and any(
+        n.startswith("2027-01 is forecast") and "10 Saturdays and Sundays vs 8" in n for n in lower
+    )
+    assert not any(n.startswith("2026-12 is forecast") for n in lower)

@@ -19,6 +19,11 @@ day of each earlier month (as far as the fetched history allows), and the spread
 errors for the same month offset gives the range (:data:`INTERVAL` coverage, normal quantile of the
 root-mean-square error). The naive baseline, "run rate", is the average of the last 30 complete
 days times the days left; it is reported beside the forecast, and on the same past origins.
+
+What the figures mean is said in the notes (the model reads them; output field descriptions do not reach
+it): the track record in words, last year's same months (the method has no yearly seasonality), the
+largest recent spike when it is wider than the interval, and why a month is forecast lower than the
+one before (actual days off normal, fewer days, weekday mix, trend: dollars that add up).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from statistics import NormalDist, median
 from pydantic import BaseModel, Field
 
 from finout_mcp.api.models import View
-from finout_mcp.services import baseline
+from finout_mcp.services import anomalies, baseline
 from finout_mcp.services.costs import ANSWER_BUDGET_BYTES, Money, Pct, SeriesLike, ViewRef, daily_table
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.fencing import fence
@@ -94,9 +99,15 @@ class DailyModel:
     slope: float
     profile: tuple[float, ...]
 
-    def predict(self, day: date) -> float:
-        x = (day - self.origin).days
+    def predict(self, day: date, *, trend_at: date | None = None) -> float:
+        """The day's cost; with ``trend_at``, at the trend's level of that day (weekday effect of ``day``)."""
+        x = ((trend_at or day) - self.origin).days
         return baseline.from_log(self.intercept + self.slope * x + self.profile[day.weekday()], self.offset)
+
+    @property
+    def monthly_trend(self) -> float:
+        """The trend's change over an average month (30.44 days), as a ratio - 1."""
+        return math.exp(self.slope * 30.44) - 1
 
 
 def fit(values: Sequence[float], first_day: date) -> DailyModel:
@@ -129,10 +140,15 @@ class DailyHistory:
         return self.values[lo : hi + 1] if hi >= lo else []
 
 
+def model_at(history: DailyHistory, as_of: date) -> DailyModel:
+    """The model fitted on the :data:`FIT_DAYS` complete days before ``as_of``."""
+    fit_first = max(as_of - timedelta(days=FIT_DAYS), history.first_day)
+    return fit(history.between(fit_first, as_of - timedelta(days=1)), fit_first)
+
+
 def month_totals(history: DailyHistory, as_of: date, months: Sequence[DateSpan]) -> list[float]:
     """Each month's total as the method sees it on ``as_of``: actual before it, forecast from it."""
-    fit_first = max(as_of - timedelta(days=FIT_DAYS), history.first_day)
-    model = fit(history.between(fit_first, as_of - timedelta(days=1)), fit_first)
+    model = model_at(history, as_of)
     out = []
     for m in months:
         known = sum(history.between(m.first, min(m.last, as_of - timedelta(days=1))))
@@ -162,6 +178,7 @@ class PastErrors:
 
     method: list[list[float]]
     run_rate: list[list[float]]
+    origin_days: list[date]  # the origins re-run from, latest first
 
     @property
     def origins(self) -> int:
@@ -185,6 +202,7 @@ def past_errors(history: DailyHistory, as_of: date, horizon: int) -> PastErrors:
     """How the method and the run rate did from :func:`past_origins`, for month offsets 0..horizon."""
     method: list[list[float]] = [[] for _ in range(horizon + 1)]
     naive: list[list[float]] = [[] for _ in range(horizon + 1)]
+    used: list[date] = []
     for origin in past_origins(history, as_of):
         months = [month_span(add_months(origin.replace(day=1), k)) for k in range(horizon + 1)]
         months = [m for m in months if m.last < as_of]  # only months whose actual cost is known
@@ -202,7 +220,9 @@ def past_errors(history: DailyHistory, as_of: date, horizon: int) -> PastErrors:
             if a > 0:
                 method[k].append(f / a - 1)
                 naive[k].append(r / a - 1)
-    return PastErrors(method, naive)
+                if k == 0:
+                    used.append(origin)
+    return PastErrors(method, naive, used)
 
 
 def _rms(errors: Sequence[float]) -> float:
@@ -234,12 +254,35 @@ class SeriesForecast(BaseModel):
     months: list[MonthForecast]
 
 
-class TrackRecord(BaseModel):
-    """How the method did on this view's own past (the same day of earlier months)."""
+class MonthsAhead(BaseModel):
+    """The track record for one distance: the month of the origin (0), the month after (1), ..."""
 
-    origins: int
-    method_error_pct: Pct = Field(description="Mean absolute % error of the monthly totals, all offsets.")
+    months_ahead: int = Field(description="0: the origin's own month (partly actual then); 1: the month after...")
+    origins: int = Field(description="Past origins whose month this far ahead is complete, so can be scored.")
+    method_error_pct: Pct = Field(description="Mean absolute % error of the method's month totals.")
     run_rate_error_pct: Pct = Field(description="The same for the naive run rate.")
+    interval_pct: Pct | None = Field(
+        default=None,
+        description=f"The {INTERVAL:.0%} interval's half-width this gives, % of the forecast: {Z_INTERVAL:.2f} x the "
+        f"root-mean-square error, at least {MIN_HALF_WIDTH:.1%} (null: fewer than {MIN_PAST_ORIGINS} origins).",
+    )
+
+
+class TrackRecord(BaseModel):
+    """How the method did on this view's own past: re-run from the same day of earlier months, each time on
+    the history before that day only, and compared with what those months then cost."""
+
+    origins: int = Field(
+        description=f"Past origins: the same day of each earlier month with {FIT_DAYS} days of history before it."
+    )
+    first_origin: date | None = None
+    last_origin: date | None = None
+    method_error_pct: Pct = Field(
+        description="Mean absolute percentage error of the method's month totals from those origins, over this "
+        "month and every month ahead up to horizon (by_months_ahead splits it)."
+    )
+    run_rate_error_pct: Pct = Field(description="The same for the naive run rate.")
+    by_months_ahead: list[MonthsAhead] = Field(default_factory=list)
 
 
 class ForecastAnswer(BaseModel):
@@ -317,13 +360,9 @@ def forecast_view(
     total = history(total_daily)
     errors = past_errors(total, today, horizon)
     notes: list[str] = []
-    track: TrackRecord | None = None
-    flat_m = [e for ks in errors.method for e in ks]
-    flat_r = [e for ks in errors.run_rate for e in ks]
-    if flat_m:
-        track = TrackRecord(
-            origins=errors.origins, method_error_pct=_mape(flat_m), run_rate_error_pct=_mape(flat_r)
-        )
+    track = track_record(errors)
+    if track is not None:
+        notes.append(track_note(track))
     if errors.origins < MIN_PAST_ORIGINS:
         notes.append(
             f"Only {errors.origins} earlier months to measure the method's error on: no interval is given "
@@ -356,6 +395,17 @@ def forecast_view(
         "No yearly seasonality, commitments, price changes or planned launches are modelled: the forecast "
         f"continues the last {FIT_DAYS} days' trend and weekly pattern."
     )
+    totals = _forecast_rows(total, today, months, errors)
+    points = [row.forecast for row in totals]
+    notes.extend(
+        note
+        for note in (
+            last_year_note(total, months, points),
+            spike_note(total, today, totals),
+            *lower_month_notes(total, today, months, points),
+        )
+        if note
+    )
     answer = ForecastAnswer(
         view=ViewRef(id=view.id, name=view.name),
         cost_type=cost_type,
@@ -364,7 +414,7 @@ def forecast_view(
         history_first_day=first,
         history_last_day=fetched.last,
         method=METHOD,
-        months=_forecast_rows(total, today, months, errors),
+        months=totals,
         series=rows,
         series_count=len(group_daily),
         track_record=track,
@@ -374,3 +424,174 @@ def forecast_view(
         answer.series = answer.series[:-1]
         answer.notes.append(f"Cut to {len(answer.series)} series to keep the answer under 8 KB.")
     return answer
+
+
+# ----------------------------------------------------------------------------- what the figures mean
+
+
+def track_record(errors: PastErrors) -> TrackRecord | None:
+    """The method's record from the past origins, overall and per distance; None when there is none."""
+    flat_m = [e for ks in errors.method for e in ks]
+    if not flat_m:
+        return None
+    flat_r = [e for ks in errors.run_rate for e in ks]
+    ahead = [
+        MonthsAhead(
+            months_ahead=k,
+            origins=len(m),
+            method_error_pct=_mape(m),
+            run_rate_error_pct=_mape(r),
+            interval_pct=max(Z_INTERVAL * _rms(m), MIN_HALF_WIDTH) * 100.0 if len(m) >= MIN_PAST_ORIGINS else None,
+        )
+        for k, (m, r) in enumerate(zip(errors.method, errors.run_rate, strict=True))
+        if m
+    ]
+    return TrackRecord(
+        origins=errors.origins,
+        first_origin=errors.origin_days[-1] if errors.origin_days else None,
+        last_origin=errors.origin_days[0] if errors.origin_days else None,
+        method_error_pct=_mape(flat_m),
+        run_rate_error_pct=_mape(flat_r),
+        by_months_ahead=ahead,
+    )
+
+
+def _ahead(k: int) -> str:
+    return "this month" if k == 0 else f"{k} month{'s' if k > 1 else ''} ahead"
+
+
+def track_note(track: TrackRecord) -> str:
+    """The track record in words: what error, from how many origins, how far ahead, and the interval from it."""
+    span = f" ({track.first_origin}..{track.last_origin})" if track.first_origin and track.last_origin else ""
+    per = ", ".join(f"{_ahead(a.months_ahead)} {a.method_error_pct:.1f}%" for a in track.by_months_ahead)
+    widths = ", ".join(
+        f"±{a.interval_pct:.1f}% {_ahead(a.months_ahead)}"
+        for a in track.by_months_ahead
+        if a.interval_pct is not None
+    )
+    text = (
+        f"method_error_pct: the method was re-run from the same day of {track.origins} earlier months{span}, each "
+        "time on the history before that day only; its month totals were off from what those months then cost by "
+        f"{track.method_error_pct:.1f}% on average ({per}); the run rate's by {track.run_rate_error_pct:.1f}%."
+    )
+    if widths:
+        text += (
+            f" The {INTERVAL:.0%} interval is ±{Z_INTERVAL:.2f} x the root-mean-square of those errors for the same "
+            f"month ahead, at least ±{MIN_HALF_WIDTH:.1%}: {widths}."
+        )
+    return text
+
+
+def _label(m: DateSpan) -> str:
+    return f"{m.first.year:04d}-{m.first.month:02d}"
+
+
+def last_year_note(total: DailyHistory, months: Sequence[DateSpan], points: Sequence[float]) -> str | None:
+    """How the same months moved last year (month over month), beside this forecast's moves: the method has
+    no yearly seasonality, so a reader can weigh what it cannot know. None without a year of history."""
+    parts = []
+    for k, m in enumerate(months):
+        before = month_span(add_months(m.first, -1))
+        ly, ly_before = month_span(add_months(m.first, -12)), month_span(add_months(m.first, -13))
+        if ly_before.first < total.first_day:
+            continue
+        a, b = sum(total.between(ly.first, ly.last)), sum(total.between(ly_before.first, ly_before.last))
+        previous = points[k - 1] if k > 0 else sum(total.between(before.first, before.last))
+        if a <= 0 or b <= 0 or previous <= 0:
+            continue
+        per_day = (a / ly.days) / (b / ly_before.days) - 1
+        parts.append(
+            f"{_label(ly)} was {(a / b - 1) * 100:+.1f}% on {_label(ly_before)} ({per_day * 100:+.1f}% per day), "
+            f"this forecast has {_label(m)} {(points[k] / previous - 1) * 100:+.1f}% on {_label(before)}"
+        )
+    if not parts:
+        return None
+    return "Last year, month on month (the forecast does not carry these moves): " + "; ".join(parts) + "."
+
+
+RECENT_DAYS = 90  # the departures compared with the interval: those of the last 90 days
+SHOWN_EFFECT = 0.0025  # a reason for a lower month is named when it moves it by 0.25% or more
+
+
+def spike_note(total: DailyHistory, today: date, rows: Sequence[MonthForecast]) -> str | None:
+    """A warning when the interval is narrower than the largest departure from normal of the last
+    :data:`RECENT_DAYS` days (found as ``find_cost_anomalies`` finds them): one such one-off in a forecast
+    month would put it outside. None when no interval is that narrow."""
+    n = min(len(total.values), RECENT_DAYS + anomalies.WINDOW_DAYS)
+    first = total.first_day + timedelta(days=len(total.values) - n)
+    checks = [
+        c for c in anomalies.check_days(total.values[-n:], first) if c.day >= today - timedelta(days=RECENT_DAYS)
+    ]
+    runs = anomalies.find_runs(checks)
+    if not runs:
+        return None
+    big = max(runs, key=lambda r: abs(r.excess))
+    narrow = [r for r in rows if r.high is not None and r.high - r.forecast < abs(big.excess)]
+    if not narrow:
+        return None
+    widths = ", ".join(f"±{r.high - r.forecast:,.0f} in {r.month}" for r in narrow if r.high is not None)
+    return (
+        f"The interval ({widths}) is narrower than the largest departure from normal in the last {RECENT_DAYS} "
+        f"days: a {big.kind} of {big.excess:+,.0f} on {big.days[0].day}..{big.days[-1].day} (find_cost_anomalies "
+        "explains it). The interval comes from past month-total errors; a one-off like it in a forecast month "
+        "would put that month outside."
+    )
+
+
+def lower_month_notes(
+    total: DailyHistory, today: date, months: Sequence[DateSpan], points: Sequence[float]
+) -> list[str]:
+    """Why a month is forecast lower than the one before (the first: than last month's actual), in dollars that
+    add up to the difference: actual days off the model's normal (spikes are not repeated), fewer days, the
+    weekday mix (more low-cost days), and the trend."""
+    model = model_at(total, today)
+    last = today - timedelta(days=1)
+    previous = month_span(add_months(months[0].first, -1))
+    spans = [previous, *months]
+    totals = [sum(total.between(previous.first, previous.last)), *points]
+    notes = []
+    for a, ta, b, tb in zip(spans, totals, spans[1:], totals[1:], strict=False):
+        if tb >= ta or ta <= 0 or a.first < total.first_day:  # not lower, or last month not all in the history
+            continue
+
+        def modelled(m: DateSpan) -> float:
+            return sum(model.predict(d) for d in baseline.day_range(m.first, m.days))
+
+        def at_today(m: DateSpan) -> float:  # the calendar alone: the trend frozen at today's level
+            return sum(model.predict(d, trend_at=today) for d in baseline.day_range(m.first, m.days))
+
+        def off_normal(m: DateSpan) -> float:  # actual days above (+) or below the model's normal
+            days = [d for d in baseline.day_range(m.first, m.days) if d <= last]
+            return (
+                sum(total.between(m.first, min(m.last, last))) - sum(model.predict(d) for d in days)
+                if days
+                else 0.0
+            )
+
+        calendar = at_today(b) - at_today(a)
+        days_effect = (b.days - a.days) * at_today(a) / a.days
+        off_a, off_b = off_normal(a), off_normal(b)
+        so_far = f", {_label(b)} so far {off_b:+,.0f}" if b.first <= last else ""
+        weekends = (_weekend_days(a), _weekend_days(b))
+        mix = f" ({weekends[1]} Saturdays and Sundays vs {weekends[0]})" if weekends[0] != weekends[1] else ""
+        effects = [
+            (
+                off_b - off_a,
+                f"actual days off the model's normal ({_label(a)} {off_a:+,.0f}{so_far}: one-offs are "
+                "not repeated)",
+            ),
+            (days_effect, f"{b.days} days vs {a.days}"),
+            (calendar - days_effect, f"weekday mix{mix}"),
+            ((modelled(b) - modelled(a)) - calendar, f"trend ({model.monthly_trend * 100:+.1f}% a month)"),
+        ]
+        shown = sorted((e for e in effects if abs(e[0]) >= SHOWN_EFFECT * ta), key=lambda e: e[0])
+        notes.append(
+            f"{_label(b)} is forecast {(1 - tb / ta) * 100:.1f}% lower than {_label(a)} ({tb - ta:+,.0f}): "
+            + "; ".join(f"{value:+,.0f} {why}" for value, why in shown)
+            + "."
+        )
+    return notes
+
+
+def _weekend_days(m: DateSpan) -> int:
+    return sum(1 for d in baseline.day_range(m.first, m.days) if d.weekday() >= 5)

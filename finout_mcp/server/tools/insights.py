@@ -89,7 +89,9 @@ async def forecast_costs(
 ) -> forecast.ForecastAnswer:
     """Forecast a view's cost: this calendar month's projected total (actual so far + forecast of the rest)
     and the next 1-3 months, for the view and its top series, each with an 80% interval and the naive
-    run rate beside it; the method is named and its error on this view's own past is given. Answers
+    run rate beside it. track_record: how far off the method was on this view's own past (re-run from the
+    same day of earlier months), which sets the interval; notes put last year's same months and the
+    largest recent spike beside it and say why a month is forecast lower than the one before. Answers
     "forecast next month" or "where will this month land?" in one call. Pick the view with list_views.
     It continues the recent trend and weekly pattern: it does not know budgets, commitments or planned
     launches, and does not go beyond 3 months."""
