@@ -39,7 +39,7 @@ import anyio
 import httpx
 from mcp import Client, StdioServerParameters
 
-from finout_mcp.api.models import strip_display_names
+from finout_mcp.filters.canonical import strip_display_names
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

@@ -35,9 +35,9 @@ from finout_mcp.api.models import (
     VirtualTag,
     VirtualTagRule,
     VirtualTagWrite,
-    strip_display_names,
 )
 from finout_mcp.config import Settings
+from finout_mcp.filters.canonical import strip_display_names
 
 CLIENT_ID = "cid-4f2a"
 SECRET = "sk-VERY-secret-9f8e7d6c"

@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from finout_mcp.api.models import MegabillKey
+from finout_mcp.filters.implication import implies
 from finout_mcp.services.composer import ComposeResult, StaticCatalog, compose, evaluate, evaluate_intent
 from finout_mcp.services.errors import InputError
-from finout_mcp.services.lint import implies
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

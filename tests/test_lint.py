@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from finout_mcp.api.models import MegabillKey, TagReference, Timeframe, VirtualTag, VirtualTagRule
+from finout_mcp.filters.implication import implies
 from finout_mcp.services.composer import MAX_RULES, StaticCatalog
-from finout_mcp.services.lint import LintReport, RuleSpec, implies, lint_rules, rules_from_tag
+from finout_mcp.services.lint import LintReport, RuleSpec, lint_rules, rules_from_tag
 
 KEYS = [
     MegabillKey(cost_center="Kubernetes", key="namespace", display_name="Namespace"),

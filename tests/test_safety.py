@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from finout_mcp.api.models import Endpoint, ValueMetadata, VirtualTag, VirtualTagRule, VirtualTagWrite
+from finout_mcp.filters.canonical import canonical_json
 from finout_mcp.services.diffs import diff_metadata, diff_rules, diff_tag
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.safety import (
-    canonical_json,
     mask_endpoint,
     mask_secret_url,
     merge_metadata,

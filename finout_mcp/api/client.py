@@ -106,10 +106,10 @@ from finout_mcp.api.models import (
     VirtualTagWrite,
     metadata_body,
     shape_of,
-    strip_display_names,
 )
 from finout_mcp.api.retries import RetryBudget, current_budget
 from finout_mcp.config import MAX_CONCURRENCY, Settings, redact_url
+from finout_mcp.filters.canonical import rule_for_write, strip_display_names
 
 log = logging.getLogger("finout_mcp.api")
 
@@ -171,16 +171,7 @@ def virtual_tag_body(body: VirtualTagWrite) -> dict[str, Any]:
     data = {k: v for k, v in body.wire().items() if k not in SERVER_OWNED_FIELDS}
     rules = data.get("rules")
     if isinstance(rules, list):
-        cleaned = []
-        for rule in rules:
-            if isinstance(rule, dict):
-                rule = dict(rule)
-                if "filters" in rule:
-                    rule["filters"] = strip_display_names(rule["filters"])
-                if isinstance(rule.get("to"), dict):
-                    rule["to"] = {k: v for k, v in rule["to"].items() if k != "displayName"}
-            cleaned.append(rule)
-        data["rules"] = cleaned
+        data["rules"] = [rule_for_write(rule) if isinstance(rule, dict) else rule for rule in rules]
     return data
 
 
@@ -903,6 +894,5 @@ __all__ = [
     "error_details",
     "parse_retry_after",
     "segment",
-    "strip_display_names",
     "virtual_tag_body",
 ]

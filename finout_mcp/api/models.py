@@ -19,7 +19,7 @@ What was read is sent back in the shape it was read (see :meth:`VirtualTag.write
 :meth:`ValueMetadata.wire`).
 
 A *filter* is kept as plain JSON (``FinoutFilter``): it is a recursive union of a
-condition and AND/OR groups whose exact shape the composer (``services.composer``)
+condition and AND/OR groups whose exact shape the filter model (``finout_mcp.filters``)
 validates and canonicalises. Models here only carry it.
 """
 
@@ -35,6 +35,9 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 FinoutFilter = dict[str, Any]
 """A Finout filter as JSON: ``{"costCenter","key","operator","value"?}`` or ``{"AND"|"OR": [...]}``."""
+
+VIRTUAL_TAGS = "Virtual Tags"
+"""The cost center of virtual tags: a condition on a tag, and a ``to`` taking another tag's value."""
 
 CostType = Literal["blendedCost", "unblendedCost", "netUnblendedCost", "amortizedCost", "netAmortizedCost"]
 COST_TYPES: tuple[str, ...] = (
@@ -124,16 +127,6 @@ EpochMs = Annotated[int, BeforeValidator(parse_moment)]
 
 Moment = int | str
 """A time that is sent back (a rule's timeframe): kept exactly as read; see :func:`parse_moment`."""
-
-
-def strip_display_names(value: Any) -> Any:
-    """A copy of a filter (or any JSON) without ``displayName`` at any depth: GET responses add
-    it to conditions, and POST/PUT must never send it back."""
-    if isinstance(value, dict):
-        return {k: strip_display_names(v) for k, v in value.items() if k != "displayName"}
-    if isinstance(value, list):
-        return [strip_display_names(v) for v in value]
-    return value
 
 
 class ApiModel(BaseModel):
@@ -340,14 +333,14 @@ class TagReference(ApiModel):
     virtual tag (finout-api.md "Virtual tags": ``{"key": <tag id>, "costCenter": "Virtual Tags"}``)."""
 
     key: str
-    cost_center: str = "Virtual Tags"
+    cost_center: str = VIRTUAL_TAGS
 
 
 def value_label(value: str | TagReference | None) -> str | None:
     """How a rule's ``to`` or a default value reads to a person."""
     if value is None or isinstance(value, str):
         return value
-    if value.cost_center == "Virtual Tags":
+    if value.cost_center == VIRTUAL_TAGS:
         return f"(value of virtual tag {value.key})"
     return f"(value of {value.cost_center}.{value.key})"
 

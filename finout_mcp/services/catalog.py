@@ -26,6 +26,7 @@ from typing import Any, Generic, Literal, Protocol, TypeVar, cast, overload
 import anyio
 
 from finout_mcp.api.models import (
+    VIRTUAL_TAGS,
     GroupBy,
     KeyList,
     MegabillKey,
@@ -45,7 +46,6 @@ from finout_mcp.services.fencing import fence
 T = TypeVar("T")
 
 KINDS = ("views", "keys", "values", "virtual_tags", "scans", "recommendations")
-VIRTUAL_TAGS_COST_CENTER = "Virtual Tags"
 
 
 class CatalogApi(Protocol):
@@ -138,7 +138,7 @@ class Catalog:
         def drop(k: tuple[str, ...]) -> bool:
             if k[0] in kinds:
                 return True
-            return what == "virtual_tags" and k[0] == "values" and k[1] == VIRTUAL_TAGS_COST_CENTER
+            return what == "virtual_tags" and k[0] == "values" and k[1] == VIRTUAL_TAGS
 
         for store in (self._cache, self._inflight):
             for k in [k for k in store if drop(k)]:

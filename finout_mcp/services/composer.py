@@ -7,8 +7,9 @@ Pipeline (see DESIGN.md, "The filter intent"):
 2. *Parse* — every node is validated: keys resolved against the account's MegaBill keys and
    virtual tags (by key or display name, case-insensitively), operators and their aliases
    normalised, values shaped to what the operator needs. Problems become :class:`Finding` s.
-3. *Normalise* — ``not`` pushed to the leaves (De Morgan), AND-in-AND / OR-in-OR merged,
-   one-child groups replaced by their child, duplicates dropped.
+3. *Normalise* — :func:`finout_mcp.filters.canonical.canonical`: ``not`` pushed to the leaves
+   (De Morgan), AND-in-AND / OR-in-OR merged, one-child groups replaced by their child,
+   duplicates dropped.
 4. *Check* — limits of the canonical filter, and (optionally) the values against the values
    that exist for each key (warnings only: a value may be new data).
 
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -33,7 +33,24 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import anyio
 from pydantic import BaseModel, Field
 
-from finout_mcp.api.models import FinoutFilter, MegabillKey, TagReference, VirtualTag, value_label
+from finout_mcp.api.models import VIRTUAL_TAGS, FinoutFilter, MegabillKey, TagReference, VirtualTag, value_label
+from finout_mcp.filters.canonical import canonical
+from finout_mcp.filters.tree import Cond, Group, Node, Not, leaves, to_finout, tree_depth
+from finout_mcp.filters.vocabulary import (
+    CONTAINS_OPS,
+    EQUALITY_OPS,
+    GROUP_WORDS,
+    LIST_OPS,
+    NEGATION,
+    NO_VALUE_OPS,
+    NOT_WORD,
+    OPERATOR_ALIASES,
+    OPERATORS,
+    READABLE_OPS,
+    SINGLE_OPS,
+    normalize_field,
+    normalize_operator,
+)
 from finout_mcp.services.catalog import (
     SearchIndex,
     build_value_index,
@@ -65,81 +82,6 @@ VALUE_FETCH_CONCURRENCY = 5
 """Distinct keys whose values are fetched at once (the Finout client caps at 5 anyway)."""
 MAX_VALUE_WARNINGS_PER_CONDITION = 10
 """At most this many ``unknown_value`` warnings per condition (the rest are summarised)."""
-
-VIRTUAL_TAGS = "Virtual Tags"
-
-OPERATORS: tuple[str, ...] = (
-    "oneOf",
-    "notOneOf",
-    "is",
-    "isNot",
-    "contains",
-    "notContains",
-    "exists",
-    "notExists",
-)
-LIST_OPS = frozenset({"oneOf", "notOneOf"})
-SINGLE_OPS = frozenset({"is", "isNot", "contains", "notContains"})
-EQUALITY_OPS = frozenset({"oneOf", "notOneOf", "is", "isNot"})
-CONTAINS_OPS = frozenset({"contains", "notContains"})
-NO_VALUE_OPS = frozenset({"exists", "notExists"})
-NEGATION: dict[str, str] = {
-    "oneOf": "notOneOf",
-    "notOneOf": "oneOf",
-    "is": "isNot",
-    "isNot": "is",
-    "contains": "notContains",
-    "notContains": "contains",
-    "exists": "notExists",
-    "notExists": "exists",
-}
-_OP_ALIASES: dict[str, str] = {
-    "oneof": "oneOf",
-    "in": "oneOf",
-    "anyof": "oneOf",
-    "notoneof": "notOneOf",
-    "notin": "notOneOf",
-    "noneof": "notOneOf",
-    "is": "is",
-    "=": "is",
-    "==": "is",
-    "equals": "is",
-    "equal": "is",
-    "eq": "is",
-    "isnot": "isNot",
-    "!=": "isNot",
-    "<>": "isNot",
-    "notequals": "isNot",
-    "notequal": "isNot",
-    "ne": "isNot",
-    "neq": "isNot",
-    "contains": "contains",
-    "notcontains": "notContains",
-    "doesnotcontain": "notContains",
-    "exists": "exists",
-    "exist": "exists",
-    "notexists": "notExists",
-    "notexist": "notExists",
-    "doesnotexist": "notExists",
-}
-OPERATOR_ALIASES: tuple[str, ...] = ("in", "not in", "=", "==", "equals", "!=", "not contains", "not exists")
-
-_GROUP_WORDS: dict[str, str] = {"all": "AND", "and": "AND", "any": "OR", "or": "OR"}
-_FIELD_NAMES: dict[str, str] = {
-    "key": "key",
-    "costcenter": "cost_center",
-    "op": "op",
-    "operator": "op",
-    "value": "value",
-    "values": "value",
-    "displayname": "display_name",
-}
-
-
-def normalize_operator(op: str) -> str | None:
-    """The Finout operator for ``op`` (any alias, case, snake/space/kebab spelling), else None."""
-    return _OP_ALIASES.get(re.sub(r"[\s_\-]+", "", op.strip()).lower())
-
 
 # ----------------------------------------------------------------------------- models
 
@@ -403,104 +345,6 @@ def resolve_key(
 # ----------------------------------------------------------------------------- internal tree
 
 
-@dataclass(frozen=True)
-class Cond:
-    cost_center: str
-    key: str
-    op: str
-    values: tuple[str, ...] = ()
-    path: str = field(default="", compare=False, hash=False)
-
-    def negated(self) -> Cond:
-        return Cond(self.cost_center, self.key, NEGATION[self.op], self.values, self.path)
-
-
-@dataclass(frozen=True)
-class Group:
-    op: Literal["AND", "OR"]
-    children: tuple[Node, ...]
-
-
-@dataclass(frozen=True)
-class Not:
-    child: Node
-
-
-Node = Cond | Group | Not
-
-
-def signature(node: Cond | Group) -> Any:
-    """A hashable identity of a canonical node; AND/OR children compared as sets."""
-    if isinstance(node, Cond):
-        return ("c", node.cost_center, node.key, node.op, node.values)
-    return (node.op, frozenset(signature(c) for c in node.children if not isinstance(c, Not)))
-
-
-def push_not(node: Node, negate: bool = False) -> Cond | Group:
-    """Push every ``not`` to the leaves (De Morgan); the result has no :class:`Not`."""
-    if isinstance(node, Cond):
-        return node.negated() if negate else node
-    if isinstance(node, Not):
-        return push_not(node.child, not negate)
-    op: Literal["AND", "OR"] = node.op
-    if negate:
-        op = "OR" if node.op == "AND" else "AND"
-    return Group(op, tuple(push_not(c, negate) for c in node.children))
-
-
-def flatten(node: Cond | Group) -> Cond | Group:
-    """Merge same-op nesting, drop duplicates, replace one-child groups by the child."""
-    if isinstance(node, Cond):
-        return node
-    kids: list[Cond | Group] = []
-    seen: set[Any] = set()
-    for child in node.children:
-        assert not isinstance(child, Not)
-        flat = flatten(child)
-        parts = flat.children if isinstance(flat, Group) and flat.op == node.op else (flat,)
-        for part in parts:
-            assert not isinstance(part, Not)
-            sig = signature(part)
-            if sig not in seen:
-                seen.add(sig)
-                kids.append(part)
-    if len(kids) == 1:
-        return kids[0]
-    return Group(node.op, tuple(kids))
-
-
-def tree_depth(node: Cond | Group) -> int:
-    if isinstance(node, Cond):
-        return 0
-    return 1 + max((tree_depth(c) for c in node.children if not isinstance(c, Not)), default=0)
-
-
-def leaves(node: Node) -> list[Cond]:
-    out: list[Cond] = []
-    stack: list[Node] = [node]
-    while stack:
-        n = stack.pop()
-        if isinstance(n, Cond):
-            out.append(n)
-        elif isinstance(n, Not):
-            stack.append(n.child)
-        else:
-            stack.extend(reversed(n.children))
-    return out
-
-
-def to_finout(node: Cond | Group) -> FinoutFilter:
-    """The wire form: ``{"costCenter","key","operator","value"?}`` or ``{"AND"|"OR": [...]}``."""
-    if isinstance(node, Group):
-        return {node.op: [to_finout(c) for c in node.children if not isinstance(c, Not)]}
-    out: dict[str, Any] = {"costCenter": node.cost_center, "key": node.key, "operator": node.op}
-    if node.op in LIST_OPS:
-        out["value"] = list(node.values)
-    elif node.op in SINGLE_OPS:
-        out["value"] = node.values[0]
-    return out
-
-
 # ----------------------------------------------------------------------------- input guard
 
 
@@ -698,7 +542,7 @@ class _Parser:
             )
             return None
         names = {str(k): k for k in node}
-        structural = [k for k in names if k.lower() in _GROUP_WORDS or k.lower() == "not"]
+        structural = [k for k in names if k.lower() in GROUP_WORDS or k.lower() == NOT_WORD]
         if len(structural) > 1 or (structural and len(names) > 1):
             self.error(
                 "mixed_node",
@@ -712,7 +556,7 @@ class _Parser:
             word = structural[0]
             body = node[names[word]]
             sub = f"{prefix}{word}"
-            if word.lower() == "not":
+            if word.lower() == NOT_WORD:
                 if not isinstance(body, dict):
                     self.error(
                         "bad_not",
@@ -723,7 +567,7 @@ class _Parser:
                     return None
                 child = self.parse(body, sub)
                 return Not(child) if child is not None else None
-            op: Literal["AND", "OR"] = "AND" if _GROUP_WORDS[word.lower()] == "AND" else "OR"
+            op = GROUP_WORDS[word.lower()]
             if not isinstance(body, list | tuple):
                 self.error("bad_group", f"{word} takes a list of nodes, got {_fmt(body)}.", sub)
                 return None
@@ -743,7 +587,7 @@ class _Parser:
     def condition(self, node: dict[Any, Any], path: str) -> Cond | None:
         fields: dict[str, Any] = {}
         for raw_name, val in node.items():
-            norm = _FIELD_NAMES.get(re.sub(r"[\s_\-]+", "", str(raw_name)).lower())
+            norm = normalize_field(raw_name)
             if norm is None:
                 self.warn(
                     "unknown_field",
@@ -1006,7 +850,7 @@ def _parse_spec(ctx: ComposeContext, spec: dict[str, Any]) -> _Parsed:
     tree = parser.parse(spec, "")
     out = _Parsed(findings=parser.findings, ambiguous=parser.ambiguous)
     if tree is not None:
-        out.canonical = flatten(push_not(tree))
+        out.canonical = canonical(tree)
         out.conditions = len(leaves(out.canonical))
         out.depth = tree_depth(out.canonical)
         if out.conditions > MAX_CONDITIONS:
@@ -1126,18 +970,6 @@ def _fmt_value(v: Any) -> str:
     return s
 
 
-_READABLE_OPS = {
-    "oneOf": "in",
-    "notOneOf": "not in",
-    "is": "=",
-    "isNot": "!=",
-    "contains": "contains",
-    "notContains": "not contains",
-    "exists": "exists",
-    "notExists": "not exists",
-}
-
-
 def _render(node: Any, display: Callable[[str, str], str | None], top: bool = True) -> str:
     if not isinstance(node, dict):
         return "?"
@@ -1153,7 +985,7 @@ def _render(node: Any, display: Callable[[str, str], str | None], top: bool = Tr
         label = fence(label)
     op = str(node.get("operator", node.get("op", "?")))
     value = node.get("value")
-    head = f"{cc}.{label} {_READABLE_OPS.get(op, op)}"
+    head = f"{cc}.{label} {READABLE_OPS.get(op, op)}"
     if op in NO_VALUE_OPS:
         return head
     if isinstance(value, list):
@@ -1227,7 +1059,7 @@ def evaluate_intent(
                 return not ev(body)
         f: dict[str, Any] = {}
         for name, val in node.items():
-            norm = _FIELD_NAMES.get(re.sub(r"[\s_\-]+", "", str(name)).lower())
+            norm = normalize_field(name)
             if norm:
                 f[norm] = val
         cc, key = f.get("cost_center"), str(f["key"])

@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 
 from finout_mcp.api.client_v2 import FinoutV2Client, QueryOutcome
 from finout_mcp.api.errors import FinoutAPIStatusError, MalformedResponseError
-from finout_mcp.api.models import MegabillKey, VirtualTag
+from finout_mcp.api.models import VIRTUAL_TAGS, MegabillKey, VirtualTag
 from finout_mcp.api.models_v2 import USAGE_MEASUREMENTS, QueryStatusData, V2Key
 from finout_mcp.services import costs, periods
 from finout_mcp.services.composer import KeyCatalog, KeyIndex, compose, key_index
@@ -42,7 +42,6 @@ RESULT_LIFETIME_S = 24 * 3600  # [doc: v2/cu] "Results are stored for 24 hours."
 REUSE_MARGIN_S = 600  # stop reusing a queryId ten minutes before its results expire
 NO_VALUE = "(no value)"
 UNSET_NOTE_SHARE = 0.5  # a group-by key without a value on more of the cost than this gets a note
-VIRTUAL_TAGS = "Virtual Tags"
 
 Measurement = Literal[
     "unblendedCost",

@@ -18,29 +18,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from finout_mcp.api.models import TagReference, VirtualTag, VirtualTagRule, VirtualTagWrite
-from finout_mcp.services.composer import VIRTUAL_TAGS, tag_outputs
+from finout_mcp.api.models import VIRTUAL_TAGS, TagReference, VirtualTag, VirtualTagRule, VirtualTagWrite
+from finout_mcp.filters.tree import leaf_values, wire_leaves
+from finout_mcp.filters.vocabulary import POSITIVE_EQUALITY_OPS
+from finout_mcp.services.composer import tag_outputs
 from finout_mcp.services.fencing import fence
-
-_POSITIVE = frozenset({"oneOf", "is"})
-
-
-def _leaves(flt: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
-    if isinstance(flt, dict):
-        for group in ("AND", "OR"):
-            if isinstance(flt.get(group), list):
-                for i, child in enumerate(flt[group]):
-                    yield from _leaves(child, f"{path}.{group}[{i}]" if path else f"{group}[{i}]")
-                return
-        if "key" in flt:
-            yield path, flt
-
-
-def _values(leaf: dict[str, Any]) -> tuple[str, ...]:
-    v = leaf.get("value")
-    if isinstance(v, list):
-        return tuple(str(x) for x in v)
-    return (str(v),) if v is not None else ()
 
 
 @dataclass(frozen=True)
@@ -120,7 +102,7 @@ class TagGraph:
         current = self.tags.get(tag_id)
         old_outputs = self.outputs(current) if current is not None else set()
         for r in refs:
-            if r.kind != "filter" or r.operator not in _POSITIVE:
+            if r.kind != "filter" or r.operator not in POSITIVE_EQUALITY_OPS:
                 continue
             missing = [v for v in r.values if v in old_outputs and v not in new_outputs]
             if missing:
@@ -140,10 +122,10 @@ class TagGraph:
 def _rule_references(tag: VirtualTag, index: int, rule: VirtualTagRule) -> Iterator[Reference]:
     if isinstance(rule.to, TagReference):
         yield Reference(tag.id, tag.name, rule.to.key, index, "to")
-    for path, leaf in _leaves(rule.filters or {}):
+    for path, leaf in wire_leaves(rule.filters or {}):
         if leaf.get("costCenter") == VIRTUAL_TAGS and isinstance(leaf.get("key"), str):
             yield Reference(
-                tag.id, tag.name, leaf["key"], index, "filter", str(leaf.get("operator")), _values(leaf), path
+                tag.id, tag.name, leaf["key"], index, "filter", str(leaf.get("operator")), leaf_values(leaf), path
             )
 
 

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from finout_mcp.api.models import (
+    VIRTUAL_TAGS,
     MegabillKey,
     TagReference,
     ValueMetadata,
@@ -23,9 +24,11 @@ from finout_mcp.api.models import (
     VirtualTagRule,
     VirtualTagWrite,
     rule_number,
-    strip_display_names,
     value_label,
 )
+from finout_mcp.filters.canonical import strip_display_names
+from finout_mcp.filters.tree import leaf_values, wire_leaves
+from finout_mcp.filters.vocabulary import READABLE_OPS
 from finout_mcp.services.composer import key_index, readable
 from finout_mcp.services.fencing import fence, neutralise
 from finout_mcp.services.safety import canonical_rule
@@ -98,47 +101,21 @@ def _rule_obj(rule: VirtualTagRule | dict[str, Any]) -> VirtualTagRule:
     return rule if isinstance(rule, VirtualTagRule) else VirtualTagRule.model_validate(rule)
 
 
-def _leaves(flt: Any) -> list[dict[str, Any]]:
-    if not isinstance(flt, dict):
-        return []
-    for group in ("AND", "OR"):
-        if isinstance(flt.get(group), list):
-            return [leaf for child in flt[group] for leaf in _leaves(child)]
-    return [flt] if "key" in flt else []
-
-
-def _leaf_values(leaf: dict[str, Any]) -> list[str]:
-    v = leaf.get("value")
-    if isinstance(v, list):
-        return [str(x) for x in v]
-    return [str(v)] if v is not None else []
-
-
-_OPS = {
-    "oneOf": "in",
-    "notOneOf": "not in",
-    "is": "=",
-    "isNot": "!=",
-    "contains": "contains",
-    "notContains": "not contains",
-    "exists": "exists",
-    "notExists": "not exists",
-}
-
-
 def value_changes(before: Any, after: Any, label: Callable[[str, str, dict[str, Any]], str]) -> list[str]:
     """``Account Name: +staging, -dev`` per key whose values changed; operator changes spelled out."""
 
     def grouped(flt: Any) -> dict[tuple[str, str], list[tuple[str, list[str]]]]:
         out: dict[tuple[str, str], list[tuple[str, list[str]]]] = {}
-        for leaf in _leaves(flt):
+        for _, leaf in wire_leaves(flt):
             pair = (str(leaf.get("costCenter")), str(leaf.get("key")))
-            out.setdefault(pair, []).append((str(leaf.get("operator")), [show(v) for v in _leaf_values(leaf)]))
+            out.setdefault(pair, []).append((str(leaf.get("operator")), [show(v) for v in leaf_values(leaf)]))
         return out
 
     b, a = grouped(before), grouped(after)
     lines: list[str] = []
-    leaves_by_pair = {(str(x.get("costCenter")), str(x.get("key"))): x for x in _leaves(before) + _leaves(after)}
+    leaves_by_pair = {
+        (str(x.get("costCenter")), str(x.get("key"))): x for _, x in (*wire_leaves(before), *wire_leaves(after))
+    }
     for pair in [*b, *(p for p in a if p not in b)]:
         name = show(label(pair[0], pair[1], leaves_by_pair[pair]))
         bs, as_ = b.get(pair, []), a.get(pair, [])
@@ -146,7 +123,7 @@ def value_changes(before: Any, after: Any, label: Callable[[str, str, dict[str, 
             continue
         if not bs:
             lines.append(
-                f"{name}: new condition " + "; ".join(f"{_OPS.get(o, o)} [{', '.join(v)}]" for o, v in as_)
+                f"{name}: new condition " + "; ".join(f"{READABLE_OPS.get(o, o)} [{', '.join(v)}]" for o, v in as_)
             )
             continue
         if not as_:
@@ -158,8 +135,8 @@ def value_changes(before: Any, after: Any, label: Callable[[str, str, dict[str, 
             parts = [f"+{v}" for v in av if v not in bv] + [f"-{v}" for v in bv if v not in av]
             lines.append(f"{name}: {', '.join(parts)}" if parts else f"{name}: values reordered")
             continue
-        old = "; ".join(f"{_OPS.get(o, o)} [{', '.join(v)}]" for o, v in bs)
-        new = "; ".join(f"{_OPS.get(o, o)} [{', '.join(v)}]" for o, v in as_)
+        old = "; ".join(f"{READABLE_OPS.get(o, o)} [{', '.join(v)}]" for o, v in bs)
+        new = "; ".join(f"{READABLE_OPS.get(o, o)} [{', '.join(v)}]" for o, v in as_)
         lines.append(f"{name}: {old} → {new}")
     return lines
 
@@ -181,7 +158,7 @@ def diff_rules(
     index = key_index(keys, ())
 
     def label(cc: str, key: str, leaf: dict[str, Any]) -> str:
-        if cc == "Virtual Tags" and key in names:
+        if cc == VIRTUAL_TAGS and key in names:
             return names[key]
         return str(index.display_name(cc, key) or leaf.get("displayName") or key)
 

@@ -29,8 +29,7 @@ from typing import Any, Protocol
 import anyio
 
 from finout_mcp.api.errors import FinoutError
-from finout_mcp.api.models import MegabillKey
-from finout_mcp.services.catalog import VIRTUAL_TAGS_COST_CENTER as VIRTUAL_TAGS
+from finout_mcp.api.models import VIRTUAL_TAGS, MegabillKey
 from finout_mcp.services.catalog import fold
 from finout_mcp.services.errors import first_error
 from finout_mcp.services.fencing import fence

@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from finout_mcp.api.models import rule_number
+from finout_mcp.api.models import VIRTUAL_TAGS, rule_number
 from finout_mcp.services import costs, periods
 from finout_mcp.services.composer import compose
 from finout_mcp.services.cost_query import (
@@ -154,7 +154,7 @@ async def estimate_impact(
     current_piece: QueryPiece | None = None
     dims: list[dict[str, str]] = []
     if current_tag_id is not None:
-        dims = [await cq.dimension("Virtual Tags", current_tag_id, "The tag being updated")]
+        dims = [await cq.dimension(VIRTUAL_TAGS, current_tag_id, "The tag being updated")]
         current_piece = QueryPiece(
             span, cq.body(span, interval="month", measurement=measurement, dims=dims, v2_filter=None)
         )

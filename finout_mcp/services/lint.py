@@ -5,7 +5,7 @@ else the default value). Beyond the composer's findings per rule, the linter rep
 
 - ``shadowed_rule`` (warning): a later rule can never match, because every cost line it
   matches is already taken by an earlier rule. Detected with a *sound* implication check
-  (:func:`implies`): it may miss a shadowed rule, it never reports one that is not.
+  (:mod:`finout_mcp.filters.implication`): it may miss a shadowed rule, it never reports one that is not.
 - ``duplicate_rule`` (warning): same filter and same ``to`` as an earlier rule.
 - ``unknown_tag_reference`` / ``self_reference`` / ``bad_tag_reference`` (errors): a ``to``
   object pointing at a tag that does not exist, at the tag itself, or not at Virtual Tags.
@@ -24,10 +24,10 @@ from typing import Any
 
 from pydantic import AliasChoices, BaseModel, Field
 
-from finout_mcp.api.models import DefaultValue, TagReference, Timeframe, VirtualTag, rule_number
+from finout_mcp.api.models import VIRTUAL_TAGS, DefaultValue, TagReference, Timeframe, VirtualTag, rule_number
+from finout_mcp.filters.implication import Implier
 from finout_mcp.services.composer import (
     MAX_RULES,
-    VIRTUAL_TAGS,
     ComposeContext,
     Finding,
     KeyCatalog,
@@ -79,102 +79,6 @@ class LintReport(BaseModel):
 def rules_from_tag(tag: VirtualTag) -> list[RuleSpec]:
     """A tag's rules as :class:`RuleSpec` (a rule without filters gets ``{}``, which lints as an error)."""
     return [RuleSpec(to=r.to, filter=r.filters or {}, timeframe=r.timeframe) for r in tag.rules]
-
-
-# ----------------------------------------------------------------------------- implication
-
-
-def _leaf_implies(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Does every row matching condition ``a`` match condition ``b``? Sound, not complete.
-
-    Only facts that hold whatever the case sensitivity of Finout's comparisons are used, and
-    nothing is assumed about how negative operators treat a missing key except that
-    ``isNot x`` behaves as ``notOneOf [x]``.
-    """
-    if a.get("costCenter") != b.get("costCenter") or a.get("key") != b.get("key"):
-        return False
-    oa, ob = a.get("operator"), b.get("operator")
-    va, vb = a.get("value"), b.get("value")
-
-    def vals(v: Any) -> list[str] | None:
-        if isinstance(v, list) and all(isinstance(x, str) for x in v):
-            return list(v)
-        return [v] if isinstance(v, str) else None
-
-    la, lb = vals(va), vals(vb)
-    pos_eq = {"oneOf", "is"}
-    neg_eq = {"notOneOf", "isNot"}
-    if oa == ob and va == vb:
-        return True
-    if oa in pos_eq:
-        if la is None:
-            return False
-        if ob in pos_eq:
-            return lb is not None and set(la) <= set(lb)
-        if ob in neg_eq:
-            return lb is not None and not {x.lower() for x in la} & {x.lower() for x in lb}
-        if ob == "exists":
-            return True
-        if ob == "contains":
-            return lb is not None and all(lb[0] in x for x in la)
-        if ob == "notContains":
-            return lb is not None and all(lb[0].lower() not in x.lower() for x in la)
-        return False
-    if oa in neg_eq and ob in neg_eq:
-        return la is not None and lb is not None and set(lb) <= set(la)
-    if oa == "contains":
-        if la is None:
-            return False
-        if ob == "exists":
-            return True
-        if ob == "contains":
-            return lb is not None and lb[0] in la[0]
-        if ob in neg_eq:
-            return lb is not None and all(la[0].lower() not in x.lower() for x in lb)
-        return False
-    if oa == "notContains" and ob == "notContains":
-        return la is not None and lb is not None and la[0] in lb[0]
-    return oa == "exists" and ob == "exists"
-
-
-class _Implier:
-    def __init__(self, budget: int) -> None:
-        self.budget = budget
-        self.memo: dict[tuple[int, int], bool] = {}
-
-    def implies(self, a: dict[str, Any], b: dict[str, Any]) -> bool:
-        key = (id(a), id(b))
-        if key in self.memo:
-            return self.memo[key]
-        self.budget -= 1
-        if self.budget < 0:
-            return False
-        result = self._implies(a, b)
-        self.memo[key] = result
-        return result
-
-    def _implies(self, a: dict[str, Any], b: dict[str, Any]) -> bool:
-        if a == b:
-            return True
-        if "OR" in a:  # every branch of a must imply b
-            return all(self.implies(c, b) for c in a["OR"])
-        if "AND" in b:  # a must imply every part of b
-            return all(self.implies(a, c) for c in b["AND"])
-        if "AND" in a and any(self.implies(c, b) for c in a["AND"]):
-            return True
-        if "OR" in b and any(self.implies(a, c) for c in b["OR"]):
-            return True
-        if "AND" in a or "OR" in b:
-            return False
-        return _leaf_implies(a, b)
-
-
-def implies(a: dict[str, Any], b: dict[str, Any], budget: int = 100_000) -> bool:
-    """Sound check that canonical filter ``a`` implies ``b`` (every row matching a matches b).
-
-    False means "not proven", never "proven not". Bounded by ``budget`` sub-checks.
-    """
-    return _Implier(budget).implies(a, b)
 
 
 # ----------------------------------------------------------------------------- linter
@@ -346,7 +250,7 @@ def _same_to(a: str | TagReference, b: str | TagReference) -> bool:
 
 
 def _shadowing(rules: Sequence[RuleSpec], reports: list[RuleReport]) -> None:
-    implier = _Implier(_SHADOW_BUDGET)
+    implier = Implier(_SHADOW_BUDGET)
     earlier: list[int] = []  # rules without a timeframe that have a canonical filter
     for j, rep in enumerate(reports):
         fj = rep.filter

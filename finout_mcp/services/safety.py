@@ -5,13 +5,13 @@
 - input validation: :func:`validate_email`, :func:`validate_slack_webhook`,
   :func:`validate_name`, :func:`validate_metadata_values` (raise :class:`InputError`);
 - metadata merge: :func:`merge_metadata`;
-- comparisons for idempotent creates and drift: :func:`canonical_json`, :func:`canonical_rule`,
-  :func:`same_content` (readable diffs live in :mod:`finout_mcp.services.diffs`).
+- comparisons for idempotent creates and drift: :func:`canonical_rule`, :func:`same_content`
+  (a filter's canonical form lives in :mod:`finout_mcp.filters.canonical`, readable diffs in
+  :mod:`finout_mcp.services.diffs`).
 """
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -29,6 +29,7 @@ from finout_mcp.api.models import (
     VirtualTagWrite,
     endpoint_id,
 )
+from finout_mcp.filters.canonical import canonical_filter, stable_json
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.fencing import fence, fence_all
 
@@ -328,36 +329,6 @@ def merge_metadata(
 
 # ----------------------------------------------------------------------------- canonical comparison
 
-_SET_OPERATORS = frozenset({"oneOf", "notOneOf"})
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def canonical_filter(flt: Any) -> Any:
-    """A filter in a canonical form: no displayName, AND/OR children sorted, oneOf values a sorted set."""
-    if isinstance(flt, list):
-        return sorted((canonical_filter(x) for x in flt), key=_dumps)
-    if not isinstance(flt, dict):
-        return flt
-    out: dict[str, Any] = {}
-    for k, v in flt.items():
-        if k == "displayName":
-            continue
-        if k in ("AND", "OR") and isinstance(v, list):
-            out[k] = sorted((canonical_filter(x) for x in v), key=_dumps)
-        elif k == "value" and flt.get("operator") in _SET_OPERATORS and isinstance(v, list):
-            out[k] = sorted({_dumps(x) if not isinstance(x, str) else x for x in v})
-        else:
-            out[k] = canonical_filter(v) if isinstance(v, dict) else v
-    return out
-
-
-def canonical_json(flt: Any) -> str:
-    """Canonical JSON text of a filter: equal for filters that differ only in irrelevant order."""
-    return _dumps(canonical_filter(flt))
-
 
 def _to_text(to: str | TagReference) -> str:
     return to if isinstance(to, str) else f"value of virtual tag {to.key}"
@@ -368,10 +339,12 @@ def _rule_obj(rule: VirtualTagRule | dict[str, Any]) -> VirtualTagRule:
 
 
 def canonical_rule(rule: VirtualTagRule | dict[str, Any]) -> str:
+    """A rule as canonical JSON text: its filter in :func:`~finout_mcp.filters.canonical.canonical_filter`
+    form, its ``to`` without ``displayName``."""
     r = _rule_obj(rule)
     to: Any = r.to if isinstance(r.to, str) else {"key": r.to.key, "costCenter": r.to.cost_center}
     timeframe = r.timeframe.wire() if r.timeframe else None
-    return _dumps({"to": to, "filters": canonical_filter(r.filters), "timeframe": timeframe or None})
+    return stable_json({"to": to, "filters": canonical_filter(r.filters), "timeframe": timeframe or None})
 
 
 def same_content(existing: VirtualTag, body: VirtualTagWrite) -> bool:

@@ -26,8 +26,8 @@ from finout_mcp.api.models import (
     ValueMetadata,
     VirtualTag,
     VirtualTagWrite,
-    strip_display_names,
 )
+from finout_mcp.filters.canonical import strip_display_names
 from finout_mcp.services.changelog import ChangeRecord, TargetType, WriteOperation
 from finout_mcp.services.dependencies import repointed
 from finout_mcp.services.diffs import diff_metadata, diff_tag
