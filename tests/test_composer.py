@@ -8,16 +8,13 @@ import anyio
 import pytest
 
 from finout_mcp.api.models import MegabillKey, VirtualTag, VirtualTagRule
+from finout_mcp.filters.limits import MAX_CONDITIONS, MAX_DEPTH, MAX_VALUES
+from finout_mcp.filters.vocabulary import OPERATORS, normalize_operator
 from finout_mcp.services.composer import (
-    MAX_CONDITIONS,
-    MAX_DEPTH,
-    MAX_VALUES,
-    OPERATORS,
     ComposeResult,
     StaticCatalog,
     compose,
     evaluate,
-    normalize_operator,
     readable,
     resolve_key,
 )

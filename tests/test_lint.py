@@ -8,7 +8,8 @@ import pytest
 
 from finout_mcp.api.models import MegabillKey, TagReference, Timeframe, VirtualTag, VirtualTagRule
 from finout_mcp.filters.implication import implies
-from finout_mcp.services.composer import MAX_RULES, StaticCatalog
+from finout_mcp.filters.limits import MAX_RULES
+from finout_mcp.services.composer import StaticCatalog
 from finout_mcp.services.lint import LintReport, RuleSpec, lint_rules, rules_from_tag
 
 KEYS = [

@@ -18,7 +18,7 @@ import time
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence, Sized
 from dataclasses import dataclass
 from itertools import accumulate, chain
 from typing import Any, Generic, Literal, Protocol, TypeVar, cast, overload
@@ -79,6 +79,7 @@ class Catalog:
         self._cache: dict[tuple[str, ...], tuple[Any, float]] = {}
         self._inflight: dict[tuple[str, ...], _Flight] = {}
         self._generation: dict[str, int] = dict.fromkeys(KINDS, 0)
+        self._derived: dict[str, tuple[tuple[object, ...], tuple[int, ...], Any]] = {}
 
     # ------------------------------------------------------------------ cache core
 
@@ -145,6 +146,17 @@ class Catalog:
                 del store[k]  # an in-flight fetch keeps running, but new callers start afresh
         for kind in kinds | ({"values"} if what == "virtual_tags" else set()):
             self._generation[kind] += 1
+
+    def derived(self, name: str, sources: tuple[object, ...], build: Callable[[], T]) -> T:
+        """``build()`` (an index of lists this catalogue handed out), kept under ``name`` while
+        ``sources`` are the very same objects, unchanged in length: one per name."""
+        sizes = tuple(len(s) if isinstance(s, Sized) else -1 for s in sources)
+        hit = self._derived.get(name)
+        if hit is not None and hit[1] == sizes and all(a is b for a, b in zip(hit[0], sources, strict=True)):
+            return cast(T, hit[2])
+        value = build()
+        self._derived[name] = (sources, sizes, value)
+        return value
 
     # ------------------------------------------------------------------ lists
 

@@ -3,7 +3,7 @@
 Flow of :meth:`CostQueries.ask` (the ``query_costs`` tool)::
 
     filter intent --composer--> canonical v1 filter --to_v2_filter--> v2 filter (types from the v2 keys)
-    group_by names --resolve_key--> keys --v2 keys--> dimensions {costCenter, key, type}
+    group_by names --KeyIndex.resolve--> keys --v2 keys--> dimensions {costCenter, key, type}
     window --split into <= 60-day pieces (whole months when monthly)--> one query each, in parallel within the rate budget
     rows --rows_to_series--> series by group --costs.shape_costs--> the same answer as query_view_costs
 
@@ -30,9 +30,10 @@ from finout_mcp.api.errors import FinoutAPIStatusError, MalformedResponseError
 from finout_mcp.api.models import VIRTUAL_TAGS, MegabillKey, VirtualTag
 from finout_mcp.api.models_v2 import USAGE_MEASUREMENTS, QueryStatusData, V2Key
 from finout_mcp.services import costs, periods
-from finout_mcp.services.composer import KeyCatalog, KeyIndex, compose, key_index
+from finout_mcp.services.composer import compose
 from finout_mcp.services.errors import InputError, first_error
 from finout_mcp.services.fencing import fence
+from finout_mcp.services.keys import KeyCatalog, KeyIndex, key_index
 
 MAX_QUERY_DAYS = 60  # [doc: v2/cu] "Maximum range: 60 days."
 MAX_LEAF_CONDITIONS = 30  # [spec]
@@ -422,7 +423,7 @@ class CostQueries:
             )
         keys: list[MegabillKey] = await self.catalog.keys()
         tags: Sequence[VirtualTag] = await self.catalog.virtual_tags()
-        index = key_index(keys, tags)
+        index = key_index(self.catalog, keys, tags)
         dims: list[dict[str, str]] = []
         labels: list[str] = []
         for name in group_by:

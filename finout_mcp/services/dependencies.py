@@ -21,8 +21,34 @@ from pydantic import BaseModel, Field
 from finout_mcp.api.models import VIRTUAL_TAGS, TagReference, VirtualTag, VirtualTagRule, VirtualTagWrite
 from finout_mcp.filters.tree import leaf_values, wire_leaves
 from finout_mcp.filters.vocabulary import POSITIVE_EQUALITY_OPS
-from finout_mcp.services.composer import tag_outputs
 from finout_mcp.services.fencing import fence
+
+
+def tag_outputs(tag: VirtualTag, tags: Mapping[str, VirtualTag]) -> list[str]:
+    """Every value a virtual tag can take: its rules' ``to`` strings, referenced tags' outputs,
+    and its default value."""
+    out: dict[str, None] = {}
+    seen: set[str] = set()
+    stack = [tag]
+    while stack:
+        t = stack.pop()
+        if t.id in seen:
+            continue
+        seen.add(t.id)
+        for rule in t.rules:
+            if isinstance(rule.to, TagReference):
+                ref = tags.get(rule.to.key)
+                if ref is not None:
+                    stack.append(ref)
+            elif rule.to:
+                out[rule.to] = None
+        if isinstance(t.default_value, TagReference):  # "else, the value of that other tag"
+            ref = tags.get(t.default_value.key)
+            if ref is not None:
+                stack.append(ref)
+        elif t.default_value:
+            out[t.default_value] = None
+    return list(out)
 
 
 @dataclass(frozen=True)

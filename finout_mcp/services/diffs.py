@@ -17,7 +17,6 @@ from pydantic import BaseModel, Field
 
 from finout_mcp.api.models import (
     VIRTUAL_TAGS,
-    MegabillKey,
     TagReference,
     ValueMetadata,
     VirtualTag,
@@ -27,10 +26,11 @@ from finout_mcp.api.models import (
     value_label,
 )
 from finout_mcp.filters.canonical import strip_display_names
+from finout_mcp.filters.render import render
 from finout_mcp.filters.tree import leaf_values, wire_leaves
 from finout_mcp.filters.vocabulary import READABLE_OPS
-from finout_mcp.services.composer import key_index, readable
 from finout_mcp.services.fencing import fence, neutralise
+from finout_mcp.services.keys import KeyIndex
 from finout_mcp.services.safety import canonical_rule
 
 ChangeKind = Literal["added", "removed", "changed", "unchanged", "moved"]
@@ -101,6 +101,10 @@ def _rule_obj(rule: VirtualTagRule | dict[str, Any]) -> VirtualTagRule:
     return rule if isinstance(rule, VirtualTagRule) else VirtualTagRule.model_validate(rule)
 
 
+def _no_display_name(cost_center: str, key: str) -> str | None:
+    return None
+
+
 def value_changes(before: Any, after: Any, label: Callable[[str, str, dict[str, Any]], str]) -> list[str]:
     """``Account Name: +staging, -dev`` per key whose values changed; operator changes spelled out."""
 
@@ -144,7 +148,7 @@ def value_changes(before: Any, after: Any, label: Callable[[str, str, dict[str, 
 def diff_rules(
     before: Sequence[VirtualTagRule | dict[str, Any]],
     after: Sequence[VirtualTagRule | dict[str, Any]],
-    keys: Sequence[MegabillKey] = (),
+    index: KeyIndex | None = None,
     tag_names: Mapping[str, str] | None = None,
 ) -> list[RuleDiff]:
     """Rule-by-rule diff (every rule, unchanged ones included). Rules in the same relative order
@@ -155,15 +159,15 @@ def diff_rules(
     a_rules = [_rule_obj(r) for r in after]
     b_keys = [canonical_rule(r) for r in b_rules]
     a_keys = [canonical_rule(r) for r in a_rules]
-    index = key_index(keys, ())
+    display = index.display_name if index is not None else _no_display_name
 
     def label(cc: str, key: str, leaf: dict[str, Any]) -> str:
         if cc == VIRTUAL_TAGS and key in names:
             return names[key]
-        return str(index.display_name(cc, key) or leaf.get("displayName") or key)
+        return str(display(cc, key) or leaf.get("displayName") or key)
 
     def text(r: VirtualTagRule) -> str:
-        flt = readable(r.filters, keys) if r.filters else "(no filter)"
+        flt = render(r.filters, display) if r.filters else "(no filter)"
         return f"{flt} → {_to_text(r.to, names)}"
 
     # Longest common subsequence first: a rule that only shifted because another was added or
@@ -219,7 +223,7 @@ def diff_rules(
 def diff_tag(
     before: VirtualTag,
     after_body: VirtualTagWrite | VirtualTag,
-    keys: Sequence[MegabillKey] = (),
+    index: KeyIndex | None = None,
     *,
     tag_names: Mapping[str, str] | None = None,
     outputs_before: Sequence[str] = (),
@@ -227,7 +231,7 @@ def diff_tag(
     include_filters: bool = False,
 ) -> TagDiff:
     """What a PUT of ``after_body`` changes in ``before``: name, default value, rules, values."""
-    every = diff_rules(before.rules, after_body.rules, keys, tag_names)
+    every = diff_rules(before.rules, after_body.rules, index, tag_names)
     counts = {k: 0 for k in ("added", "removed", "changed", "moved", "unchanged")}
     for r in every:
         counts[r.change] += 1
@@ -356,7 +360,7 @@ def _rules(tag: Mapping[str, Any]) -> str:
 def describe_change(
     before: Mapping[str, Any] | None,
     after: Mapping[str, Any] | None,
-    keys: Sequence[MegabillKey] = (),
+    index: KeyIndex | None = None,
     tag_names: Mapping[str, str] | None = None,
 ) -> str:
     """What a recorded write changed, at value level, from its before and after images:
@@ -364,7 +368,7 @@ def describe_change(
     parts: list[str] = []
     bt, at = _image(before, "tag"), _image(after, "tag")
     if bt is not None and at is not None:
-        d = diff_tag(VirtualTag.model_validate(bt), VirtualTag.model_validate(at), keys, tag_names=tag_names)
+        d = diff_tag(VirtualTag.model_validate(bt), VirtualTag.model_validate(at), index, tag_names=tag_names)
         parts.append(" ".join([d.summary, *d.rule_lines()]))
     elif at is not None:
         parts.append(f"created {fence(str(at.get('name', '')))} with {_rules(at)}")

@@ -25,15 +25,12 @@ from typing import Any
 from pydantic import AliasChoices, BaseModel, Field
 
 from finout_mcp.api.models import VIRTUAL_TAGS, DefaultValue, TagReference, Timeframe, VirtualTag, rule_number
+from finout_mcp.filters.findings import Finding
 from finout_mcp.filters.implication import Implier
-from finout_mcp.services.composer import (
-    MAX_RULES,
-    ComposeContext,
-    Finding,
-    KeyCatalog,
-    compose_in,
-)
+from finout_mcp.filters.limits import MAX_RULES
+from finout_mcp.services.composer import ComposeContext, compose_in
 from finout_mcp.services.fencing import fence
+from finout_mcp.services.keys import KeyCatalog
 
 _SHADOW_BUDGET = 500_000
 """Upper bound on leaf-pair comparisons spent looking for shadowed rules (then we stop looking)."""

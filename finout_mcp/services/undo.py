@@ -33,6 +33,7 @@ from finout_mcp.services.dependencies import repointed
 from finout_mcp.services.diffs import diff_metadata, diff_tag
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.fencing import fence
+from finout_mcp.services.keys import key_index
 from finout_mcp.services.recording import Recording
 from finout_mcp.services.safety import canonical_rule, same_content
 from finout_mcp.services.writes import (
@@ -613,21 +614,21 @@ class Undoer:
             steps=[_describe(s, names) for s in todo],
             notes=["Nothing was sent.", *plan.notes],
         )
-        keys = await self.w.catalog.keys()
+        index = key_index(self.w.catalog, await self.w.catalog.keys())
         put = next((s for s in todo if s.action == "put_virtual_tag"), None)
         create = next((s for s in todo if s.action == "create_virtual_tag"), None)
         md_step = next((s for s in todo if s.action == "put_virtual_tag_metadata"), None)
         if put is not None and put.tag_body is not None and live is not None:
             current = VirtualTag.model_validate(live)
             target = VirtualTagWrite.model_validate(put.tag_body)
-            result.diff = diff_tag(current, target, keys, tag_names=names, include_filters=include_body)
+            result.diff = diff_tag(current, target, index, tag_names=names, include_filters=include_body)
             result.tag = TagSummary(
                 id=current.id, name=target.name, default_value=target.default_value, rules=len(target.rules)
             )
         elif create is not None and create.tag_body is not None:
             target = VirtualTagWrite.model_validate(create.tag_body)
             empty = VirtualTag(id="", name=target.name, rules=[], default_value=target.default_value)
-            result.diff = diff_tag(empty, target, keys, tag_names=names, include_filters=include_body)
+            result.diff = diff_tag(empty, target, index, tag_names=names, include_filters=include_body)
             result.tag = TagSummary(
                 id=None, name=target.name, default_value=target.default_value, rules=len(target.rules)
             )

@@ -47,6 +47,7 @@ from finout_mcp.services.dependencies import Dependents, TagGraph
 from finout_mcp.services.diffs import MetadataDiff, TagDiff, diff_metadata, diff_tag
 from finout_mcp.services.errors import InputError, WriteVerificationError
 from finout_mcp.services.fencing import fence
+from finout_mcp.services.keys import key_index
 from finout_mcp.services.lint import LintReport, RuleSpec, lint_rules
 from finout_mcp.services.readback import metadata_mismatches
 from finout_mcp.services.recording import Recording
@@ -435,7 +436,7 @@ class Writer:
             body,
             # display names for the rules' readable form; unchanged rules are not shown, and the lint
             # of new rules has loaded the keys already (a tag write drops them from the cache)
-            await self.catalog.keys() if rules is not None else [],
+            key_index(self.catalog, await self.catalog.keys()) if rules is not None else None,
             tag_names={t: n for t, n in ((x.id, x.name) for x in graph.tags.values())},
             outputs_before=before_out,
             outputs_after=after_out,

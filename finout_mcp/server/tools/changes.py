@@ -13,7 +13,6 @@ from mcp.server.mcpserver.resolve import Elicit, Resolve
 from pydantic import BaseModel, Field
 
 from finout_mcp.api.errors import FinoutError
-from finout_mcp.api.models import MegabillKey
 from finout_mcp.server.confirm import Confirm, Preview, answered_no, confirmed_version, message, preview_if_asking
 from finout_mcp.server.state import get_state
 from finout_mcp.server.tools.common import (
@@ -28,6 +27,7 @@ from finout_mcp.server.tools.common import (
 from finout_mcp.services.changelog import ChangeRecord, ChangeStore
 from finout_mcp.services.diffs import describe_change
 from finout_mcp.services.errors import InputError
+from finout_mcp.services.keys import KeyIndex, key_index
 from finout_mcp.services.writes import WriteResult
 
 log = logging.getLogger(__name__)
@@ -103,12 +103,12 @@ async def list_changes(
         with contextlib.suppress(InputError, FinoutError):
             refs.append((await state.catalog.resolve_tag(tag)).id)
     records = store.list(limit, tag=refs or None)
-    keys: list[MegabillKey] = []
+    index: KeyIndex | None = None
     names: dict[str, str] = {}
     if records:  # display names for the summaries; without Finout the raw keys still read
         with contextlib.suppress(InputError, FinoutError):
             names = {t.id: t.name for t in await state.catalog.virtual_tags()}
-            keys = list(await state.catalog.keys())
+            index = key_index(state.catalog, await state.catalog.keys())
     log.debug("change log read from %s", getattr(store, "location", "?"))
     items = []
     for rec in records:
@@ -120,7 +120,7 @@ async def list_changes(
                 actor=rec.actor,
                 operation=rec.operation if rec.operation != "undo" else f"undo ({rec.effect})",
                 intent=rec.intent,
-                summary=_summary(rec, keys, names),
+                summary=_summary(rec, index, names),
                 tag_id=rec.target_id,
                 tag_name=rec.target_name,
                 status=rec.status,
@@ -145,11 +145,11 @@ async def list_changes(
     return ChangeList(changes=items, notes=notes)
 
 
-def _summary(rec: ChangeRecord, keys: list[MegabillKey], names: dict[str, str]) -> str | None:
+def _summary(rec: ChangeRecord, index: KeyIndex | None, names: dict[str, str]) -> str | None:
     if rec.before is None and rec.after is None:
         return None
     try:
-        return describe_change(rec.before, rec.after, keys, names) or None
+        return describe_change(rec.before, rec.after, index, names) or None
     except (
         ValueError,
         TypeError,

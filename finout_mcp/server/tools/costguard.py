@@ -11,7 +11,7 @@ from pydantic import Field
 from finout_mcp.api.models import GroupBy, RecommendationsRequest, Scan, ScanRecommendations
 from finout_mcp.server.state import get_state
 from finout_mcp.server.tools.common import FILTER_REF, READ, Envelope, FilterSpec, Refresh, ToolSpec
-from finout_mcp.services.composer import compose, resolve_key
+from finout_mcp.services.composer import compose
 from finout_mcp.services.costguard import (
     RecommendationsAnswer,
     ScanSummary,
@@ -19,6 +19,7 @@ from finout_mcp.services.costguard import (
     summarize_scans,
 )
 from finout_mcp.services.errors import InputError
+from finout_mcp.services.keys import find_key
 from finout_mcp.services.savings import ACCOUNT, SavingsSummary
 from finout_mcp.services.savings import summarize_savings as summarize
 
@@ -92,7 +93,7 @@ async def get_scan_recommendations(
             )
         body.filters = composed.filter
     if group_by is not None:
-        k = resolve_key(await s.catalog.keys(), group_by, group_by_cost_center)
+        k = await find_key(s.catalog, group_by, group_by_cost_center)
         body.group_by = GroupBy(cost_center=k.cost_center, key=k.key)
     if body.filters is None:  # the whole scan: cached, and its totals then show in list_costguard_scans
         recs = await s.catalog.recommendations(sc.scan_id, body.group_by)
@@ -140,7 +141,7 @@ async def summarize_savings(
         if group_by.strip().casefold() == ACCOUNT:
             mode = ACCOUNT
         else:
-            k = resolve_key(await s.catalog.keys(), group_by, group_by_cost_center)
+            k = await find_key(s.catalog, group_by, group_by_cost_center)
             gb = GroupBy(cost_center=k.cost_center, key=k.key)
             mode = f"{k.cost_center}.{k.display_name or k.key}"
     found: list[tuple[Scan, ScanRecommendations | Exception]] = [(sc, RuntimeError()) for sc in scans]

@@ -21,8 +21,8 @@ from finout_mcp.services.catalog import (
     search_values,
     value_search_index,
 )
-from finout_mcp.services.composer import resolve_key
 from finout_mcp.services.fencing import fence, fence_all
+from finout_mcp.services.keys import find_key
 
 SEARCHED_DESCRIPTION = (
     "With a search: the kinds of match that were looked for (case and separators ignored): exact, prefix "
@@ -158,7 +158,7 @@ async def list_key_values(
     """The values a MegaBill key takes in this account, to pick exact values for filters. Unsure of the
     key? list_megabill_keys first."""
     state = get_state(ctx)
-    k = resolve_key(await state.catalog.keys(), key, cost_center)
+    k = await find_key(state.catalog, key, cost_center)
     values = await state.catalog.values(k.cost_center, k.key, refresh=refresh)
     found = search_values(values, search, limit=limit)
     searched = bool(search and fold(search))

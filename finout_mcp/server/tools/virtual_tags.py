@@ -10,6 +10,7 @@ from mcp.server.mcpserver.resolve import Elicit, Resolve
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from finout_mcp.api.models import TagReference, Timeframe, iso_utc, rule_number
+from finout_mcp.filters.render import render
 from finout_mcp.server.confirm import Confirm, Preview, answered_no, confirmed_version, message, preview_if_asking
 from finout_mcp.server.state import get_state
 from finout_mcp.server.tools.common import (
@@ -29,10 +30,10 @@ from finout_mcp.server.tools.common import (
     ToolSpec,
 )
 from finout_mcp.services.catalog import search_named
-from finout_mcp.services.composer import readable
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.fencing import fence
 from finout_mcp.services.impact import ImpactEstimate, estimate_impact
+from finout_mcp.services.keys import key_index
 from finout_mcp.services.lint import LintReport, RuleSpec, lint_all, lint_rules, rules_from_tag, target_text
 from finout_mcp.services.periods import Period, resolve_window
 from finout_mcp.services.writes import WriteResult
@@ -206,12 +207,12 @@ async def get_virtual_tag(
     state = get_state(ctx)
     listed = await state.catalog.resolve_tag(tag)
     t = await state.client.get_virtual_tag(listed.id)
-    keys = await state.catalog.keys()
+    index = key_index(state.catalog, await state.catalog.keys())
     by_id = {x.id: x for x in await state.catalog.virtual_tags()}
     names = {i: x.name for i, x in by_id.items()}
     rules = []
     for i, r in enumerate(t.rules):
-        text = readable(r.filters, keys) if r.filters else "(no filter)"
+        text = render(r.filters, index.display_name) if r.filters else "(no filter)"
         rules.append(
             RuleView(
                 index=rule_number(i),
