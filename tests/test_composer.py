@@ -10,15 +10,9 @@ import pytest
 from finout_mcp.api.models import MegabillKey, VirtualTag, VirtualTagRule
 from finout_mcp.filters.limits import MAX_CONDITIONS, MAX_DEPTH, MAX_VALUES
 from finout_mcp.filters.vocabulary import OPERATORS, normalize_operator
-from finout_mcp.services.composer import (
-    ComposeResult,
-    StaticCatalog,
-    compose,
-    evaluate,
-    readable,
-    resolve_key,
-)
+from finout_mcp.services.composer import ComposeResult, compose
 from finout_mcp.services.errors import InputError
+from tests.filters_support import StaticCatalog, evaluate, readable, resolve_key
 
 B64 = "a3ViZXJuZXRlczpsYWJlbF9zcGFya19zcGFya19leGVjX2lk"
 

@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 
 from finout_mcp.api.models import MegabillKey
 from finout_mcp.filters.implication import implies
-from finout_mcp.services.composer import ComposeResult, StaticCatalog, compose, evaluate, evaluate_intent
+from finout_mcp.services.composer import ComposeResult, compose
 from finout_mcp.services.errors import InputError
+from tests.filters_support import StaticCatalog, evaluate, evaluate_intent
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

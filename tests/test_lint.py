@@ -9,8 +9,8 @@ import pytest
 from finout_mcp.api.models import MegabillKey, TagReference, Timeframe, VirtualTag, VirtualTagRule
 from finout_mcp.filters.implication import implies
 from finout_mcp.filters.limits import MAX_RULES
-from finout_mcp.services.composer import StaticCatalog
 from finout_mcp.services.lint import LintReport, RuleSpec, lint_rules, rules_from_tag
+from tests.filters_support import StaticCatalog
 
 KEYS = [
     MegabillKey(cost_center="Kubernetes", key="namespace", display_name="Namespace"),
