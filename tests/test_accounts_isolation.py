@@ -279,7 +279,16 @@ async def test_a_read_only_account_refuses_writes_and_sends_nothing(tmp_path: Pa
             client, "update_virtual_tag", {**TOOL_ARGS["update_virtual_tag"], "account": "globex"}
         )
         assert "'globex' is configured read-only" in message and "nothing was sent" in message
+        # the way out is the operator or Finout's app, never another customer's account
+        assert "ask whoever runs this server" in message and "writable account" not in message
         assert writes(sbs["globex"]) == []
+        # the instructions say up front how many accounts there are and which are read-only
+        instructions = client.instructions or ""
+        assert "one Finout cloud-cost account" not in instructions
+        assert (
+            "2 Finout cloud-cost accounts" in instructions
+            and "Read-only (write tools refuse them): globex." in instructions
+        )
         await call(client, "update_virtual_tag", {**TOOL_ARGS["update_virtual_tag"], "account": "acme"})
         assert len(writes(sbs["acme"])) == 1
 

@@ -129,3 +129,15 @@ async def test_prompt_mistakes_get_a_clear_error_and_no_traceback(
     assert "date" in extra.value.error.message and "day" in extra.value.error.message  # what it takes
     assert "min_yearly_savings" in bad_value.value.error.message and "number" in bad_value.value.error.message
     assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records if r.exc_info]
+
+
+async def test_every_condition_quoted_in_the_instructions_composes(tmp_path: Path) -> None:
+    """A condition the instructions show is one the model can send as is (no 'did you mean' on it)."""
+    import re
+
+    async with demo(tmp_path) as (client, _sb):
+        quoted = re.findall(r"\{\"key\"[^{}]*\}", client.instructions or "")
+        assert quoted
+        for condition in quoted:
+            composed = await call(client, "compose_filter", {"intent": json.loads(condition)})
+            assert composed["ok"], (condition, composed)

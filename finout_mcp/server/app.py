@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from finout_mcp import __version__
 from finout_mcp.config import Settings
 from finout_mcp.server.auth import ScopeGate
-from finout_mcp.server.instructions import INSTRUCTIONS, accounts_instructions
+from finout_mcp.server.instructions import server_instructions
 from finout_mcp.server.state import StateRef, build_lifespan
 from finout_mcp.server.tools.common import ToolSpec, argument_size_problem, slim_schema
 from finout_mcp.server.toolsets import parse_toolsets
@@ -191,7 +191,7 @@ def build_server(
         "finout-mcp",
         title="Finout",
         version=__version__,
-        instructions=INSTRUCTIONS + (accounts_instructions(accounts) if accounts.multi else ""),
+        instructions=server_instructions(accounts),
         tool_loader=load_tools,
         accounts=accounts,
         lifespan=build_lifespan(settings, accounts=accounts, sandboxes=by_name, today=today, ref=ref, actor=actor),

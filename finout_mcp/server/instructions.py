@@ -19,7 +19,8 @@ month and up to 3 more, with an interval and its method (no budgets, commitments
 Questions no saved view answers (a namespace per month, why a service spiked): query_costs (Finout \
 API v2: any filter as for compose_filter, group_by keys or virtual tags by name; a few seconds per query).
 Dimensions: list_megabill_keys (keys by key, display name or cost center), then list_key_values. \
-"Everything in Snowflake / GCP": the key Global.cost_center_type (see finout://guide/filters).
+"Everything in Snowflake / GCP": the condition {"key": "cost_center_type", "cost_center": "Global", \
+"op": "=", "value": "Snowflake"} (see finout://guide/filters).
 Savings: summarize_savings answers "what can we save" in one call (all scans, grand yearly total, \
 top resources); get_scan_recommendations for one scan in full.
 Allocation (virtual tags): list_virtual_tags / get_virtual_tag; build every filter with \
@@ -53,9 +54,20 @@ def accounts_instructions(accounts: Accounts) -> str:
         if accounts.default is not None
         else "Every call must name its account."
     )
+    read_only = [a.name for a in accounts.accounts if a.read_only]
+    ro = f" Read-only (write tools refuse them): {', '.join(read_only)}." if read_only else ""
     return (
-        f"Several Finout accounts are configured: {', '.join(accounts.names)} (list_accounts shows which "
-        f"are read-only). Every tool takes account=<name>; {default} Views, tags, ids and change_ids "
-        "belong to the account they came from: never use them with another account. Every result names "
-        "its account.\n"
+        f"Several Finout accounts are configured: {', '.join(accounts.names)}.{ro} Every tool but "
+        f"list_accounts takes account=<name>. {default} Views, tags, ids and change_ids belong to the "
+        "account they came from: never use them with another account. Every result names its account.\n"
     )
+
+
+def server_instructions(accounts: Accounts) -> str:
+    """The instructions sent on initialize: the single-account text, or with several accounts its
+    opening line made true and the accounts paragraph added."""
+    if not accounts.multi:
+        return INSTRUCTIONS
+    opening = "finout-mcp gives access to one Finout cloud-cost account."
+    several = f"finout-mcp gives access to {len(accounts.accounts)} Finout cloud-cost accounts (see the end)."
+    return INSTRUCTIONS.replace(opening, several, 1) + accounts_instructions(accounts)

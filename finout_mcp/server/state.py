@@ -182,7 +182,8 @@ class AccountState:
             raise InputError(
                 f"The Finout account {self.name!r} is configured read-only (read_only = true in the accounts "
                 "file): nothing was sent.",
-                hint="Use the read tools for it, or a writable account.",
+                hint="Its read tools work. To change it, ask whoever runs this server to set read_only = false "
+                "for it, or make the change in the Finout app; never make it in another customer's account instead.",
             )
         return Writer(self.client, self.catalog, self.changelog, actor=self.run.actor(ctx))
 
