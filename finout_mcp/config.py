@@ -22,6 +22,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from finout_mcp.redact import MASK
+
 DEFAULT_API_URL = "https://app.finout.io/v1"
 MAX_CONCURRENCY = 5  # Finout allows five concurrent requests per API key.
 
@@ -470,7 +472,7 @@ def url_password(url: str) -> str | None:
 
 
 def redact_url(url: str) -> str:
-    """``url`` safe to log: any user name and password replaced by ``***``; query strings dropped."""
+    """``url`` safe to log: any user name and password replaced by the mask; query strings dropped."""
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
@@ -479,7 +481,7 @@ def redact_url(url: str) -> str:
         return "<unparseable URL>"
     if ":" in host:
         host = f"[{host}]"
-    auth = "***@" if parts.username or parts.password else ""
+    auth = f"{MASK}@" if parts.username or parts.password else ""
     return f"{parts.scheme}://{auth}{host}{port}{parts.path}"
 
 

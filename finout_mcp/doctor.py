@@ -232,7 +232,7 @@ def default_checks() -> list[Check]:
 
 
 def _trim(text: str, secrets: Sequence[str]) -> str:
-    from finout_mcp.services.safety import scrub_secrets
+    from finout_mcp.redact import scrub_secrets
 
     text = scrub_secrets(" ".join(text.split()), secrets)
     return text if len(text) <= DETAIL_WIDTH else text[: DETAIL_WIDTH - 1] + "…"

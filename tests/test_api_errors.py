@@ -27,11 +27,11 @@ from finout_mcp.api.errors import (
     TransportError,
     UnprocessableError,
     error_class_for_status,
-    scrub,
     status_error,
 )
 from finout_mcp.api.models import EndpointConfiguration, EndpointCreate, VirtualTagWrite
 from finout_mcp.config import Settings
+from finout_mcp.redact import scrub
 
 SECRET = "sk-LEAK-CANARY-0123456789abcdef"
 CLIENT_ID = "cid-visible"
@@ -111,7 +111,7 @@ def test_pickle_roundtrip() -> None:
 
 
 def test_scrub() -> None:
-    assert scrub(f"bad key {SECRET}!", [SECRET]) == "bad key ***!"
+    assert scrub(f"bad key {SECRET}!", [SECRET]) == "bad key ******!"  # the one mask (was "***" in the API layer)
     assert len(scrub("x" * 1000, [])) <= 300
 
 

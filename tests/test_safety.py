@@ -6,15 +6,13 @@ import pytest
 
 from finout_mcp.api.models import Endpoint, ValueMetadata, VirtualTag, VirtualTagRule, VirtualTagWrite
 from finout_mcp.filters.canonical import canonical_json
+from finout_mcp.redact import mask_secret_url, scrub_json, scrub_secrets
 from finout_mcp.services.diffs import diff_metadata, diff_rules, diff_tag
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.safety import (
     mask_endpoint,
-    mask_secret_url,
     merge_metadata,
     same_content,
-    scrub_json,
-    scrub_secrets,
     validate_email,
     validate_metadata_values,
     validate_name,

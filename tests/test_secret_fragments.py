@@ -19,8 +19,9 @@ import pytest
 from finout_mcp.api.client import FinoutClient
 from finout_mcp.api.errors import FinoutError
 from finout_mcp.config import Settings
+from finout_mcp.redact import scrub_json, scrub_secrets
 from finout_mcp.services.errors import InputError
-from finout_mcp.services.safety import scrub_json, scrub_secrets, validate_slack_webhook
+from finout_mcp.services.safety import validate_slack_webhook
 from tests.support import call, demo, text
 
 SECRET = "sk-Canary-7Qm2Zx9Lp4Wv8Rt3Yh6Nb"

@@ -81,7 +81,6 @@ from finout_mcp.api.errors import (
     MalformedResponseError,
     NotFoundError,
     TransportError,
-    scrub,
     status_error,
 )
 from finout_mcp.api.limiter import Limiter, MemoryLimiter
@@ -110,6 +109,7 @@ from finout_mcp.api.models import (
 from finout_mcp.api.retries import RetryBudget, current_budget
 from finout_mcp.config import MAX_CONCURRENCY, Settings, redact_url
 from finout_mcp.filters.canonical import rule_for_write, strip_display_names
+from finout_mcp.redact import MAX_MESSAGE, Scrubber
 
 log = logging.getLogger("finout_mcp.api")
 
@@ -307,7 +307,7 @@ class FinoutClient:
         self._max_concurrency = max(1, min(settings.max_concurrency, MAX_CONCURRENCY))
         self._limiter: Limiter = limiter or MemoryLimiter()
         self._random = random.Random()
-        self._secrets = settings.secrets()
+        self._scrubber = Scrubber(settings.secrets())
         self.stats = ClientStats()
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
@@ -534,19 +534,18 @@ class FinoutClient:
 
     def _headers(self, call: _Call) -> dict[str, str]:
         client_id, secret = self._settings.credentials()
-        if secret and secret not in self._secrets:
-            self._secrets.append(secret)
+        self._scrubber = self._scrubber.adding(secret)
         headers = {"x-finout-client-id": client_id, "x-finout-secret-key": secret}
         if call.body is not None:
             headers["content-type"] = "application/json"
         return headers
 
     def _scrub(self, text: str) -> str:
-        return scrub(text, self._secrets)
+        return self._scrubber.text(text, MAX_MESSAGE)
 
     def _scrub_id(self, request_id: str | None) -> str | None:
         """A requestId fit to show: scrubbed first, then cut (a cut first could keep a secret's prefix)."""
-        return scrub(request_id, self._secrets, limit=REQUEST_ID_CHARS) if request_id else None
+        return self._scrubber.text(request_id, REQUEST_ID_CHARS) if request_id else None
 
     async def _attempt(
         self, call: _Call, content: bytes | None

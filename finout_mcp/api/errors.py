@@ -19,7 +19,7 @@
 ``str(err)`` is one compact sentence written for a model: status, operation, Finout's
 message, its ``requestId`` and what to do next. Errors never hold the request (httpx
 requests carry the auth headers), never chain to an httpx exception, and every text in
-them went through :func:`scrub` with the account's secrets.
+them went through :func:`finout_mcp.redact.scrub` with the account's secrets.
 
 This layer knows API operations, not tools: ``subject`` (``"virtual tag"``, ``"view"``…) and
 ``ident`` say what a failed call was about, and the server layer turns them into advice that
@@ -28,73 +28,10 @@ names its tools.
 
 from __future__ import annotations
 
-import base64
-import functools
-import re
-from collections.abc import Iterable
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import quote
 
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
-_MAX_MESSAGE = 300
-# A run of this many characters of a long secret is a fragment worth hiding.
-FRAGMENT_CHARS = 12
-_TOKEN_CHARS = r"[A-Za-z0-9+/=_%.~-]*"
-
-
-def secret_forms(secret: str) -> set[str]:
-    """The ways a secret is commonly echoed: as is (any case, matched case-insensitively),
-    URL-encoded, and base64 (standard and URL-safe, padded or not, at any alignment inside a
-    longer base64 text)."""
-    forms = {secret, quote(secret, safe=""), quote(secret)}
-    raw = secret.encode()
-    for pad in range(3):
-        encoded = base64.b64encode(bytes(pad) + raw).decode()
-        skip = (pad * 8 + 5) // 6 if pad else 0
-        core = encoded[skip:].rstrip("=")
-        if pad or len(raw) % 3:
-            core = core[:-1]  # the last character mixes in what follows
-        for text in (core, core.replace("+", "-").replace("/", "_")):
-            if len(text) >= 8:
-                forms.add(text)
-    return {f for f in forms if len(f) >= 4}
-
-
-@functools.lru_cache(maxsize=16)
-def secret_pattern(secrets: tuple[str, ...]) -> re.Pattern[str] | None:
-    """One case-insensitive pattern for every form of every secret, and for any
-    :data:`FRAGMENT_CHARS`-long run of a long secret (with the token around it)."""
-    forms: set[str] = set()
-    fragments: set[str] = set()
-    for secret in secrets:
-        if not secret or len(secret) < 4:
-            continue
-        forms |= secret_forms(secret)
-        if len(secret) >= FRAGMENT_CHARS + 4:
-            # Any run of >= FRAGMENT_CHARS + 3 characters contains one of these windows.
-            fragments |= {secret[i : i + FRAGMENT_CHARS] for i in range(0, len(secret) - FRAGMENT_CHARS + 1, 4)}
-    if not forms:
-        return None
-    alternatives = [re.escape(f) for f in sorted(forms, key=len, reverse=True)]
-    if fragments:
-        windows = "|".join(re.escape(f) for f in sorted(fragments))
-        alternatives.append(f"{_TOKEN_CHARS}(?:{windows}){_TOKEN_CHARS}")
-    return re.compile("|".join(alternatives), re.IGNORECASE)
-
-
-def mask_secrets(text: str, secrets: Iterable[str], mask: str = "***") -> str:
-    """``text`` with every form and fragment of every secret replaced by ``mask``."""
-    pattern = secret_pattern(tuple(sorted({s for s in secrets if s})))
-    return text if pattern is None else pattern.sub(mask, text)
-
-
-def scrub(text: str, secrets: Iterable[str], limit: int = _MAX_MESSAGE) -> str:
-    """``text`` with every secret masked, *then* capped in length (so no cut leaves a prefix)."""
-    text = mask_secrets(text, secrets)
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return text
 
 
 def _phrase(status: int) -> str:
@@ -410,8 +347,5 @@ __all__ = [
     "UnprocessableError",
     "error_class_for_status",
     "hint_for",
-    "mask_secrets",
-    "scrub",
-    "secret_forms",
     "status_error",
 ]

@@ -27,8 +27,8 @@ from pydantic import BaseModel, ValidationError
 
 from finout_mcp.api.errors import FinoutError, NotFoundError, UnprocessableError
 from finout_mcp.api.retries import retry_budget
+from finout_mcp.redact import Scrubber
 from finout_mcp.services.errors import InputError, WriteVerificationError, first_error
-from finout_mcp.services.safety import scrub_json, scrub_secrets
 
 log = logging.getLogger("finout_mcp.server")
 
@@ -64,8 +64,8 @@ def tool_advice(exc: FinoutError) -> str | None:
     return None
 
 
-def describe(exc: BaseException, secrets: list[str] | None = None) -> str:
-    """The model-facing text for an exception."""
+def describe(exc: BaseException, scrubber: Scrubber | None = None) -> str:
+    """The model-facing text for an exception, scrubbed of ``scrubber``'s secrets (and Slack webhook URLs)."""
     if isinstance(exc, FinoutError):
         text = str(exc)
         advice = tool_advice(exc)
@@ -86,7 +86,7 @@ def describe(exc: BaseException, secrets: list[str] | None = None) -> str:
             f"Internal error in finout-mcp ({type(exc).__name__}); it was logged on the server. "
             "Retry once; if it persists, report it."
         )
-    return scrub_secrets(text, secrets or [])
+    return (scrubber or Scrubber()).text(text)
 
 
 def tool_guard(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
@@ -99,7 +99,7 @@ def tool_guard(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
                 result = await fn(*args, **kwargs)
             if isinstance(result, BaseModel):
                 # Dumping and scrubbing a large answer is CPU work: keep the event loop free for others.
-                shaped = await anyio.to_thread.run_sync(compact_result, result, _secrets_from(kwargs))
+                shaped = await anyio.to_thread.run_sync(compact_result, result, _scrubber_from(kwargs))
                 return shaped  # type: ignore[return-value]
             return result
         except ToolError:
@@ -112,17 +112,17 @@ def tool_guard(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
                 raise exc from None
             if isinstance(exc, FinoutError | InputError | WriteVerificationError | ValidationError):
                 log.info("tool %s refused: %s", fn.__name__, type(exc).__name__)
-                raise ToolError(describe(exc, _secrets_from(kwargs))) from None
+                raise ToolError(describe(exc, _scrubber_from(kwargs))) from None
             log.exception("tool %s failed unexpectedly", fn.__name__)
             raise ToolError(describe(exc)) from None
 
     return wrapper
 
 
-def compact_result(model: BaseModel, secrets: list[str]) -> CallToolResult:
+def compact_result(model: BaseModel, scrubber: Scrubber) -> CallToolResult:
     """Structured content in full; text as compact JSON without nulls; both scrubbed."""
-    structured = scrub_json(model.model_dump(mode="json", by_alias=True), secrets)
-    text_data = scrub_json(model.model_dump(mode="json", by_alias=True, exclude_none=True), secrets)
+    structured = scrubber.json(model.model_dump(mode="json", by_alias=True))
+    text_data = scrubber.json(model.model_dump(mode="json", by_alias=True, exclude_none=True))
     text = json.dumps(text_data, ensure_ascii=False, separators=(",", ":"))
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured)
 
@@ -137,10 +137,10 @@ def _call_budget(kwargs: dict[str, Any]) -> AbstractContextManager[Any]:
     return retry_budget(max(0, settings.retry_max_attempts - 1), settings.retry_budget_s)
 
 
-def _secrets_from(kwargs: dict[str, Any]) -> list[str]:
+def _scrubber_from(kwargs: dict[str, Any]) -> Scrubber:
     ctx = kwargs.get("ctx")
     try:
-        state = ctx.request_context.lifespan_context  # type: ignore[union-attr]
-        return list(state.secrets)
+        scrubber: Scrubber = ctx.request_context.lifespan_context.scrubber  # type: ignore[union-attr]
+        return scrubber
     except Exception:
-        return []
+        return Scrubber()

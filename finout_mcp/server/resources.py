@@ -81,9 +81,9 @@ async def _guarded(state: AccountState, coro: Any) -> Any:
     try:
         return await coro
     except NotFoundError as exc:
-        raise ResourceNotFoundError(describe(exc, state.secrets)) from None
+        raise ResourceNotFoundError(describe(exc, state.scrubber)) from None
     except (FinoutError, InputError) as exc:
-        raise ResourceError(describe(exc, state.secrets)) from None
+        raise ResourceError(describe(exc, state.scrubber)) from None
 
 
 # ----------------------------------------------------------------------------- what each resource reads

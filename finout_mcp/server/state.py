@@ -25,6 +25,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from finout_mcp.config import Settings, redact_url
+from finout_mcp.redact import Scrubber
 
 if TYPE_CHECKING:
     from mcp.server import MCPServer
@@ -96,6 +97,10 @@ class AccountState:
     @property
     def secrets(self) -> list[str]:
         return self.run.secrets
+
+    @property
+    def scrubber(self) -> Scrubber:
+        return self.run.scrubber
 
     @property
     def sandbox(self) -> Sandbox | None:
@@ -214,6 +219,7 @@ class AppState:
         self.actor: Actor = actor or signed_in_or_os_user
         self.today: Callable[[], date] = today or utc_today
         self.secrets: list[str] = list(dict.fromkeys([*settings.secrets(), *self.accounts.secrets()]))
+        self.scrubber = Scrubber(self.secrets)  # what leaves a tool is scrubbed with it
         self._sandboxes = dict(sandboxes or {})
         self._states: dict[str, AccountState] = {}
         self._changelog: ChangeStore | None = None

@@ -27,7 +27,7 @@ accounts only serialises their writes, it never mixes them.
 A JSON-lines log of an earlier version (``changes.jsonl``) is imported once, on first open.
 
 Records never contain a Slack webhook URL: every string passes through
-:func:`finout_mcp.services.safety.scrub_json` before it is stored. The Finout secret key is
+:func:`finout_mcp.redact.scrub_json` before it is stored. The Finout secret key is
 never given to this module.
 
 Shapes of ``before``/``after`` per operation (tags as the GET JSON, camelCase):
@@ -58,9 +58,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from finout_mcp.config import redact_url
+from finout_mcp.redact import scrub_json
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.fencing import fence
-from finout_mcp.services.safety import scrub_json
 
 log = logging.getLogger(__name__)
 

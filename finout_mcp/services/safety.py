@@ -1,7 +1,7 @@
 """Write-safety helpers: pure functions used before anything is written to Finout.
 
-- secrets: :func:`mask_secret_url`, :func:`mask_endpoint`, :func:`scrub_secrets`
-  (Slack webhook URLs are secrets; so is the Finout secret key);
+- secrets: :func:`mask_endpoint` (a Slack webhook URL is a secret; masking any text is
+  :mod:`finout_mcp.redact`'s job);
 - input validation: :func:`validate_email`, :func:`validate_slack_webhook`,
   :func:`validate_name`, :func:`validate_metadata_values` (raise :class:`InputError`);
 - metadata merge: :func:`merge_metadata`;
@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from finout_mcp.api.errors import mask_secrets
 from finout_mcp.api.models import (
     Endpoint,
     EndpointRef,
@@ -30,40 +28,15 @@ from finout_mcp.api.models import (
     endpoint_id,
 )
 from finout_mcp.filters.canonical import canonical_filter, stable_json
+from finout_mcp.redact import looks_like_slack_url, mask_secret_url
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.fencing import fence, fence_all
 
-SECRET_MASK = "******"
 SLACK_HOSTS = frozenset({"hooks.slack.com", "hooks.slack-gov.com"})
 MAX_NAME_LENGTH = 200
 MAX_EMAIL_LENGTH = 254
 
-# A Slack webhook as it may be written: any case, with a port, or URL-encoded (scheme optional).
-_SLACK_URL_RE = re.compile(
-    r"(?:https?(?::|%3A)(?://|%2F%2F))?hooks\.slack(?:-gov)?\.com(?:(?::|%3A)\d*)?(?:/|%2F)+services(?:/|%2F)"
-    r"[^\s\"'<>`]*",
-    re.IGNORECASE,
-)
-
 # ----------------------------------------------------------------------------- secrets
-
-
-def mask_secret_url(url: str) -> str:
-    """``https://hooks.slack.com/…XXXX``: scheme and host, then only the last four characters."""
-    url = url.strip()
-    tail = url[-4:] if len(url) >= 16 else ""
-    try:
-        parts = urlsplit(url)
-        scheme, host = parts.scheme, parts.hostname
-    except ValueError:
-        scheme, host = "", None
-    if scheme and host:
-        return f"{scheme}://{host}/…{tail}"
-    return f"…{tail}" if tail else SECRET_MASK
-
-
-def _looks_secret_url(value: str) -> bool:
-    return bool(_SLACK_URL_RE.search(value))
 
 
 def mask_endpoint(endpoint: Endpoint) -> Endpoint:
@@ -71,7 +44,7 @@ def mask_endpoint(endpoint: Endpoint) -> Endpoint:
     and at top level alike; e-mail shown as is."""
 
     def secret(to: str | None) -> bool:
-        return bool(to) and (endpoint.type.lower() == "slack" or _looks_secret_url(to or ""))
+        return bool(to) and (endpoint.type.lower() == "slack" or looks_like_slack_url(to or ""))
 
     update: dict[str, object] = {}
     cfg = endpoint.configuration
@@ -80,34 +53,6 @@ def mask_endpoint(endpoint: Endpoint) -> Endpoint:
     if endpoint.to and secret(endpoint.to):
         update["to"] = mask_secret_url(endpoint.to)
     return endpoint.model_copy(update=update) if update else endpoint
-
-
-def scrub_secrets(text: str, secrets: Iterable[str] = ()) -> str:
-    """Mask the given secrets (in their common encodings, and fragments of them: see
-    :func:`~finout_mcp.api.errors.mask_secrets`) and every Slack webhook URL in ``text``."""
-    return _SLACK_URL_RE.sub(lambda m: mask_secret_url(m.group(0)), mask_secrets(text, secrets, SECRET_MASK))
-
-
-def scrub_json(value: Any, secrets: Iterable[str] = ()) -> Any:
-    """:func:`scrub_secrets` applied to every string in a JSON value; Slack endpoint ``to`` masked."""
-    secret_list = sorted({s for s in secrets if s})
-    if isinstance(value, str):
-        return scrub_secrets(value, secret_list)
-    if isinstance(value, list):
-        return [scrub_json(v, secret_list) for v in value]
-    if isinstance(value, dict):
-        out = {k: scrub_json(v, secret_list) for k, v in value.items()}
-        cfg = out.get("configuration")
-        slack = str(out.get("type", "")).lower() == "slack"
-        masked = ("https://hooks.slack.com/…", "https://hooks.slack-gov.com/…")
-        if slack and isinstance(cfg, dict) and cfg.get("to"):
-            to = str(cfg["to"])
-            if not to.startswith(masked):
-                out["configuration"] = {**cfg, "to": mask_secret_url(to)}
-        if slack and isinstance(out.get("to"), str) and out["to"] and not out["to"].startswith(masked):
-            out["to"] = mask_secret_url(out["to"])  # the older pages' top-level `to`
-        return out
-    return value
 
 
 # ----------------------------------------------------------------------------- validation
