@@ -76,6 +76,7 @@ from pydantic import BaseModel, ValidationError
 
 from finout_mcp import __version__
 from finout_mcp.api.errors import (
+    RETRYABLE_STATUSES,
     APITimeoutError,
     FinoutError,
     MalformedResponseError,
@@ -107,7 +108,7 @@ from finout_mcp.api.models import (
     shape_of,
 )
 from finout_mcp.api.retries import RetryBudget, current_budget
-from finout_mcp.config import MAX_CONCURRENCY, Settings, redact_url
+from finout_mcp.config import DEFAULT_API_URL, MAX_CONCURRENCY, Settings, redact_url
 from finout_mcp.filters.canonical import rule_for_write, strip_display_names
 from finout_mcp.redact import MAX_MESSAGE, Scrubber
 
@@ -123,8 +124,6 @@ LATE_ANSWER_CAP_S = 120.0
 REQUEST_ID_CHARS = 100
 USER_AGENT = f"finout-mcp/{__version__}"
 
-_IDEMPOTENT_RETRY_STATUSES = frozenset({429, 502, 503, 504})
-
 TAG_OUTCOME_HINT = (
     "The virtual tag may have been created anyway; list the virtual tags before retrying, "
     "so as not to create a duplicate."
@@ -133,7 +132,6 @@ ENDPOINT_OUTCOME_HINT = (
     "The endpoint may have been created anyway; list the endpoints before retrying, "
     "so as not to create a duplicate."
 )
-DOCUMENTED_BASE_URL = "https://app.finout.io/v1"
 
 # What each call is about, for errors (the server layer names the tool that lists them)
 VIEW, TAG, KEY, SCAN, ENDPOINT = "view", "virtual tag", "MegaBill key", "CostGuard scan", "endpoint"
@@ -698,7 +696,7 @@ class FinoutClient:
     @staticmethod
     def _may_retry_status(call: _Call, status: int, retry_after: float | None) -> bool:
         if call.idempotent:
-            return status in _IDEMPOTENT_RETRY_STATUSES
+            return status in RETRYABLE_STATUSES
         # A create is re-sent only when the server provably refused it.
         return status == 429 or (status == 503 and retry_after is not None)
 
@@ -782,7 +780,7 @@ class FinoutClient:
             error.base_url_wrong = True
             error.hint = (
                 f"Every Finout path answers 404 at {self._scrub(self._base)}: the base URL is wrong. Set "
-                f"FINOUT_API_URL to Finout's v1 API ({DOCUMENTED_BASE_URL}, with /v1) and restart."
+                f"FINOUT_API_URL to Finout's v1 API ({DEFAULT_API_URL}, with /v1) and restart."
             )
         elif call.subject and call.ident:
             error.hint = f"No {call.subject} has the id {call.ident!r} in this account; check that id."

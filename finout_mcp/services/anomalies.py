@@ -37,10 +37,11 @@ from pydantic import BaseModel, Field
 
 from finout_mcp.api.models import MegabillKey, View
 from finout_mcp.services import baseline
-from finout_mcp.services.costs import ANSWER_BUDGET_BYTES, Money, Pct, SeriesLike, ViewRef, daily_table
+from finout_mcp.services.costs import SeriesLike, ViewRef, daily_table
 from finout_mcp.services.drilldown import SeriesKey, group_name
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.fencing import fence
+from finout_mcp.services.figures import ANSWER_BUDGET_BYTES, Money, Pct
 from finout_mcp.services.periods import DateSpan
 
 LOOKBACK_DAYS = 56  # history fetched before the checked days: 8 weeks of "normal"

@@ -12,20 +12,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from finout_mcp.api.models import RecommendationGroup, Resource, Scan, ScanRecommendations
 from finout_mcp.services.fencing import fence, neutralise
-
-
-def _r2(v: float) -> float:
-    return round(v, 2) + 0.0
-
-
-Money = Annotated[float, AfterValidator(_r2)]
-
+from finout_mcp.services.figures import Money
 
 # ----------------------------------------------------------------------------- scans
 

@@ -14,17 +14,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Any, Literal, NamedTuple, Protocol, TypeVar
+from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 
 import anyio
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from finout_mcp.api.models import CostQueryResponse, CostSeries, CostType, View
 from finout_mcp.services.errors import first_error
 from finout_mcp.services.fencing import fence_all
+from finout_mcp.services.figures import ANSWER_BUDGET_BYTES, Money, Pct
 from finout_mcp.services.periods import DateSpan, Window, as_window, span_to_ms, split_windows
-
-ANSWER_BUDGET_BYTES = 7_900  # the compact answer a model reads stays within 8 KB
 
 Granularity = Literal["auto", "day", "week", "month", "total"]
 
@@ -137,18 +136,6 @@ async def fetch_costs(
 
 
 # ----------------------------------------------------------------------------- answer model
-
-
-def _r2(v: float) -> float:
-    return round(v, 2) + 0.0  # +0.0 turns -0.0 into 0.0
-
-
-def _r1(v: float) -> float:
-    return round(v, 1) + 0.0
-
-
-Money = Annotated[float, AfterValidator(_r2)]
-Pct = Annotated[float, AfterValidator(_r1)]
 
 
 class ViewRef(BaseModel):

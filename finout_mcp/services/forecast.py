@@ -38,9 +38,10 @@ from pydantic import BaseModel, Field
 
 from finout_mcp.api.models import View
 from finout_mcp.services import anomalies, baseline
-from finout_mcp.services.costs import ANSWER_BUDGET_BYTES, Money, Pct, SeriesLike, ViewRef, daily_table
+from finout_mcp.services.costs import SeriesLike, ViewRef, daily_table
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.fencing import fence
+from finout_mcp.services.figures import ANSWER_BUDGET_BYTES, Money, Pct
 from finout_mcp.services.periods import DateSpan, add_months, month_end
 
 HISTORY_DAYS = 450  # five 90-day windows: fetched in one round of the 5-request cap

@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from finout_mcp.api.models import VIRTUAL_TAGS, rule_number
-from finout_mcp.services import costs, periods
+from finout_mcp.services import periods
 from finout_mcp.services.composer import compose
 from finout_mcp.services.cost_query import (
     MAX_LEAF_CONDITIONS,
@@ -37,9 +37,7 @@ from finout_mcp.services.cost_query import (
 )
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.fencing import fence
-
-Money = costs.Money
-Pct = costs.Pct
+from finout_mcp.services.figures import Money, Pct
 
 
 class RuleImpact(BaseModel):

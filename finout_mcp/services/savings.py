@@ -16,25 +16,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from finout_mcp.api.errors import FinoutError
 from finout_mcp.api.models import Resource, Scan, ScanRecommendations
-from finout_mcp.services.costguard import Money, ms_to_iso_date, resource_account, resource_reason
+from finout_mcp.services.costguard import ms_to_iso_date, resource_account, resource_reason
 from finout_mcp.services.fencing import fence
+from finout_mcp.services.figures import ANSWER_BUDGET_BYTES, Money, Pct
 
-ANSWER_BUDGET_BYTES = 7_900  # the compact answer a model reads stays within 8 KB
 MAX_GROUPS = 10
 ACCOUNT = "account"  # group_by value: the resource's account (AWS) or project (GCP), from its metadata
-
-
-def _r1(v: float) -> float:
-    return round(v, 1) + 0.0
-
-
-Pct = Annotated[float, AfterValidator(_r1)]
 
 
 class ScanTotals(BaseModel):
