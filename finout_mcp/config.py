@@ -439,11 +439,6 @@ class Settings(BaseSettings):
             return self.database_url.get_secret_value()
         return f"sqlite:///{self.resolved_state_dir() / 'changes.sqlite3'}"
 
-    @property
-    def shared_database(self) -> bool:
-        """True when state is shared with other replicas (PostgreSQL)."""
-        return self.database_location().startswith(("postgresql://", "postgres://"))
-
     def resolved_state_dir(self) -> Path:
         """Where the change log lives: FINOUT_MCP_STATE_DIR, else $XDG_STATE_HOME/finout-mcp,
         else ~/.local/state/finout-mcp."""

@@ -45,10 +45,6 @@ class Skip(Exception):
     """Nothing to check (e.g. no scans in the account): not a failure."""
 
 
-class ConfigProblem(Exception):
-    """The configuration is wrong; nothing else can be checked."""
-
-
 @dataclass
 class Found:
     """What earlier checks found, for the later ones."""

@@ -13,9 +13,12 @@ from typing import Any
 from mcp import Client
 from mcp.types import CallToolResult
 
+from finout_mcp.api.models import Resource
 from finout_mcp.config import Settings
 from finout_mcp.sandbox import Sandbox
 from finout_mcp.server.app import build_server
+from finout_mcp.services import costguard
+from finout_mcp.services.periods import DateSpan, resolve_span
 
 TODAY = date(2026, 11, 25)
 
@@ -102,3 +105,15 @@ def dumps(value: Any) -> str:
 def report(line: str) -> None:
     """A measured figure, shown with ``pytest -s`` (BENCHMARKS.md quotes them)."""
     sys.stderr.write(line.rstrip() + "\n")
+
+
+def preset_span(period: str, today: date) -> DateSpan:
+    """The span of a preset ``period`` relative to ``today``."""
+    return resolve_span(period=period, today=today)
+
+
+def detect_family(resource: Resource, scan_name: str = "") -> str:
+    """The scan family :func:`~finout_mcp.services.costguard.resource_reason` words a resource
+    by (``ec2``, ``rds``, ``ebs``, ``lb``, ... or ``generic``)."""
+    c = costguard._Ctx(resource, scan_name, None)
+    return next((name for name, test, _ in costguard._FAMILIES if test(c)), "generic")

@@ -6,11 +6,11 @@ import pytest
 
 from finout_mcp.api.models import Resource, Scan, ScanRecommendations
 from finout_mcp.services.costguard import (
-    detect_family,
     resource_reason,
     summarize_recommendations,
     summarize_scans,
 )
+from tests.support import detect_family
 
 RUN_MS = 1_790_812_800_000  # 2026-10-01T00:00:00Z
 

@@ -13,11 +13,11 @@ from finout_mcp.services.periods import (
     PERIODS,
     DateSpan,
     preceding_span,
-    preset_span,
     resolve_span,
     span_to_ms,
     split_windows,
 )
+from tests.support import preset_span
 
 TODAY = date(2026, 10, 15)
 VIEW = View(id="v1", name="Costs by service")

@@ -8,13 +8,8 @@ from datetime import date, timedelta
 import pytest
 
 from finout_mcp.services.errors import InputError
-from finout_mcp.services.periods import (
-    DateSpan,
-    comparison_window,
-    preset_span,
-    resolve_window,
-    split_whole_months,
-)
+from finout_mcp.services.periods import DateSpan, comparison_window, resolve_window, split_whole_months
+from tests.support import preset_span
 
 TODAY = date(2026, 11, 25)
 

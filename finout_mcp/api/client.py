@@ -87,7 +87,10 @@ from finout_mcp.api.errors import (
 from finout_mcp.api.limiter import Limiter, MemoryLimiter
 from finout_mcp.api.models import (
     SERVER_OWNED_FIELDS,
+    CostQueryRequest,
     CostQueryResponse,
+    CostType,
+    DateRange,
     Endpoint,
     EndpointCreate,
     EndpointCreated,
@@ -372,17 +375,16 @@ class FinoutClient:
         *,
         start_ms: int | None = None,
         end_ms: int | None = None,
-        cost_type: str | None = None,
+        cost_type: CostType | None = None,
     ) -> CostQueryResponse:
         """POST /cost/query-by-view. ``date`` is left out entirely when both bounds are ``None``
         (the view's saved range); both or neither must be given."""
         if (start_ms is None) != (end_ms is None):
             raise ValueError("give both start_ms and end_ms, or neither (the view's saved range)")
-        body: dict[str, Any] = {"viewId": view_id}
+        date = None
         if start_ms is not None and end_ms is not None:
-            body["date"] = {"unixTimeMillSecondsStart": int(start_ms), "unixTimeMillSecondsEnd": int(end_ms)}
-        if cost_type is not None:
-            body["costType"] = cost_type
+            date = DateRange(unix_time_mill_seconds_start=int(start_ms), unix_time_mill_seconds_end=int(end_ms))
+        body = CostQueryRequest(view_id=view_id, date=date, cost_type=cost_type).wire()
         call = _Call("POST", self._path("cost", "query-by-view"), body, subject=VIEW, ident=view_id)
         return self._parse(await self._send(call), CostQueryResponse, call)
 

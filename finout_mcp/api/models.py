@@ -245,11 +245,15 @@ class CostSeries(ApiModel):
 
 
 class DateRange(ApiModel):
+    """A cost query's range in epoch milliseconds: first day 00:00:00.000 to last day 23:59:59.999 UTC."""
+
     unix_time_mill_seconds_start: int
     unix_time_mill_seconds_end: int
 
 
 class CostQueryRequest(ApiModel):
+    """The body of ``POST /cost/query-by-view``; no ``date``: the view's saved range."""
+
     view_id: str
     date: DateRange | None = None
     cost_type: CostType | None = None

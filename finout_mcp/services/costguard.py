@@ -410,12 +410,6 @@ def _is_ebs_usage(c: _Ctx) -> bool:
     return bool(usage and re.match(r"(?i)^([a-z0-9]+-)?ebs:", usage))
 
 
-def detect_family(resource: Resource, scan_name: str = "") -> str:
-    """The scan family name (``ec2``, ``rds``, ``ebs``, ``lb``, ... or ``generic``)."""
-    c = _Ctx(resource, scan_name, None)
-    return next((name for name, test, _ in _FAMILIES if test(c)), "generic")
-
-
 def resource_reason(resource: Resource, *, scan_name: str = "", analysis_days: int | None = None) -> str:
     """A one-line human reason for a flagged resource; never raises on odd input."""
     c = _Ctx(resource, scan_name, analysis_days)

@@ -189,7 +189,3 @@ def repointed(tag: VirtualTag, old_id: str, new_id: str) -> VirtualTagWrite | No
     if not changed:
         return None
     return tag.write_body(rules=rules, default_value=default)
-
-
-def graph_of(tags: Mapping[str, VirtualTag] | Sequence[VirtualTag]) -> TagGraph:
-    return TagGraph(list(tags.values()) if isinstance(tags, Mapping) else list(tags))

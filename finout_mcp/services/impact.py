@@ -211,8 +211,3 @@ async def estimate_impact(
         queries=len(run),
         notes=notes,
     )
-
-
-def default_window(today: date) -> periods.Window:
-    """The estimate's default period: the last 30 days."""
-    return periods.resolve_window(period="last_30_days", today=today)

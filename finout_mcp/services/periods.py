@@ -208,11 +208,6 @@ def _preset(period: str, today: date) -> tuple[DateSpan, Kind]:
     )
 
 
-def preset_span(period: str, today: date) -> DateSpan:
-    """The span of a preset ``period`` relative to ``today`` (see the module docstring)."""
-    return _preset(period, today)[0]
-
-
 def parse_date(name: str, value: str | date, today: date) -> date:
     """An ISO date (a datetime is taken in UTC); :class:`InputError` naming ``name`` otherwise."""
     if isinstance(value, datetime):

@@ -15,7 +15,6 @@ from pydantic import BaseModel, Field
 # so read tools leave them out.
 READ = ToolAnnotations(readOnlyHint=True, openWorldHint=False)
 COMPUTE = READ  # pure computation over cached reads (compose_filter, lint_virtual_tag)
-WRITE = ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=False, openWorldHint=False)
 WRITE_IDEMPOTENT = ToolAnnotations(
     readOnlyHint=False, destructiveHint=False, idempotentHint=True, openWorldHint=False
 )
