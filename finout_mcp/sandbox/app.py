@@ -1,7 +1,7 @@
 """The sandbox ASGI app: a Finout v1 API simulator with auth, limits and fault injection.
 
 Strict to the documents, not to our client: every rule below names the line of
-``/work/shared/finout-api.md`` (as ``finout-api.md:N``, with its section) it comes from. Where
+``docs/finout-api.md`` (as ``finout-api.md:N``, with its section) it comes from. Where
 the docs allow one reading, the other is rejected (the wrapped metadata body, fields no page
 lists); where they allow two, both are served (an e-mail endpoint's ``to`` at top level with an
 empty ``configuration``, an object ``defaultValue``, an open-ended rule ``timeframe``,
