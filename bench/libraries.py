@@ -40,7 +40,7 @@ from typing import Any
 from finout_mcp.api.models import MegabillKey
 from finout_mcp.api.retries import RetryBudget
 from finout_mcp.sandbox.catalog import LARGE_KEY, LARGE_KEY_COUNT, KeyCatalogue
-from finout_mcp.services import catalog as cat
+from finout_mcp.services import search as cat
 
 Row = tuple[str, str, str]
 
@@ -132,7 +132,7 @@ def bench_fuzzy(repeat: int) -> list[Row]:
     queries = fuzzy_queries(values, keys, rng)
     indexes: dict[str, cat.SearchIndex[Any]] = {
         "values": cat.build_value_index(values),
-        "keys": cat.key_search_index(keys),
+        "keys": cat.build_key_index(keys),
     }
     rows: list[Row] = []
     for kind, index in indexes.items():

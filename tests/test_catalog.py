@@ -7,15 +7,15 @@ import anyio
 import pytest
 
 from finout_mcp.api.models import KeyList, MegabillKey, ScanList, ValueList, ViewList, VirtualTagList
-from finout_mcp.services.catalog import (
-    Catalog,
+from finout_mcp.services.catalog import Catalog
+from finout_mcp.services.errors import InputError
+from finout_mcp.services.search import (
     closest_names,
     fold,
     group_by_cost_center,
     search_keys,
     search_values,
 )
-from finout_mcp.services.errors import InputError
 
 
 class FakeApi:

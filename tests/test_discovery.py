@@ -7,7 +7,7 @@ import datetime as dt
 from pathlib import Path
 
 from finout_mcp.sandbox import catalog as sandbox_catalog
-from finout_mcp.services.catalog import build_value_index, similarity
+from finout_mcp.services.search import build_value_index, similarity
 from tests.support import call, demo
 
 

@@ -95,7 +95,7 @@ async def read_views(state: AccountState) -> str:
 
 
 async def read_keys(state: AccountState) -> str:
-    from finout_mcp.services.catalog import group_by_cost_center
+    from finout_mcp.services.search import group_by_cost_center
 
     ks = await _guarded(state, state.catalog.keys())
     return _json(

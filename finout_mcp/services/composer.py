@@ -26,11 +26,11 @@ from finout_mcp.filters.parse import Ambiguous, Parsed, parse
 from finout_mcp.filters.render import render
 from finout_mcp.filters.tree import Cond, leaves, to_finout
 from finout_mcp.filters.vocabulary import EQUALITY_OPS
-from finout_mcp.services.catalog import SearchIndex, build_value_index, fold, value_search_index
 from finout_mcp.services.dependencies import tag_outputs
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.fencing import fence
 from finout_mcp.services.keys import KeyCatalog, KeyIndex, key_index, key_ref
+from finout_mcp.services.search import FRESH, IndexOwner, SearchIndex, fold, value_search_index
 
 VALUE_FETCH_CONCURRENCY = 5
 """Distinct keys whose values are fetched at once (the Finout client caps at 5 anyway)."""
@@ -56,25 +56,24 @@ class ComposeResult(BaseModel):
 class ValueSet:
     """The values of one key, checked through the catalogue's search index of that list.
 
-    A list the catalogue holds (``shared``) uses the cached index that ``list_key_values``
-    builds for the same list object; any other list (a tag's outputs) gets its own.
+    A list the catalogue holds is indexed by that catalogue (``owner``): the same index that
+    ``list_key_values`` uses for the same list object; any other list (a tag's outputs) gets its
+    own.
     """
 
     values: Sequence[str]
-    shared: bool = True
+    owner: IndexOwner = FRESH
     _own: SearchIndex[str] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of(cls, values: Sequence[str]) -> ValueSet:
         """A set over a list of our own (not the catalogue's): indexed privately."""
-        return cls(values, shared=False)
+        return cls(values)
 
     @property
     def index(self) -> SearchIndex[str]:
-        if self.shared:
-            return value_search_index(self.values)
         if self._own is None:
-            self._own = build_value_index(self.values)
+            self._own = value_search_index(self.values, owner=self.owner)
         return self._own
 
     def __contains__(self, value: object) -> bool:
@@ -91,9 +90,9 @@ class ValueSet:
         return self.index.contains(sub)
 
 
-def value_set(values: Sequence[str]) -> ValueSet:
-    """The :class:`ValueSet` of a catalogue's values list (its index is cached by the list's identity)."""
-    return ValueSet(values)
+def value_set(values: Sequence[str], owner: IndexOwner) -> ValueSet:
+    """The :class:`ValueSet` of a values list ``owner`` (the catalogue) handed out: it keeps the index."""
+    return ValueSet(values, owner)
 
 
 # ----------------------------------------------------------------------------- composer
@@ -137,7 +136,7 @@ class ComposeContext:
                     self.values[(cc, key)] = ValueSet.of(tag_outputs(tag, self.index.tags))
                     return
                 try:
-                    self.values[(cc, key)] = value_set(await self.catalog.values(cc, key))
+                    self.values[(cc, key)] = value_set(await self.catalog.values(cc, key), self.catalog)
                 except Exception as err:
                     self.values[(cc, key)] = err
 

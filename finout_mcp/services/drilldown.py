@@ -30,9 +30,9 @@ import anyio
 
 from finout_mcp.api.errors import FinoutError
 from finout_mcp.api.models import VIRTUAL_TAGS, MegabillKey
-from finout_mcp.services.catalog import fold
 from finout_mcp.services.errors import first_error
 from finout_mcp.services.fencing import fence
+from finout_mcp.services.search import fold
 
 MAX_LOOKUPS = 30  # value lists read to locate one series, at most
 BATCH = 5  # read together (the client's in-flight cap)

@@ -9,14 +9,14 @@ nothing is cached here.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Protocol, TypeVar, runtime_checkable
 
 from finout_mcp.api.models import VIRTUAL_TAGS, MegabillKey, VirtualTag
 from finout_mcp.filters.parse import Resolution
-from finout_mcp.services.catalog import fold, key_search_index, search_keys
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.fencing import fence, neutralise
+from finout_mcp.services.search import FRESH, IndexOwner, SearchIndex, fold, key_search_index, search_keys
 
 T = TypeVar("T")
 
@@ -31,7 +31,7 @@ class KeyCatalog(Protocol):
 
     async def virtual_tags(self) -> list[VirtualTag]: ...
 
-    def derived(self, name: str, sources: tuple[object, ...], build: Callable[[], T]) -> T:
+    def derived(self, name: Hashable, sources: tuple[object, ...], build: Callable[[], T]) -> T:
         """``build()``, kept under ``name`` while ``sources`` are the very same objects."""
         ...
 
@@ -54,8 +54,12 @@ class KeyIndex:
     virtual tags the keys list lacks or names differently.
     """
 
-    def __init__(self, keys: Sequence[MegabillKey], tags: Sequence[VirtualTag] = ()) -> None:
+    def __init__(
+        self, keys: Sequence[MegabillKey], tags: Sequence[VirtualTag] = (), *, owner: IndexOwner = FRESH
+    ) -> None:
         self._keys = keys
+        self._owner = owner  # who keeps the search index of ``keys``: the catalogue that handed them out
+        self._searched: dict[int, SearchIndex[MegabillKey]] = {}  # pool number -> its index, once fetched
         self.tags: dict[str, VirtualTag] = {t.id: t for t in tags}
         self.cost_centers: dict[str, str] = {}
         tag_names: dict[str, str | None] = {}
@@ -82,7 +86,15 @@ class KeyIndex:
             return [
                 k for pool in self._pools() for k in pool if low in (k.key.lower(), (k.display_name or "").lower())
             ]
-        return [k for pool in self._pools() for k in key_search_index(pool).exact(q)]
+        return [k for n in range(len(self._pools())) for k in self._index(n).exact(q)]
+
+    def _index(self, n: int) -> SearchIndex[MegabillKey]:
+        """The search index of pool ``n`` (0: the keys list, through its owner; 1: the extra tags)."""
+        index = self._searched.get(n)
+        if index is None:
+            index = key_search_index(self._pools()[n], owner=self._owner if n == 0 else FRESH)
+            self._searched[n] = index
+        return index
 
     def entry(self, cc: str, key: str) -> MegabillKey | None:
         """The key ``(cc, key)``: from the keys list when it is there, else from the tags."""
@@ -102,7 +114,8 @@ class KeyIndex:
         for pool in self._pools():
             if len(out) >= n:
                 break
-            for k in search_keys(pool, query, cost_center=cost_center, limit=n).matches:
+            owner = self._owner if pool is self._keys else FRESH
+            for k in search_keys(pool, query, cost_center=cost_center, limit=n, owner=owner).matches:
                 if cost_center is not None and k.cost_center != cost_center:
                     continue
                 ref = key_ref(self.entry(k.cost_center, k.key) or k)
@@ -197,7 +210,7 @@ def key_index(
     """The :class:`KeyIndex` of the catalogue's keys list (and virtual tags, when given): built once
     while they are the lists the catalogue holds, and kept by it (one per kind)."""
     name = "key_index" if tags is None else "key_index+tags"
-    return catalog.derived(name, (keys, tags or ()), lambda: KeyIndex(keys, tags or ()))
+    return catalog.derived(name, (keys, tags or ()), lambda: KeyIndex(keys, tags or (), owner=catalog))
 
 
 async def find_key(catalog: KeyCatalog, key: str, cost_center: str | None = None) -> MegabillKey:

@@ -10,7 +10,9 @@ from pydantic import BaseModel, Field
 from finout_mcp.api.models import MegabillKey
 from finout_mcp.server.state import get_state
 from finout_mcp.server.tools.common import READ, Envelope, Refresh, ToolSpec
-from finout_mcp.services.catalog import (
+from finout_mcp.services.fencing import fence, fence_all
+from finout_mcp.services.keys import find_key
+from finout_mcp.services.search import (
     FUZZY_MIN_QUERY,
     MatchKind,
     SearchResult,
@@ -21,8 +23,6 @@ from finout_mcp.services.catalog import (
     search_values,
     value_search_index,
 )
-from finout_mcp.services.fencing import fence, fence_all
-from finout_mcp.services.keys import find_key
 
 SEARCHED_DESCRIPTION = (
     "With a search: the kinds of match that were looked for (case and separators ignored): exact, prefix "
@@ -101,7 +101,7 @@ async def list_megabill_keys(
     before list_key_values, compose_filter or create_virtual_tag."""
     state = get_state(ctx)
     keys = await state.catalog.keys(refresh=refresh)
-    found = search_keys(keys, search, cost_center=cost_center, limit=limit)
+    found = search_keys(keys, search, cost_center=cost_center, limit=limit, owner=state.catalog)
     searched = search is not None and bool(fold(search))
 
     def how(k: MegabillKey) -> MatchKind | None:
@@ -160,7 +160,7 @@ async def list_key_values(
     state = get_state(ctx)
     k = await find_key(state.catalog, key, cost_center)
     values = await state.catalog.values(k.cost_center, k.key, refresh=refresh)
-    found = search_values(values, search, limit=limit)
+    found = search_values(values, search, limit=limit, owner=state.catalog)
     searched = bool(search and fold(search))
     notes = []
     if searched and search is not None:
@@ -169,7 +169,7 @@ async def list_key_values(
         of = f"more than {found.total}" if found.at_least else str(found.total)
         notes.append(f"Showing {len(found.matches)} of {of} values; use search to narrow, or raise limit.")
     if searched and search is not None and not found.matches:
-        close = value_search_index(values).closest(search, 5)
+        close = value_search_index(values, owner=state.catalog).closest(search, 5)
         if close:
             notes.append(f"No value contains {fence(search)}; closest existing: {fence_all(close)}.")
     return ValuesResult(

@@ -12,7 +12,7 @@ from finout_mcp.api.models import CostType
 from finout_mcp.server.state import get_state
 from finout_mcp.server.tools.common import READ, Envelope, Refresh, ToolSpec, ViewRef
 from finout_mcp.services import costs, periods
-from finout_mcp.services.catalog import search_named
+from finout_mcp.services.search import search_named
 
 
 class ViewItem(BaseModel):

@@ -29,13 +29,13 @@ from finout_mcp.server.tools.common import (
     TagRef,
     ToolSpec,
 )
-from finout_mcp.services.catalog import search_named
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.fencing import fence
 from finout_mcp.services.impact import ImpactEstimate, estimate_impact
 from finout_mcp.services.keys import key_index
 from finout_mcp.services.lint import LintReport, RuleSpec, lint_all, lint_rules, rules_from_tag, target_text
 from finout_mcp.services.periods import Period, resolve_window
+from finout_mcp.services.search import search_named
 from finout_mcp.services.writes import WriteResult
 
 
