@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from finout_mcp.api.models import (
     VIRTUAL_TAGS,
+    DefaultValue,
     TagReference,
     ValueMetadata,
     VirtualTag,
@@ -91,10 +92,19 @@ def show(value: str) -> str:
     return fence(value) if neutralise(value) != value else value
 
 
+def target_text(to: DefaultValue | None, tag_names: Mapping[str, str]) -> str | None:
+    """How a rule's ``to`` or a tag's default value reads to a person: a value as is, a reference
+    to another tag as that tag's (fenced) name and id — the one rendering that lint, list, get and
+    the diffs share (``tag_names``: tag id -> name)."""
+    if isinstance(to, TagReference):
+        name = tag_names.get(to.key)
+        return f"value of tag {fence(name)} ({to.key})" if name else f"value of tag {to.key}"
+    return to
+
+
 def _to_text(to: str | TagReference, tag_names: Mapping[str, str]) -> str:
-    if isinstance(to, str):
-        return show(to)
-    return f"value of tag {show(tag_names.get(to.key, to.key))}"
+    """A rule's ``to`` in diff text: :func:`target_text`, a value fenced when it carries control or fence characters."""
+    return show(to) if isinstance(to, str) else target_text(to, tag_names) or ""
 
 
 def _rule_obj(rule: VirtualTagRule | dict[str, Any]) -> VirtualTagRule:

@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from finout_mcp.api.models import VIRTUAL_TAGS, rule_number
+from finout_mcp.api.models import VIRTUAL_TAGS, TagReference, rule_number
 from finout_mcp.services import periods
 from finout_mcp.services.composer import compose
 from finout_mcp.services.cost_query import (
@@ -35,6 +35,7 @@ from finout_mcp.services.cost_query import (
     rows_to_series,
     virtual_tags_in,
 )
+from finout_mcp.services.diffs import target_text
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.fencing import fence
 from finout_mcp.services.figures import Money, Pct
@@ -77,9 +78,9 @@ class ImpactEstimate(BaseModel):
 
 
 def _label(to: Any, tag_names: dict[str, str]) -> str:
+    """A rule's ``to`` as the wire gives it (a value, or a reference object) in the one wording."""
     if isinstance(to, dict):
-        key = str(to.get("key"))
-        return f"(value of tag {tag_names.get(key, key)})"
+        return target_text(TagReference(key=str(to.get("key"))), tag_names) or ""
     return str(to)
 
 

@@ -19,7 +19,7 @@ else the default value). Beyond the composer's findings per rule, the linter rep
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import AliasChoices, BaseModel, Field
@@ -29,7 +29,7 @@ from finout_mcp.filters.findings import Finding
 from finout_mcp.filters.implication import Implier
 from finout_mcp.filters.limits import MAX_RULES
 from finout_mcp.services.composer import ComposeContext, compose_in
-from finout_mcp.services.fencing import fence
+from finout_mcp.services.diffs import target_text
 from finout_mcp.services.keys import KeyCatalog
 
 _SHADOW_BUDGET = 500_000
@@ -79,15 +79,6 @@ def rules_from_tag(tag: VirtualTag) -> list[RuleSpec]:
 
 
 # ----------------------------------------------------------------------------- linter
-
-
-def target_text(to: DefaultValue | None, tags: Mapping[str, VirtualTag]) -> str | None:
-    """How a rule's ``to`` or a tag's default value reads to a person: a value as is, a reference
-    to another tag as that tag's (fenced) name and id — the one rendering lint, list and get share."""
-    if isinstance(to, TagReference):
-        tag = tags.get(to.key)
-        return f"value of tag {fence(tag.name)} ({to.key})" if tag else f"value of tag {to.key}"
-    return to
 
 
 def _finding(severity: str, code: str, message: str, path: str = "", candidates: Sequence[str] = ()) -> Finding:
@@ -167,6 +158,7 @@ async def lint_rules(
     """Lint a tag's rules (first-match) and default value against the account's catalogue."""
     ctx, tag_findings = await ComposeContext.build(catalog)
     tags = ctx.index.tags
+    tag_names = {i: t.name for i, t in tags.items()}
     if not rules:
         tag_findings.append(
             _finding("error", "empty_rules", "The tag has no rules; give at least one {to, filter} rule.", "rules")
@@ -230,7 +222,7 @@ async def lint_rules(
         reports.append(
             RuleReport(
                 index=rule_number(i),
-                to=target_text(rule.to, tags) or "",
+                to=target_text(rule.to, tag_names) or "",
                 readable=result.readable if result else None,
                 filter=result.filter if result else None,
                 findings=findings,

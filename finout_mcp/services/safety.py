@@ -20,7 +20,6 @@ from urllib.parse import urlsplit, urlunsplit
 from finout_mcp.api.models import (
     Endpoint,
     EndpointRef,
-    TagReference,
     ValueMetadata,
     VirtualTag,
     VirtualTagRule,
@@ -273,10 +272,6 @@ def merge_metadata(
 
 
 # ----------------------------------------------------------------------------- canonical comparison
-
-
-def _to_text(to: str | TagReference) -> str:
-    return to if isinstance(to, str) else f"value of virtual tag {to.key}"
 
 
 def _rule_obj(rule: VirtualTagRule | dict[str, Any]) -> VirtualTagRule:

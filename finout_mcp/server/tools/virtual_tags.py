@@ -29,11 +29,12 @@ from finout_mcp.server.tools.common import (
     TagRef,
     ToolSpec,
 )
+from finout_mcp.services.diffs import target_text
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.fencing import fence
 from finout_mcp.services.impact import ImpactEstimate, estimate_impact
 from finout_mcp.services.keys import key_index
-from finout_mcp.services.lint import LintReport, RuleSpec, lint_all, lint_rules, rules_from_tag, target_text
+from finout_mcp.services.lint import LintReport, RuleSpec, lint_all, lint_rules, rules_from_tag
 from finout_mcp.services.periods import Period, resolve_window
 from finout_mcp.services.search import search_named
 from finout_mcp.services.writes import WriteResult
@@ -179,7 +180,7 @@ async def list_virtual_tags(
 ) -> TagList:
     """List virtual tags (allocation rules): id, name, rule count, default value."""
     tags = await get_state(ctx).catalog.virtual_tags(refresh=refresh)
-    by_id = {t.id: t for t in tags}
+    names = {t.id: t.name for t in tags}
     chosen = search_named(tags, search, lambda t: t.name)
     items = [
         TagListItem(
@@ -187,7 +188,7 @@ async def list_virtual_tags(
             name=t.name,
             rules=len(t.rules),
             default_value=t.default_value,
-            default_value_readable=target_text(t.default_value, by_id),
+            default_value_readable=target_text(t.default_value, names),
             updated_at=iso_utc(t.updated_at),
         )
         for t in chosen[:limit]
@@ -208,8 +209,7 @@ async def get_virtual_tag(
     listed = await state.catalog.resolve_tag(tag)
     t = await state.client.get_virtual_tag(listed.id)
     index = key_index(state.catalog, await state.catalog.keys())
-    by_id = {x.id: x for x in await state.catalog.virtual_tags()}
-    names = {i: x.name for i, x in by_id.items()}
+    names = {x.id: x.name for x in await state.catalog.virtual_tags()}
     rules = []
     for i, r in enumerate(t.rules):
         text = render(r.filters, index.display_name) if r.filters else "(no filter)"
@@ -217,7 +217,7 @@ async def get_virtual_tag(
             RuleView(
                 index=rule_number(i),
                 to=r.to,
-                to_readable=target_text(r.to, by_id),
+                to_readable=target_text(r.to, names),
                 readable=text,
                 timeframe=ReadableTimeframe.of(r.timeframe),
                 filter=r.filters if include_filters else None,
@@ -234,7 +234,7 @@ async def get_virtual_tag(
         id=t.id,
         name=t.name,
         default_value=t.default_value,
-        default_value_readable=target_text(t.default_value, by_id),
+        default_value_readable=target_text(t.default_value, names),
         category=t.category,
         created_at=iso_utc(t.created_at),
         updated_at=iso_utc(t.updated_at),
