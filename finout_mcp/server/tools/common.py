@@ -25,7 +25,8 @@ DESTRUCTIVE_IDEMPOTENT = ToolAnnotations(
 
 
 class Envelope(BaseModel):
-    """Every result carries notes: what the numbers mean, what was cut, what to call next."""
+    """The notes a result carries: what the numbers mean, what was cut, what to call next (every
+    tool's result has them but ``compose_filter``'s, whose findings say the same things)."""
 
     notes: list[str] = Field(default_factory=list)
 
