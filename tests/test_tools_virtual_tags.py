@@ -325,3 +325,30 @@ async def test_list_changes_says_what_each_write_changed_value_by_value(tmp_path
         assert "none" in updated["summary"] and "unallocated" in updated["summary"]
         assert "store" not in log  # where the log lives is the operator's business, not the model's
         assert any("Only writes made through this server" in n for n in log["notes"])
+
+
+async def test_adding_one_condition_the_documented_way_changes_only_that_rule(tmp_path: Path) -> None:
+    """The recipe the guide and update_virtual_tag's description give: read the rules with
+    include_filters, send them back (a no-op), then add a condition to one rule: only it changes."""
+    async with demo(tmp_path) as (client, sb):
+        for name in ("Team", "Environment"):  # Environment's rules carry timeframes: they go back as read
+            read = await call(client, "get_virtual_tag", {"tag": name, "include_filters": True})
+            same = await call(client, "update_virtual_tag", {"tag": name, "rules": read["rules"], "dry_run": True})
+            assert same["status"] == "unchanged", same["diff"]
+        read = await call(client, "get_virtual_tag", {"tag": "Team", "include_filters": True})
+        rules = read["rules"]
+        staging = {"key": "Account Name", "cost_center": "AWS", "op": "in", "values": ["staging"]}
+        rules[0]["filter"] = {"any": [rules[0]["filter"], staging]}
+        dry = await call(client, "update_virtual_tag", {"tag": "Team", "rules": rules, "dry_run": True})
+        assert dry["diff"]["counts"] == {"added": 0, "removed": 0, "changed": 1, "moved": 0, "unchanged": 5}
+        assert dry["diff"]["rules"][0]["value_changes"] == ["Account Name: new condition in [staging]"]
+        applied = await call(
+            client,
+            "update_virtual_tag",
+            {"tag": "Team", "rules": rules, "dry_run": False, "expected_version": dry["expected_version"]},
+        )
+        assert applied["status"] == "updated"
+        team = next(t for t in sb.account.virtual_tags.values() if t["name"] == "Team")
+        assert {"costCenter": "AWS", "key": "aws_account_name", "operator": "oneOf", "value": ["staging"]} in team[
+            "rules"
+        ][0]["filters"]["OR"]

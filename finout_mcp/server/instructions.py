@@ -27,8 +27,9 @@ Allocation (virtual tags): list_virtual_tags / get_virtual_tag; build every filt
 compose_filter from an intent ({"all"|"any"|"not"|condition}; see finout://guide/filters); \
 lint_virtual_tag to check rules (with no argument: every tag at once).
 Write safety: always call a write first with dry_run=true and show the user the diff; write only \
-after the user agrees, passing the dry run's expected_version so exactly that is applied. A write \
-with filter errors is refused. Every write returns a change_id; undo_change(change_id) reverts it; \
+after the user agrees, passing the dry run's expected_version (when it gives one) so exactly that is \
+applied. A write with filter errors is refused. update_virtual_tag's rules replace all rules: send the \
+complete list (get_virtual_tag(tag, include_filters=true), edit, send back). Every write returns a change_id; undo_change(change_id) reverts it; \
 list_changes shows what was changed, by whom. delete_virtual_tag needs confirm_name equal to the \
 tag's current name. Metadata updates merge unless mode="replace".
 What this server cannot do — say so plainly and offer the alternative:

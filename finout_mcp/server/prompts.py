@@ -77,7 +77,8 @@ def register(server: MCPServer) -> None:
         return (
             f"Allocate costs with the virtual tag {fence(tag_name)}: {fence(allocation)}; "
             f"everything else to {fence(default_value)}.\n"
-            "1. Call list_virtual_tags: does the tag exist? If so, get_virtual_tag and plan an update.\n"
+            "1. Call list_virtual_tags: does the tag exist? If so, get_virtual_tag(tag, include_filters=true) "
+            "and plan an update: its rules replace all rules, so send the complete list back, edited.\n"
             "2. For every dimension mentioned, find the key with list_megabill_keys and exact values "
             "with list_key_values.\n"
             "3. Write one rule per target value as an intent and check each with compose_filter; fix "
@@ -85,7 +86,8 @@ def register(server: MCPServer) -> None:
             "4. Call lint_virtual_tag with the rules and default_value; fix shadowed or duplicate rules.\n"
             "5. Call create_virtual_tag (or update_virtual_tag) with dry_run=true and show the user the "
             "diff, the dependent tags it affects and any warnings. Only after they agree, call it again "
-            "with dry_run=false and the dry run's expected_version (so exactly that is applied).\n"
+            "with dry_run=false (an update also with the dry run's expected_version, so exactly that is "
+            "applied).\n"
             "6. Report the change_id: undo_change(change_id) reverts it."
         )
 

@@ -63,9 +63,15 @@ first rule it matches, else default_value. "to" may also be {"key": "<other tag 
 "costCenter": "Virtual Tags"} (take that tag's value). Value names must not contain dots.
 
 ## Workflow
-compose_filter -> lint_virtual_tag -> create_virtual_tag(dry_run=true) -> show the user ->
-create_virtual_tag(dry_run=false, expected_version=<from the dry run>) -> keep the change_id
-(undo_change reverts it; list_changes shows what was changed, by whom).
+New tag: compose_filter(intent) for each rule -> lint_virtual_tag(rules, default_value) ->
+create_virtual_tag(name, rules, default_value, dry_run=true) -> show the user -> the same call with
+dry_run=false -> keep the change_id.
+Change a tag (add a condition, a value, a rule): get_virtual_tag(tag, include_filters=true) -> edit the
+rules it returns (each keeps its to, filter and timeframe; add the condition to that rule's filter,
+e.g. wrap it as {"any": [<its filter>, <new condition>]}) -> update_virtual_tag(tag, rules,
+dry_run=true) with the complete list (rules replaces all rules) -> show the user the diff and warnings ->
+update_virtual_tag(tag, rules, dry_run=false, expected_version=<from the dry run>) -> keep the change_id.
+undo_change(change_id) reverts a write; list_changes(tag) shows what was changed, by whom.
 """
 
 

@@ -360,7 +360,9 @@ async def update_virtual_tag(
     impact_period: ImpactPeriod = "last_30_days",
 ) -> TagWriteResult:
     """Change a virtual tag (read it first with get_virtual_tag); fields you omit keep their values (a
-    complete body is sent). dry_run=true shows a rule-by-rule readable diff, the dependent tags it
+    complete body is sent). rules replaces every rule: to add one condition, read the rules with
+    get_virtual_tag(tag, include_filters=true), edit that rule's filter, send the whole list back
+    (each rule's to, filter, timeframe as read). dry_run=true shows a rule-by-rule readable diff, the dependent tags it
     breaks, and an expected_version: pass it back with dry_run=false to apply exactly that plan; with
     estimate_impact=true also the dollars moving between values. Returns a change_id for undo_change."""
     _needs_dry_run(estimate_impact, dry_run)
