@@ -158,3 +158,18 @@ async def test_a_value_search_says_which_kinds_of_match_it_searched_and_whether_
     # Too short for fuzzy: the answer says so instead of leaving it to be guessed.
     assert short["searched"] == ["exact", "prefix", "inside"]
     assert "only for 4 characters or more" in short["notes"][0]
+
+
+async def test_lint_of_every_tag_numbers_rules_as_the_tag_lint_does(tmp_path: Path) -> None:
+    """A problem lint_virtual_tag() lists under «rule N» is rule N of lint_virtual_tag(tag)."""
+    async with demo(tmp_path) as (client, _sb):
+        report = await call(client, "lint_virtual_tag")
+        for row in report["tags"]:
+            one = await call(client, "lint_virtual_tag", {"tag": row["id"]})
+            for problem in row["problems"]:
+                if not problem.split(": ", 1)[1].startswith("rule "):
+                    continue
+                number, message = problem.split(": ", 1)[1][len("rule ") :].split(": ", 1)
+                [rule] = [r for r in one["rules"] if r["index"] == int(number)]
+                assert message in [f["message"] for f in rule["findings"]], (problem, rule)
+        assert any("rule " in p for row in report["tags"] for p in row["problems"])  # the demo has one

@@ -299,7 +299,7 @@ async def lint_all(tags: Sequence[VirtualTag], catalog: KeyCatalog) -> LintRepor
     for t in tags:
         report = await lint_rules(rules_from_tag(t), t.default_value, catalog, tag_id=t.id)
         found = list(report.findings) + [
-            f.model_copy(update={"message": f"rule {r.index + 1}: {f.message}"})
+            f.model_copy(update={"message": f"rule {r.index}: {f.message}"})
             for r in report.rules
             for f in r.findings
         ]
