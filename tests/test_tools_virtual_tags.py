@@ -352,3 +352,43 @@ async def test_adding_one_condition_the_documented_way_changes_only_that_rule(tm
         assert {"costCenter": "AWS", "key": "aws_account_name", "operator": "oneOf", "value": ["staging"]} in team[
             "rules"
         ][0]["filters"]["OR"]
+
+
+NAMESPACE_CHECKOUT = {"key": "namespace", "cost_center": "Kubernetes", "op": "=", "value": "checkout"}
+STAGING_ACCOUNTS = {"key": "Account Name", "cost_center": "AWS", "op": "in", "values": ["staging"]}
+
+
+async def test_values_differing_only_in_case_are_a_warning_naming_both(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, sb):
+        rules = [
+            {"to": "Checkout", "filter": STAGING_ACCOUNTS},
+            {"to": "checkout", "filter": NAMESPACE_CHECKOUT},
+        ]
+        linted = await call(client, "lint_virtual_tag", {"rules": rules, "default_value": "other"})
+        assert linted["ok"] and linted["warnings"] == 1
+        [finding] = linted["rules"][1]["findings"]
+        assert finding["code"] == "case_variant_value" and finding["severity"] == "warning"
+        assert "«checkout»" in finding["message"] and "«Checkout»" in finding["message"]
+        # against a value the tag produces now: Team sends «checkout»; a new rule sends «Checkout»
+        read = await call(client, "get_virtual_tag", {"tag": "Team", "include_filters": True})
+        added = [*read["rules"], {"to": "Checkout", "filter": STAGING_ACCOUNTS}]
+        dry = await call(client, "update_virtual_tag", {"tag": "Team", "rules": added, "dry_run": True})
+        assert any("«Checkout» differs only in case from «checkout»" in w for w in dry["warnings"]), dry[
+            "warnings"
+        ]
+        # and against the values a rule takes from another tag
+        team_id = next(t["id"] for t in sb.account.virtual_tags.values() if t["name"] == "Team")
+        rules = [
+            {"to": {"key": team_id, "costCenter": "Virtual Tags"}, "filter": NAMESPACE_CHECKOUT},
+            {"to": "CHECKOUT", "filter": STAGING_ACCOUNTS},
+        ]
+        linted = await call(client, "lint_virtual_tag", {"rules": rules, "default_value": "other"})
+        [finding] = linted["rules"][1]["findings"]
+        assert (
+            "«CHECKOUT» differs only in case from «checkout» (rule 1's value, from tag «Team»)"
+            in finding["message"]
+        )
+        # one spelling: no warning
+        same = [{"to": "checkout", "filter": STAGING_ACCOUNTS}, {"to": "checkout", "filter": NAMESPACE_CHECKOUT}]
+        linted = await call(client, "lint_virtual_tag", {"rules": same, "default_value": "other"})
+        assert linted["warnings"] == 0

@@ -14,12 +14,14 @@ else the default value). Beyond the composer's findings per rule, the linter rep
 - ``blank_to`` (error), ``dotted_value`` (warning: metadata value names cannot contain dots),
   ``missing_default`` (warning), ``empty_rules`` / ``too_many_rules`` (errors),
   ``empty_filter`` and ``bad_timeframe`` (errors).
+- ``case_variant_value`` (warning): a value differing only in case from another value of the tag
+  (another rule's, the default, a referenced tag's, or one the tag produces now): Finout keeps both.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import AliasChoices, BaseModel, Field
@@ -29,7 +31,9 @@ from finout_mcp.filters.findings import Finding
 from finout_mcp.filters.implication import Implier
 from finout_mcp.filters.limits import MAX_RULES
 from finout_mcp.services.composer import ComposeContext, compose_in
+from finout_mcp.services.dependencies import tag_outputs
 from finout_mcp.services.diffs import target_text
+from finout_mcp.services.fencing import fence
 from finout_mcp.services.keys import KeyCatalog
 
 _SHADOW_BUDGET = 500_000
@@ -229,6 +233,7 @@ async def lint_rules(
             )
         )
     _shadowing(rules, reports)
+    tag_findings.extend(_case_variants(rules, default_value, reports, tags, tag_id))
     return _report(reports, tag_findings)
 
 
@@ -275,6 +280,68 @@ def _shadowing(rules: Sequence[RuleSpec], reports: list[RuleReport]) -> None:
         tf = rules[j].timeframe
         if tf is None or (tf.from_ is None and tf.to is None):
             earlier.append(j)
+
+
+def _case_variants(
+    rules: Sequence[RuleSpec],
+    default_value: DefaultValue | None,
+    reports: list[RuleReport],
+    tags: Mapping[str, VirtualTag],
+    tag_id: str | None,
+) -> list[Finding]:
+    """Values differing only in case (``Checkout`` beside ``checkout``): Finout keeps them apart, so
+    the costs and the metadata of one value split in two. A rule's finding goes on its report; the
+    default value's is returned (tag-level)."""
+    tag_level: list[Finding] = []
+    given: list[tuple[str, str, str, list[Finding]]] = []  # (value, whose, path, where the finding goes)
+    for i, (rule, rep) in enumerate(zip(rules, reports, strict=True)):
+        if isinstance(rule.to, TagReference):
+            ref = tags.get(rule.to.key)
+            for v in tag_outputs(ref, tags) if ref is not None else []:
+                given.append(
+                    (
+                        v,
+                        f"rule {i + 1}'s value, from tag {fence(ref.name) if ref else ''}",
+                        f"rules[{i}].to",
+                        rep.findings,
+                    )
+                )
+        elif rule.to.strip():
+            given.append((rule.to, f"rule {i + 1}'s value", f"rules[{i}].to", rep.findings))
+    if isinstance(default_value, str) and default_value.strip():
+        given.append((default_value, "the default value", "default_value", tag_level))
+    current = tags.get(tag_id) if tag_id is not None else None
+    now = tag_outputs(current, tags) if current is not None else []
+    groups: dict[str, list[tuple[str, str, str, list[Finding]]]] = {}
+    for g in given:
+        groups.setdefault(g[0].casefold(), []).append(g)
+
+    def warn(at: tuple[str, str, str, list[Finding]], other: str, whose_other: str) -> None:
+        value, _, path, sink = at
+        what = "The default value" if sink is tag_level else "Value"
+        sink.append(
+            _finding(
+                "warning",
+                "case_variant_value",
+                f"{what} {fence(value)} differs only in case from {fence(other)} "
+                f"({whose_other}): Finout treats them as two values, so their costs and metadata split. "
+                "Use one spelling.",
+                path,
+                [other],
+            )
+        )
+
+    for folded, group in groups.items():
+        first = group[0]
+        spellings: dict[str, tuple[str, str, str, list[Finding]]] = {}  # each spelling's first occurrence
+        for g in group:
+            spellings.setdefault(g[0], g)
+        for spelling, at in spellings.items():
+            if spelling != first[0]:
+                warn(at, first[0], first[1])
+        for v in dict.fromkeys(v for v in now if v.casefold() == folded and v not in spellings):
+            warn(first, v, "a value the tag produces now")
+    return tag_level
 
 
 def _report(reports: list[RuleReport], tag_findings: list[Finding]) -> LintReport:
