@@ -358,6 +358,43 @@ NAMESPACE_CHECKOUT = {"key": "namespace", "cost_center": "Kubernetes", "op": "="
 STAGING_ACCOUNTS = {"key": "Account Name", "cost_center": "AWS", "op": "in", "values": ["staging"]}
 
 
+async def test_update_dry_run_says_when_an_added_condition_is_already_allocated(tmp_path: Path) -> None:
+    """Team's rule 1 already sends namespace checkout to «checkout»: adding it again (to that rule or
+    in a new rule) is pointed out; the genuinely new condition (staging accounts) is not."""
+    async with demo(tmp_path) as (client, _sb):
+        read = await call(client, "get_virtual_tag", {"tag": "Team", "include_filters": True})
+        rules = read["rules"]
+        same = await call(client, "update_virtual_tag", {"tag": "Team", "rules": rules, "dry_run": True})
+        assert same["warnings"] == []  # conditions the tag already has are not reported again
+        widened = [
+            {**rules[0], "filter": {"any": [rules[0]["filter"], NAMESPACE_CHECKOUT, STAGING_ACCOUNTS]}},
+            *rules[1:],
+        ]
+        dry = await call(client, "update_virtual_tag", {"tag": "Team", "rules": widened, "dry_run": True})
+        [warning] = dry["warnings"]
+        assert warning.startswith("rule 1: Condition Kubernetes.Namespace = checkout is already allocated to")
+        assert "already allocated to «checkout» by rule 1" in warning and "staging" not in warning
+        appended = [*rules, {"to": "checkout", "filter": {"any": [NAMESPACE_CHECKOUT, STAGING_ACCOUNTS]}}]
+        dry = await call(client, "update_virtual_tag", {"tag": "Team", "rules": appended, "dry_run": True})
+        assert [w for w in dry["warnings"] if "already" in w] == [
+            "rule 7: Condition Kubernetes.Namespace = checkout is already allocated to «checkout» by rule 1: "
+            "this condition changes nothing."
+        ]
+        # sent to another value, the earlier rule still wins: said so too
+        other = [*rules, {"to": "payments", "filter": {"any": [NAMESPACE_CHECKOUT, STAGING_ACCOUNTS]}}]
+        dry = await call(client, "update_virtual_tag", {"tag": "Team", "rules": other, "dry_run": True})
+        assert any(
+            "already taken by rule 1 (→ «checkout»)" in w and "never get «payments»" in w for w in dry["warnings"]
+        ), dry["warnings"]
+        # proposed rules get the same check from lint_virtual_tag
+        linted = await call(
+            client, "lint_virtual_tag", {"rules": appended[-1:] + appended[-1:], "default_value": "other"}
+        )
+        assert [f["code"] for f in linted["rules"][1]["findings"]] == ["duplicate_rule"]
+        linted = await call(client, "lint_virtual_tag", {"rules": widened[:1], "default_value": "other"})
+        assert [f["code"] for f in linted["rules"][0]["findings"]] == ["already_allocated"]
+
+
 async def test_values_differing_only_in_case_are_a_warning_naming_both(tmp_path: Path) -> None:
     async with demo(tmp_path) as (client, sb):
         rules = [

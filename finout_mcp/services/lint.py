@@ -16,20 +16,25 @@ else the default value). Beyond the composer's findings per rule, the linter rep
   ``empty_filter`` and ``bad_timeframe`` (errors).
 - ``case_variant_value`` (warning): a value differing only in case from another value of the tag
   (another rule's, the default, a referenced tag's, or one the tag produces now): Finout keeps both.
+- ``already_allocated`` (warning): a condition a change adds (an OR branch no rule had before for
+  that value) whose every cost line an earlier rule, or the same rule, already takes — to the same
+  value it changes nothing; to another value it never gives this one.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pydantic import AliasChoices, BaseModel, Field
 
 from finout_mcp.api.models import VIRTUAL_TAGS, DefaultValue, TagReference, Timeframe, VirtualTag, rule_number
+from finout_mcp.filters.canonical import canonical_json
 from finout_mcp.filters.findings import Finding
 from finout_mcp.filters.implication import Implier
 from finout_mcp.filters.limits import MAX_RULES
+from finout_mcp.filters.render import render
 from finout_mcp.services.composer import ComposeContext, compose_in
 from finout_mcp.services.dependencies import tag_outputs
 from finout_mcp.services.diffs import target_text
@@ -38,6 +43,8 @@ from finout_mcp.services.keys import KeyCatalog
 
 _SHADOW_BUDGET = 500_000
 """Upper bound on leaf-pair comparisons spent looking for shadowed rules (then we stop looking)."""
+_ALLOCATED_BUDGET = 200_000
+"""The same bound for conditions a change adds that earlier rules already take (a hint: kept cheaper)."""
 
 
 class RuleSpec(BaseModel):
@@ -158,8 +165,13 @@ async def lint_rules(
     catalog: KeyCatalog,
     *,
     tag_id: str | None = None,
+    before: Sequence[RuleSpec] | None = None,
 ) -> LintReport:
-    """Lint a tag's rules (first-match) and default value against the account's catalogue."""
+    """Lint a tag's rules (first-match) and default value against the account's catalogue.
+
+    ``before``: the rules the tag had before this change (``[]`` for new rules), to point out the
+    conditions the change adds that earlier rules already allocate; None (a tag as it stands): not checked.
+    """
     ctx, tag_findings = await ComposeContext.build(catalog)
     tags = ctx.index.tags
     tag_names = {i: t.name for i, t in tags.items()}
@@ -234,6 +246,8 @@ async def lint_rules(
         )
     _shadowing(rules, reports)
     tag_findings.extend(_case_variants(rules, default_value, reports, tags, tag_id))
+    if before is not None:
+        _already_allocated(rules, reports, before, lambda flt: render(flt, ctx.index.display_name))
     return _report(reports, tag_findings)
 
 
@@ -342,6 +356,70 @@ def _case_variants(
         for v in dict.fromkeys(v for v in now if v.casefold() == folded and v not in spellings):
             warn(first, v, "a value the tag produces now")
     return tag_level
+
+
+def _branches(flt: dict[str, Any]) -> list[dict[str, Any]]:
+    """A canonical filter's top-level alternatives: its OR's children, or the filter itself."""
+    return list(flt["OR"]) if isinstance(flt.get("OR"), list) else [flt]
+
+
+def _target(to: str | TagReference) -> str:
+    return to if isinstance(to, str) else f"{to.cost_center}/{to.key}"
+
+
+def _shown(rules: Sequence[RuleSpec], reports: list[RuleReport], i: int) -> str:
+    to = rules[i].to
+    return fence(to) if isinstance(to, str) else reports[i].to
+
+
+def _always(rule: RuleSpec) -> bool:
+    tf = rule.timeframe
+    return tf is None or (tf.from_ is None and tf.to is None)
+
+
+def _already_allocated(
+    rules: Sequence[RuleSpec],
+    reports: list[RuleReport],
+    before: Sequence[RuleSpec],
+    show: Callable[[dict[str, Any]], str],
+) -> None:
+    """For each condition the change adds (an OR branch no rule of ``before`` had for the same value):
+    when an earlier rule (first match wins) or another condition of the same rule already takes every
+    cost line it matches (the sound :class:`~finout_mcp.filters.implication.Implier`), say so on the rule."""
+    had = {(_target(r.to), canonical_json(b)) for r in before if r.filter for b in _branches(r.filter)}
+    implier = Implier(_ALLOCATED_BUDGET)
+    earlier: list[int] = []  # rules that always apply, with a canonical filter
+    for j, rep in enumerate(reports):
+        if rep.filter is None:
+            continue
+        whole = any(f.code in ("shadowed_rule", "duplicate_rule") for f in rep.findings)
+        branches = _branches(rep.filter)
+        for n, branch in enumerate(branches if not whole else []):
+            if (_target(rules[j].to), canonical_json(branch)) in had:
+                continue
+            by = next((i for i in earlier if implier.implies(branch, reports[i].filter or {})), None)
+            if by is None and any(implier.implies(branch, c) for m, c in enumerate(branches) if m != n):
+                by = j
+            if by is None:
+                continue
+            if _target(rules[by].to) == _target(rules[j].to):
+                what = f"already allocated to {_shown(rules, reports, j)} by rule {by + 1}" + (
+                    " (another of its conditions)" if by == j else ""
+                )
+                then = "this condition changes nothing"
+            else:
+                what = f"already taken by rule {by + 1} (→ {_shown(rules, reports, by)})"
+                then = f"rules are first-match, so these costs never get {_shown(rules, reports, j)}"
+            rep.findings.append(
+                _finding(
+                    "warning",
+                    "already_allocated",
+                    f"Condition {show(branch)} is {what}: {then}.",
+                    f"rules[{j}]",
+                )
+            )
+        if _always(rules[j]):
+            earlier.append(j)
 
 
 def _report(reports: list[RuleReport], tag_findings: list[Finding]) -> LintReport:

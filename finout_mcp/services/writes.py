@@ -48,7 +48,7 @@ from finout_mcp.services.diffs import MetadataDiff, TagDiff, diff_metadata, diff
 from finout_mcp.services.errors import InputError, WriteVerificationError
 from finout_mcp.services.fencing import fence
 from finout_mcp.services.keys import key_index
-from finout_mcp.services.lint import LintReport, RuleSpec, lint_rules
+from finout_mcp.services.lint import LintReport, RuleSpec, lint_rules, rules_from_tag
 from finout_mcp.services.readback import metadata_mismatches
 from finout_mcp.services.recording import Recording
 from finout_mcp.services.safety import (
@@ -297,9 +297,13 @@ class Writer:
     # ------------------------------------------------------------------ virtual tags
 
     async def _prepare_rules(
-        self, rules: Sequence[RuleSpec], default_value: DefaultValue | None, tag_id: str | None
+        self,
+        rules: Sequence[RuleSpec],
+        default_value: DefaultValue | None,
+        tag_id: str | None,
+        before: Sequence[RuleSpec] = (),
     ) -> tuple[list[VirtualTagRule], list[str]]:
-        report = await lint_rules(rules, default_value, self.catalog, tag_id=tag_id)
+        report = await lint_rules(rules, default_value, self.catalog, tag_id=tag_id, before=before)
         if not report.ok:
             raise lint_failure(report)
         wire: list[VirtualTagRule] = []
@@ -422,7 +426,7 @@ class Writer:
         )
         warnings: list[str] = []
         if rules is not None:
-            wire, warnings = await self._prepare_rules(rules, new_default, live.id)
+            wire, warnings = await self._prepare_rules(rules, new_default, live.id, rules_from_tag(live))
         else:
             wire = [r.model_copy() for r in live.rules]
         # PUT replaces the tag: everything read and not changed (category, unknown fields) goes back as read

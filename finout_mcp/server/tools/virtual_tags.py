@@ -255,7 +255,8 @@ async def lint_virtual_tag(
     default_value: Annotated[str | None, Field(description="Default value of the proposed rules.")] = None,
 ) -> LintReport:
     """Check virtual tag rules before writing: filter errors with did-you-mean, rules shadowed by an
-    earlier rule (first match wins), duplicates, references to missing tags, dotted values, no default.
+    earlier rule (first match wins), conditions an earlier rule already takes, duplicates, values
+    differing only in case, references to missing tags, dotted values, no default.
     With neither tag nor rules: every tag at once, in brief."""
     state = get_state(ctx)
     if tag is None and rules is None:
@@ -269,7 +270,7 @@ async def lint_virtual_tag(
         t = await state.client.get_virtual_tag(listed.id)
         return await lint_rules(rules_from_tag(t), t.default_value, state.catalog, tag_id=t.id)
     assert rules is not None
-    return await lint_rules([r.spec() for r in rules], default_value, state.catalog)
+    return await lint_rules([r.spec() for r in rules], default_value, state.catalog, before=[])
 
 
 async def create_virtual_tag(
