@@ -231,7 +231,7 @@ async def test_impact_estimate_equals_the_allocation_after_creating_the_tag(tmp_
             ),
         )
         assert impact["rules"][2]["amount"] == pytest.approx(prod_not_us, abs=0.01)
-        assert impact["rules"][2]["conditions"] == 3
+        assert [r["conditions"] for r in impact["rules"]] == [1, 1, 1]  # each rule's own, not its query's
         await call(client, "create_virtual_tag", {"name": "Allocation", "rules": RULES, "default_value": "other"})
         allocated = await call(client, "query_costs", {"group_by": ["Allocation"], "period": "last_30_days"})
         estimated = {v["value"]: v["amount"] for v in impact["values"]}
@@ -275,6 +275,29 @@ async def test_an_update_shows_dollars_moving_between_values(tmp_path: Path) -> 
         # nothing was written
         owner = next(t for t in sb.account.virtual_tags.values() if t["name"] == "Allocation")
         assert owner["rules"][0]["to"] == "payments"
+
+
+def _conditions(node: dict[str, Any]) -> int:
+    groups = node.get("AND", node.get("OR"))
+    return 1 if groups is None else sum(_conditions(c) for c in groups)
+
+
+async def test_impact_counts_each_rules_own_conditions(tmp_path: Path) -> None:
+    """The estimate's per-rule "conditions" is what the user sees in that rule (as get_virtual_tag reads
+    it), not the running total of the query that excludes the rules above."""
+    async with demo(tmp_path) as (client, _sb):
+        read = await call(client, "get_virtual_tag", {"tag": "Team", "include_filters": True})
+        rules = read["rules"]
+        staging = {"key": "Account Name", "cost_center": "AWS", "op": "in", "values": ["staging"]}
+        rules[0]["filter"] = {"any": [rules[0]["filter"], staging]}
+        dry = await call(
+            client,
+            "update_virtual_tag",
+            {"tag": "Team", "rules": rules, "dry_run": True, "estimate_impact": True, "include_body": True},
+        )
+        own = [_conditions(r["filters"]) for r in dry["body"]["rules"]]
+        assert [r["conditions"] for r in dry["impact"]["rules"]] == own
+        assert own[0] == 3 and sorted(own) != own  # rule 1 gained a condition; the counts do not accumulate
 
 
 async def test_a_tag_too_large_to_estimate_says_so(tmp_path: Path) -> None:

@@ -49,7 +49,7 @@ class RuleImpact(BaseModel):
     amount: Money | None = Field(default=None, description="Cost this rule would capture; None: not estimated.")
     share_pct: Pct | None = None
     conditions: int = Field(
-        description="Leaf conditions in this rule's query (its filter and the NOT of all above)."
+        description="Conditions in this rule's own filter (a query too large to estimate is named in notes)."
     )
 
 
@@ -113,8 +113,9 @@ async def estimate_impact(
         if not isinstance(flt, dict):
             raise InputError(f"Rule {i} has no filter to estimate.")
         to = _label(rule.get("to"), tag_names)
+        own = count_leaves(flt)
         if not complete:
-            rule_rows.append(RuleImpact(index=i, to=to, conditions=0))
+            rule_rows.append(RuleImpact(index=i, to=to, conditions=own))
             pieces.append(None)
             continue
         intent: dict[str, Any] = {"all": [flt, *({"not": p} for p in previous)]} if previous else flt
@@ -136,12 +137,12 @@ async def estimate_impact(
                 f"most {MAX_LEAF_CONDITIONS} conditions and {MAX_VIRTUAL_TAGS} virtual tags per query. Rules "
                 f"1..{i - 1} are estimated; the default value's share cannot be."
             )
-            rule_rows.append(RuleImpact(index=i, to=to, conditions=leaves))
+            rule_rows.append(RuleImpact(index=i, to=to, conditions=own))
             pieces.append(None)
             continue
         if rule.get("timeframe"):
             notes.append(f"Rule {i} has a timeframe; its estimate counts the whole period.")
-        rule_rows.append(RuleImpact(index=i, to=to, conditions=leaves))
+        rule_rows.append(RuleImpact(index=i, to=to, conditions=own))
         span = window.span
         pieces.append(
             QueryPiece(span, cq.body(span, interval="month", measurement=measurement, dims=[], v2_filter=v2))
