@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from finout_mcp.api.client import FinoutClient
 from tests.support import call, call_error, demo, dumps, writes
 
 CHECKOUT_RULE: dict[str, Any] = {
@@ -429,3 +432,62 @@ async def test_values_differing_only_in_case_are_a_warning_naming_both(tmp_path:
         same = [{"to": "checkout", "filter": STAGING_ACCOUNTS}, {"to": "checkout", "filter": NAMESPACE_CHECKOUT}]
         linted = await call(client, "lint_virtual_tag", {"rules": same, "default_value": "other"})
         assert linted["warnings"] == 0
+
+
+async def test_undo_says_the_target_is_exactly_as_it_was_before_the_change(tmp_path: Path) -> None:
+    """The blind user's story ends with undo: the answer says plainly that «Team» is back as it was
+    (compared with the recorded before-image, read back from Finout), for every kind of write."""
+    async with demo(tmp_path) as (client, _sb):
+        read = await call(client, "get_virtual_tag", {"tag": "Team", "include_filters": True})
+        rules = read["rules"]
+        rules[0]["filter"] = {"any": [rules[0]["filter"], STAGING_ACCOUNTS]}
+        updated = await call(client, "update_virtual_tag", {"tag": "Team", "rules": rules})
+        log = await call(client, "list_changes", {"tag": "Team"})
+        assert log["changes"][0]["change_id"] == updated["change_id"]
+        undone = await call(client, "undo_change", {"change_id": updated["change_id"]})
+        assert f"«Team» is now exactly as it was before {updated['change_id']}" in " ".join(undone["notes"])
+        assert not any("not exactly" in w for w in undone["warnings"])
+
+        md = await call(
+            client, "update_virtual_tag_metadata", {"tag": "Team", "values": {"checkout": {"groups": ["g1"]}}}
+        )
+        undone = await call(client, "undo_change", {"change_id": md["change_id"]})
+        assert f"The metadata of «Team» is now exactly as it was before {md['change_id']}" in " ".join(
+            undone["notes"]
+        )
+
+        deleted = await call(client, "delete_virtual_tag", {"tag": "Environment", "confirm_name": "Environment"})
+        undone = await call(client, "undo_change", {"change_id": deleted["change_id"]})
+        assert any(
+            n.startswith(
+                f"«Environment» is now exactly as it was before {deleted['change_id']} (recreated with a new id"
+            )
+            for n in undone["notes"]
+        ), undone["notes"]
+
+        created = await call(client, "create_virtual_tag", {"name": "Product", "rules": [CHECKOUT_RULE]})
+        undone = await call(client, "undo_change", {"change_id": created["change_id"]})
+        assert f"«Product» no longer exists, as before {created['change_id']}" in " ".join(undone["notes"])
+
+
+async def test_undo_says_what_differs_when_the_tag_is_not_back_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer changes the tag right after the undo's PUT: the undo does not claim it is
+    back as it was, and says what differs."""
+    async with demo(tmp_path) as (client, sb):
+        updated = await call(client, "update_virtual_tag", {"tag": "Environment", "default_value": "ours"})
+        real_put = FinoutClient.update_virtual_tag
+
+        async def put_then_other_writer(self: FinoutClient, tag_id: str, body: Any) -> Any:
+            result = await real_put(self, tag_id, body)
+            sb.account.virtual_tags[tag_id]["defaultValue"] = "someone-else"
+            return result
+
+        monkeypatch.setattr(FinoutClient, "update_virtual_tag", put_then_other_writer)
+        undone = await call(client, "undo_change", {"change_id": updated["change_id"]})
+        assert undone["status"] == "undone"
+        assert not any("exactly as it was" in n for n in undone["notes"])
+        [warning] = [w for w in undone["warnings"] if "not exactly as it was" in w]
+        assert warning.startswith(f"«Environment» is not exactly as it was before {updated['change_id']}")
+        assert "«someone-else»" in warning and "«untagged»" in warning

@@ -310,6 +310,44 @@ def drift(rec: ChangeRecord, live: dict[str, Any] | None) -> builtins.list[str]:
     return []  # pragma: no cover
 
 
+def restoration(
+    rec: ChangeRecord, plan: UndoPlan, tag: dict[str, Any] | None, metadata: dict[str, Any] | None
+) -> tuple[bool, str]:
+    """Is the target, read back after undoing ``rec``, exactly as it was before ``rec``? Compares with
+    the recorded before-image, ignoring what Finout owns (id, dates, who, displayName). ``tag``: the tag
+    read back (None: gone); ``metadata``: its metadata read back, when the undo wrote metadata.
+    Returns (identical, the sentence to show)."""
+    name = fence(plan.target_name or rec.target_name or rec.target_id or "")
+    since = f"before {rec.change_id}"
+    before: dict[str, Any] = rec.before or {}
+    if plan.effect == "delete_virtual_tag":
+        if tag is None:
+            return True, f"{name} no longer exists, as {since}."
+        return (
+            False,
+            f"{name} can still be read (id {tag.get('id')}) after the undo deleted it: check list_virtual_tags.",
+        )
+    if plan.effect == "update_virtual_tag_metadata":
+        diffs = _metadata_differences(before.get("metadata"), metadata)
+        if not diffs:
+            return True, f"The metadata of {name} is now exactly as it was {since} (read back from Finout)."
+        return False, f"The metadata of {name} is not as it was {since}: " + "; ".join(diffs) + "."
+    image = before.get("tag") if plan.effect == "create_virtual_tag" else before
+    if tag is None or not image:
+        return False, f"{name} could not be read back to compare it with its state {since}: check get_virtual_tag."
+    problems: builtins.list[str] = []
+    if tag_write_body(image) != tag_write_body(tag):
+        problems = _tag_differences(image, tag) or [
+            "the same name, default value and rules, but not in the same order or with other fields"
+        ]
+    if plan.effect == "create_virtual_tag" and before.get("metadata"):
+        problems.extend(_metadata_differences(before.get("metadata"), metadata))
+    if problems:
+        return False, f"{name} is not exactly as it was {since}: " + "; ".join(problems) + "."
+    recreated = f" (recreated with a new id, {tag.get('id')})" if plan.effect == "create_virtual_tag" else ""
+    return True, f"{name} is now exactly as it was {since}{recreated}: read back from Finout and compared."
+
+
 # ----------------------------------------------------------------------------- execution
 
 
@@ -424,9 +462,12 @@ class Undoer:
                 self.w.catalog.invalidate("virtual_tags")
             new_tag_id = (after or {}).get("id") if plan.effect == "create_virtual_tag" else None
             recording.done(after=after, target_id=new_tag_id)
+        restored_metadata: dict[str, Any] | None = None
         for tag_id, md, status in self.written_metadata:  # the metadata it restored must read back as sent
             back = await self.w._metadata_read_back(tag_id)
             self.w.verify_metadata(plan.target_name or tag_id, md, back, recording.change_id, status, before=None)
+            if isinstance(back, dict):
+                restored_metadata = metadata_json(back)
         result.status = "undone"
         # the version to chain on: the restored tag's, as written back (a metadata undo or a removal has none)
         result.expected_version = version_of(after.get("id"), tag=after) if after and "rules" in after else None
@@ -441,8 +482,18 @@ class Undoer:
             default_value=(shown or {}).get("defaultValue"),
             rules=len(shown["rules"]) if shown and "rules" in shown else None,
         )
+        if plan.effect == "update_virtual_tag":
+            read_back = after  # read back right after the PUT, under the lock
+        elif plan.effect == "update_virtual_tag_metadata":
+            read_back = None  # the metadata was read back above
+        else:  # a recreated tag as Finout now holds it (not the POST's answer), or a deleted one gone
+            read_back = await self._live_for("virtual_tag", (after or {}).get("id") or plan.target_id)
+        identical, sentence = restoration(rec, plan, read_back, restored_metadata)
+        if not identical:
+            result.warnings.append(sentence)
         result.notes = [
             f"Reverted {rec.change_id}. undo_change({recording.change_id!r}) re-applies it.",
+            *([sentence] if identical else []),
             *plan.notes,
             *recording.notes(),
         ]
