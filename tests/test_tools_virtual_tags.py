@@ -396,6 +396,12 @@ async def test_update_dry_run_says_when_an_added_condition_is_already_allocated(
         assert [f["code"] for f in linted["rules"][1]["findings"]] == ["duplicate_rule"]
         linted = await call(client, "lint_virtual_tag", {"rules": widened[:1], "default_value": "other"})
         assert [f["code"] for f in linted["rules"][0]["findings"]] == ["already_allocated"]
+        # two new conditions meaning the same: one finding, on the second (dropping both would lose it)
+        in_list = {"key": "namespace", "cost_center": "Kubernetes", "op": "in", "values": ["checkout"]}
+        twice = {"to": "checkout", "filter": {"any": [NAMESPACE_CHECKOUT, in_list]}}
+        linted = await call(client, "lint_virtual_tag", {"rules": [twice], "default_value": "other"})
+        [finding] = linted["rules"][0]["findings"]
+        assert finding["message"].startswith("Condition Kubernetes.Namespace in [checkout] is already allocated")
 
 
 async def test_values_differing_only_in_case_are_a_warning_naming_both(tmp_path: Path) -> None:

@@ -394,11 +394,16 @@ def _already_allocated(
             continue
         whole = any(f.code in ("shadowed_rule", "duplicate_rule") for f in rep.findings)
         branches = _branches(rep.filter)
+        old = [(_target(rules[j].to), canonical_json(b)) in had for b in branches]
         for n, branch in enumerate(branches if not whole else []):
-            if (_target(rules[j].to), canonical_json(branch)) in had:
+            if old[n]:
                 continue
             by = next((i for i in earlier if implier.implies(branch, reports[i].filter or {})), None)
-            if by is None and any(implier.implies(branch, c) for m, c in enumerate(branches) if m != n):
+            # within the rule: against its other conditions, of which new ones only before it (two new
+            # conditions meaning the same are one finding, on the later)
+            if by is None and any(
+                implier.implies(branch, c) for m, c in enumerate(branches) if m != n and (m < n or old[m])
+            ):
                 by = j
             if by is None:
                 continue
