@@ -227,6 +227,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.transport == "stdio":
             if sys.stdin.isatty():
                 sys.stderr.write(TTY_HELP.format(version=__version__, demo_flag=" --demo" if args.demo else ""))
+                # A person at a terminal, no client: Ctrl-C ends the process there and then. Left to the
+                # event loop, a SIGINT that arrives while the loop is still starting could be taken as a
+                # task cancellation and swallowed, and the server waited on.
+                signal.signal(signal.SIGINT, lambda *_: os._exit(0))
             server.run("stdio")
         else:
             import anyio
