@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from mcp.types import ToolAnnotations
 
-from finout_mcp.server.tools.common import DESTRUCTIVE, READ, WRITE_IDEMPOTENT, Envelope, ToolSpec
+from finout_mcp.server.tools.common import DESTRUCTIVE, READ, WRITE_IDEMPOTENT, ToolSpec
 from finout_mcp.server.tools.registry import TOOLSETS, RegistryError, check_toolsets, select
 from finout_mcp.server.toolsets import TOOLSET_NAMES
+from finout_mcp.services.results import Envelope
 from finout_mcp.services.writes import WriteResult
 from tests.support import READ_TOOLS, WRITE_TOOLS, demo
 
@@ -23,6 +24,11 @@ async def delete_everything() -> WriteResult:
 async def list_things() -> Envelope:
     """A read."""
     return Envelope()
+
+
+async def count_things() -> dict[str, int]:
+    """A read whose answer is not a result model."""
+    return {"things": 1}
 
 
 def _one(*specs: ToolSpec) -> dict[str, tuple[ToolSpec, ...]]:
@@ -44,6 +50,11 @@ def test_a_read_tool_annotated_as_a_write_or_not_at_all_is_refused() -> None:
     for said in (WRITE_IDEMPOTENT, ToolAnnotations(openWorldHint=False)):
         with pytest.raises(RegistryError, match=r"list_things only reads .*readOnlyHint=True"):
             check_toolsets(_one(ToolSpec(list_things, said, "List")), names=["things"])
+
+
+def test_a_tool_answering_outside_the_envelope_is_refused() -> None:
+    with pytest.raises(RegistryError, match=r"count_things answers with dict.*Result"):
+        check_toolsets(_one(ToolSpec(count_things, READ, "Count")), names=["things"])
 
 
 def test_well_annotated_tools_pass_and_a_name_twice_or_an_unknown_toolset_does_not() -> None:

@@ -43,6 +43,7 @@ from finout_mcp.services.errors import InputError
 from finout_mcp.services.fencing import fence
 from finout_mcp.services.figures import ANSWER_BUDGET_BYTES, Money, Pct
 from finout_mcp.services.periods import DateSpan
+from finout_mcp.services.results import Envelope
 
 LOOKBACK_DAYS = 56  # history fetched before the checked days: 8 weeks of "normal"
 WINDOW_DAYS = 56  # each day is compared with the line through the (up to) 8 weeks before it
@@ -236,7 +237,7 @@ class NextStep(BaseModel):
     why: str = Field(description="What it shows.")
 
 
-class AnomalyAnswer(BaseModel):
+class AnomalyAnswer(Envelope):
     view: ViewRef
     cost_type: str
     currency: str
@@ -268,7 +269,6 @@ class AnomalyAnswer(BaseModel):
     next_steps: list[NextStep] = Field(
         description="Calls that explain the largest anomaly, with their arguments ready to send."
     )
-    notes: list[str] = Field(default_factory=list)
 
 
 # ----------------------------------------------------------------------------- shaping

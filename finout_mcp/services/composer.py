@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from finout_mcp.api.models import VIRTUAL_TAGS, VirtualTag, value_label
 from finout_mcp.filters.findings import Finding
@@ -30,6 +30,7 @@ from finout_mcp.services.dependencies import tag_outputs
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.fencing import fence
 from finout_mcp.services.keys import KeyCatalog, KeyIndex, key_index, key_ref
+from finout_mcp.services.results import Result
 from finout_mcp.services.search import FRESH, IndexOwner, SearchIndex, fold, value_search_index
 
 VALUE_FETCH_CONCURRENCY = 5
@@ -38,7 +39,7 @@ MAX_VALUE_WARNINGS_PER_CONDITION = 10
 """At most this many ``unknown_value`` warnings per condition (the rest are summarised)."""
 
 
-class ComposeResult(BaseModel):
+class ComposeResult(Result):
     """The canonical filter (None when there are errors), its readable form, and findings."""
 
     ok: bool

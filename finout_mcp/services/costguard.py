@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from finout_mcp.api.models import RecommendationGroup, Resource, Scan, ScanRecommendations
 from finout_mcp.services.fencing import fence, neutralise
 from finout_mcp.services.figures import Money
+from finout_mcp.services.results import Envelope
 
 # ----------------------------------------------------------------------------- scans
 
@@ -105,7 +106,7 @@ class GroupRow(BaseModel):
     more_resources: int = 0
 
 
-class RecommendationsAnswer(BaseModel):
+class RecommendationsAnswer(Envelope):
     scan: ScanInfo
     totals: Totals = Field(description="The scan's totals as reported by Finout (all resources).")
     groups_sum: Totals = Field(description="Sum over the groups, as a cross-check of totals.")
@@ -113,7 +114,6 @@ class RecommendationsAnswer(BaseModel):
     groups: list[GroupRow]
     group_count: int
     truncated: bool
-    notes: list[str] = Field(default_factory=list)
 
 
 # ----------------------------------------------------------------------------- field helpers

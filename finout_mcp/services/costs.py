@@ -24,6 +24,7 @@ from finout_mcp.services.errors import first_error
 from finout_mcp.services.fencing import fence_all
 from finout_mcp.services.figures import ANSWER_BUDGET_BYTES, Money, Pct
 from finout_mcp.services.periods import DateSpan, Window, as_window, span_to_ms, split_windows
+from finout_mcp.services.results import Envelope
 
 Granularity = Literal["auto", "day", "week", "month", "total"]
 
@@ -170,7 +171,7 @@ class TimelineRow(BaseModel):
     )
 
 
-class CostAnswer(BaseModel):
+class CostAnswer(Envelope):
     model_config = ConfigDict(validate_assignment=True)
 
     view: ViewRef
@@ -212,7 +213,6 @@ class CostAnswer(BaseModel):
     series_count: int
     truncated: bool
     timeline: list[TimelineRow]
-    notes: list[str] = Field(default_factory=list)
 
 
 A = TypeVar("A", bound=CostAnswer)

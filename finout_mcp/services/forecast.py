@@ -43,6 +43,7 @@ from finout_mcp.services.errors import InputError
 from finout_mcp.services.fencing import fence
 from finout_mcp.services.figures import ANSWER_BUDGET_BYTES, Money, Pct
 from finout_mcp.services.periods import DateSpan, add_months, month_end
+from finout_mcp.services.results import Envelope
 
 HISTORY_DAYS = 450  # five 90-day windows: fetched in one round of the 5-request cap
 FIT_DAYS = 182  # the trend is fitted on the last 26 weeks
@@ -286,7 +287,7 @@ class TrackRecord(BaseModel):
     by_months_ahead: list[MonthsAhead] = Field(default_factory=list)
 
 
-class ForecastAnswer(BaseModel):
+class ForecastAnswer(Envelope):
     view: ViewRef
     cost_type: str
     currency: str
@@ -298,7 +299,6 @@ class ForecastAnswer(BaseModel):
     series: list[SeriesForecast] = Field(description="The top series by their last 30 days.")
     series_count: int
     track_record: TrackRecord | None = None
-    notes: list[str] = Field(default_factory=list)
 
 
 # ----------------------------------------------------------------------------- shaping

@@ -40,6 +40,7 @@ from finout_mcp.services.dependencies import tag_outputs
 from finout_mcp.services.diffs import target_text
 from finout_mcp.services.fencing import fence
 from finout_mcp.services.keys import KeyCatalog
+from finout_mcp.services.results import Envelope
 
 _SHADOW_BUDGET = 500_000
 """Upper bound on leaf-pair comparisons spent looking for shadowed rules (then we stop looking)."""
@@ -74,14 +75,13 @@ class TagLint(BaseModel):
     problems: list[str] = Field(default_factory=list, description="Its first findings, errors first.")
 
 
-class LintReport(BaseModel):
+class LintReport(Envelope):
     ok: bool = Field(description="No error anywhere (warnings allowed).")
     rules: list[RuleReport] = Field(default_factory=list)
     findings: list[Finding] = Field(default_factory=list, description="Tag-level findings.")
     errors: int = 0
     warnings: int = 0
     tags: list[TagLint] | None = Field(default=None, description="Every tag, when all were linted at once.")
-    notes: list[str] = Field(default_factory=list)
 
 
 def rules_from_tag(tag: VirtualTag) -> list[RuleSpec]:

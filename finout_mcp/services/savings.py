@@ -24,6 +24,7 @@ from finout_mcp.api.models import Resource, Scan, ScanRecommendations
 from finout_mcp.services.costguard import ms_to_iso_date, resource_account, resource_reason
 from finout_mcp.services.fencing import fence
 from finout_mcp.services.figures import ANSWER_BUDGET_BYTES, Money, Pct
+from finout_mcp.services.results import Envelope
 
 MAX_GROUPS = 10
 ACCOUNT = "account"  # group_by value: the resource's account (AWS) or project (GCP), from its metadata
@@ -67,7 +68,7 @@ class Overlap(BaseModel):
     not_counted: Money
 
 
-class SavingsSummary(BaseModel):
+class SavingsSummary(Envelope):
     yearly_potential_savings: Money = Field(
         description="Grand total over all scans, each resource counted once (largest finding)."
     )
@@ -82,7 +83,6 @@ class SavingsSummary(BaseModel):
     coverage: str = Field(description="What period cost, waste and savings cover.")
     incomplete: bool = Field(default=False, description="True when a scan could not be fetched (see its error).")
     truncated: bool = False
-    notes: list[str] = Field(default_factory=list)
 
 
 @dataclass

@@ -51,6 +51,7 @@ from finout_mcp.services.keys import key_index
 from finout_mcp.services.lint import LintReport, RuleSpec, lint_rules, rules_from_tag
 from finout_mcp.services.readback import metadata_mismatches
 from finout_mcp.services.recording import Recording
+from finout_mcp.services.results import Envelope
 from finout_mcp.services.safety import (
     canonical_rule,
     in_endpoint_style,
@@ -85,7 +86,7 @@ class Conflict(BaseModel):
     found: dict[str, Any]
 
 
-class WriteResult(BaseModel):
+class WriteResult(Envelope):
     status: WriteStatus = Field(
         description="What happened; dry_run, declined and cancelled mean nothing was sent."
     )
@@ -116,7 +117,6 @@ class WriteResult(BaseModel):
     )
     endpoint: Endpoint | None = None
     warnings: list[str] = Field(default_factory=list)
-    notes: list[str] = Field(default_factory=list)
 
 
 # ----------------------------------------------------------------------------- state and versions

@@ -7,7 +7,8 @@ from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
 from finout_mcp.server.state import get_run
-from finout_mcp.server.tools.common import READ, Envelope, ToolSpec
+from finout_mcp.server.tools.common import READ, ToolSpec
+from finout_mcp.services.results import Envelope
 
 
 class AccountItem(BaseModel):

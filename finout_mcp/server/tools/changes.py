@@ -19,7 +19,6 @@ from finout_mcp.server.tools.common import (
     DESTRUCTIVE,
     READ,
     DryRun,
-    Envelope,
     ExpectedVersion,
     IncludeBody,
     ToolSpec,
@@ -28,6 +27,7 @@ from finout_mcp.services.changelog import ChangeRecord, ChangeStore
 from finout_mcp.services.diffs import describe_change
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.keys import KeyIndex, key_index
+from finout_mcp.services.results import Envelope
 from finout_mcp.services.writes import WriteResult
 
 log = logging.getLogger(__name__)

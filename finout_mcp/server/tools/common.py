@@ -1,4 +1,4 @@
-"""Shared pieces of the tool modules: annotations, the result envelope, argument types."""
+"""Shared pieces of the tool modules: annotations, argument types, the tool spec (results: services.results)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 # The Finout account is a closed world: the tools only touch the user's own account.
 # destructiveHint and idempotentHint mean something only when readOnlyHint is false (MCP spec),
@@ -22,13 +22,6 @@ DESTRUCTIVE = ToolAnnotations(readOnlyHint=False, destructiveHint=True, idempote
 DESTRUCTIVE_IDEMPOTENT = ToolAnnotations(
     readOnlyHint=False, destructiveHint=True, idempotentHint=True, openWorldHint=False
 )
-
-
-class Envelope(BaseModel):
-    """The notes a result carries: what the numbers mean, what was cut, what to call next (every
-    tool's result has them but ``compose_filter``'s, whose findings say the same things)."""
-
-    notes: list[str] = Field(default_factory=list)
 
 
 FilterSpec = dict[str, Any]

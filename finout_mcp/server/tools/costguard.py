@@ -10,7 +10,7 @@ from pydantic import Field
 
 from finout_mcp.api.models import GroupBy, RecommendationsRequest, Scan, ScanRecommendations
 from finout_mcp.server.state import get_state
-from finout_mcp.server.tools.common import FILTER_REF, READ, Envelope, FilterSpec, Refresh, ToolSpec
+from finout_mcp.server.tools.common import FILTER_REF, READ, FilterSpec, Refresh, ToolSpec
 from finout_mcp.services.composer import compose
 from finout_mcp.services.costguard import (
     RecommendationsAnswer,
@@ -20,6 +20,7 @@ from finout_mcp.services.costguard import (
 )
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.keys import find_key
+from finout_mcp.services.results import Envelope
 from finout_mcp.services.savings import ACCOUNT, SavingsSummary
 from finout_mcp.services.savings import summarize_savings as summarize
 

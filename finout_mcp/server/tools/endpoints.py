@@ -9,7 +9,8 @@ from pydantic import Field
 
 from finout_mcp.api.models import Endpoint
 from finout_mcp.server.state import get_state
-from finout_mcp.server.tools.common import READ, WRITE_IDEMPOTENT, DryRun, Envelope, ToolSpec
+from finout_mcp.server.tools.common import READ, WRITE_IDEMPOTENT, DryRun, ToolSpec
+from finout_mcp.services.results import Envelope
 from finout_mcp.services.safety import mask_endpoint
 from finout_mcp.services.writes import WriteResult
 

@@ -9,9 +9,10 @@ from pydantic import BaseModel, Field
 
 from finout_mcp.api.models import MegabillKey
 from finout_mcp.server.state import get_state
-from finout_mcp.server.tools.common import READ, Envelope, Refresh, ToolSpec
+from finout_mcp.server.tools.common import READ, Refresh, ToolSpec
 from finout_mcp.services.fencing import fence, fence_all
 from finout_mcp.services.keys import find_key
+from finout_mcp.services.results import Envelope
 from finout_mcp.services.search import (
     FUZZY_MIN_QUERY,
     MatchKind,

@@ -17,12 +17,12 @@ from finout_mcp.server.tools.common import (
     MAX_METADATA_VALUES,
     READ,
     DryRun,
-    Envelope,
     ExpectedVersion,
     IncludeBody,
     TagRef,
     ToolSpec,
 )
+from finout_mcp.services.results import Envelope
 from finout_mcp.services.writes import WriteResult
 
 

@@ -8,7 +8,8 @@ filter chooses by annotation. The server imports this module on the first ``tool
 Importing it checks every tool and refuses to start on a mistake (like github-mcp-server's
 registry): a tool that changes the account — it answers with a :class:`WriteResult`, the
 shape of every write — must say ``readOnlyHint=False``, and any other tool
-``readOnlyHint=True``; names are unique; the toolsets are the ones ``--toolsets`` accepts.
+``readOnlyHint=True``; every tool answers with a :class:`Result` (one envelope for all); names
+are unique; the toolsets are the ones ``--toolsets`` accepts.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from finout_mcp.server.tools import (
 )
 from finout_mcp.server.tools.common import ToolSpec
 from finout_mcp.server.toolsets import TOOLSET_NAMES
+from finout_mcp.services.results import Result
 from finout_mcp.services.writes import WriteResult
 
 
@@ -54,8 +56,13 @@ def check_toolsets(toolsets: Mapping[str, Sequence[ToolSpec]], names: Sequence[s
 def _check_tool(spec: ToolSpec) -> None:
     hint = spec.annotations.read_only_hint
     returns = typing.get_type_hints(spec.fn).get("return")
-    writes = isinstance(returns, type) and issubclass(returns, WriteResult)
     returned = getattr(returns, "__name__", repr(returns))
+    if not (isinstance(returns, type) and issubclass(returns, Result)):
+        raise RegistryError(
+            f"Tool {spec.name} answers with {returned}: every tool answers with a Result "
+            "(finout_mcp.services.results), the one envelope of tool results."
+        )
+    writes = issubclass(returns, WriteResult)
     if writes and hint is not False:
         raise RegistryError(
             f"Tool {spec.name} changes the account (it returns {returned}) but is annotated "

@@ -10,8 +10,9 @@ from pydantic import BaseModel, Field
 
 from finout_mcp.api.models import CostType
 from finout_mcp.server.state import get_state
-from finout_mcp.server.tools.common import READ, Envelope, Refresh, ToolSpec, ViewRef
+from finout_mcp.server.tools.common import READ, Refresh, ToolSpec, ViewRef
 from finout_mcp.services import costs, periods
+from finout_mcp.services.results import Envelope
 from finout_mcp.services.search import search_named
 
 

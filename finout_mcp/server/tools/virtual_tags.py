@@ -21,7 +21,6 @@ from finout_mcp.server.tools.common import (
     READ,
     WRITE_IDEMPOTENT,
     DryRun,
-    Envelope,
     ExpectedVersion,
     FilterSpec,
     IncludeBody,
@@ -36,6 +35,7 @@ from finout_mcp.services.impact import ImpactEstimate, estimate_impact
 from finout_mcp.services.keys import key_index
 from finout_mcp.services.lint import LintReport, RuleSpec, lint_all, lint_rules, rules_from_tag
 from finout_mcp.services.periods import Period, resolve_window
+from finout_mcp.services.results import Envelope
 from finout_mcp.services.search import search_named
 from finout_mcp.services.writes import WriteResult
 
