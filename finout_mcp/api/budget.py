@@ -146,7 +146,7 @@ class LocalRateBudget:
                         path=route.split(" ", 1)[1],
                         retryable=False,
                         hint="Finout allows 10,000 queries a day per account; it resets at 00:00 UTC. "
-                        "Use query_view_costs (API v1) meanwhile.",
+                        "Saved views' costs (API v1) can still be read meanwhile.",
                     )
             limit = self.per_minute.get(route)
             while True:

@@ -82,6 +82,7 @@ from finout_mcp.api.errors import (
     MalformedResponseError,
     NotFoundError,
     TransportError,
+    created_anyway_hint,
     status_error,
 )
 from finout_mcp.api.limiter import Limiter, MemoryLimiter
@@ -126,15 +127,6 @@ BACKOFF_CAP_S = 8.0
 LATE_ANSWER_CAP_S = 120.0
 REQUEST_ID_CHARS = 100
 USER_AGENT = f"finout-mcp/{__version__}"
-
-TAG_OUTCOME_HINT = (
-    "The virtual tag may have been created anyway; list the virtual tags before retrying, "
-    "so as not to create a duplicate."
-)
-ENDPOINT_OUTCOME_HINT = (
-    "The endpoint may have been created anyway; list the endpoints before retrying, "
-    "so as not to create a duplicate."
-)
 
 # What each call is about, for errors (the server layer names the tool that lists them)
 VIEW, TAG, KEY, SCAN, ENDPOINT = "view", "virtual tag", "MegaBill key", "CostGuard scan", "endpoint"
@@ -280,7 +272,6 @@ class _Call:
     path: str  # API-relative, already encoded: "/virtual-tags/abc"
     body: Any = None
     idempotent: bool = True
-    outcome_hint: str | None = None  # for non-idempotent calls: what to do if the outcome is unknown
     route: str | None = None  # the route's template, for a per-route rate budget (API v2)
     subject: str | None = None  # what the call is about ("virtual tag"), for errors
     ident: str | None = None  # the id it names (path or body); None for a whole list
@@ -423,7 +414,6 @@ class FinoutClient:
             self._path("virtual-tags"),
             virtual_tag_body(body),
             idempotent=False,
-            outcome_hint=TAG_OUTCOME_HINT,
             subject=TAG,
         )
         return self._parse(await self._send(call), VirtualTag, call, unwrap="virtualTag")
@@ -514,7 +504,6 @@ class FinoutClient:
             self._path("endpoints"),
             data,
             idempotent=False,
-            outcome_hint=ENDPOINT_OUTCOME_HINT,
             subject=ENDPOINT,
         )
         response = await self._send(call)
@@ -629,7 +618,7 @@ class FinoutClient:
             f"no answer within {self._settings.read_timeout:g} s (ReadTimeout)",
             method=call.method,
             path=call.path,
-            hint=call.outcome_hint if unknown else None,
+            hint=created_anyway_hint(call.subject) if unknown else None,
             retryable=not unknown,
             outcome_unknown=unknown,
         )
@@ -656,7 +645,7 @@ class FinoutClient:
         hint: str | None = None
         outcome_unknown = False
         if not call.idempotent and not never_sent:
-            retryable, outcome_unknown, hint = False, True, call.outcome_hint
+            retryable, outcome_unknown, hint = False, True, created_anyway_hint(call.subject)
         cls = APITimeoutError if isinstance(exc, httpx.TimeoutException) else TransportError
         return cls(
             message,
@@ -692,7 +681,7 @@ class FinoutClient:
             retry_after=retry_after,
             retryable=retryable,
             outcome_unknown=outcome_unknown,
-            hint=call.outcome_hint if outcome_unknown else None,
+            hint=created_anyway_hint(call.subject) if outcome_unknown else None,
         )
 
     @staticmethod
@@ -869,7 +858,7 @@ class FinoutClient:
             path=call.path,
             retryable=not unknown,
             outcome_unknown=unknown,
-            hint=call.outcome_hint if unknown else None,
+            hint=created_anyway_hint(call.subject) if unknown else None,
             field=field,
             shape=self._scrub(shape_of(data)) if data is not None else None,
         )

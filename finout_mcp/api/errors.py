@@ -300,6 +300,17 @@ def hint_for(status: int, method: str, path: str) -> str | None:
     return None
 
 
+def created_anyway_hint(subject: str | None) -> str | None:
+    """For a create whose outcome is unknown: the fact that it may have happened, and how to
+    find out without making a duplicate (the server layer adds which tool lists them)."""
+    if subject is None:
+        return None
+    return (
+        f"The {subject} may have been created anyway; list the {subject}s before retrying, "
+        "so as not to create a duplicate."
+    )
+
+
 def status_error(
     status: int,
     message: str,
@@ -345,6 +356,7 @@ __all__ = [
     "ServerError",
     "TransportError",
     "UnprocessableError",
+    "created_anyway_hint",
     "error_class_for_status",
     "hint_for",
     "status_error",

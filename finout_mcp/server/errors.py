@@ -25,7 +25,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, ValidationError
 
-from finout_mcp.api.errors import FinoutError, NotFoundError, UnprocessableError
+from finout_mcp.api.errors import FinoutError, NotFoundError, RateLimitedError, UnprocessableError
 from finout_mcp.api.retries import retry_budget
 from finout_mcp.redact import Scrubber
 from finout_mcp.services.errors import InputError, WriteVerificationError, first_error
@@ -55,6 +55,8 @@ def tool_advice(exc: FinoutError) -> str | None:
         return f"{tool} shows the ones that exist."
     if exc.outcome_unknown and tool is not None:
         return f"Check with {tool} first."
+    if isinstance(exc, RateLimitedError) and not exc.retryable and "/data/cost-usage" in (exc.path or ""):
+        return "query_view_costs answers from a saved view meanwhile."  # API v2's daily cap is spent
     if (
         isinstance(exc, UnprocessableError)
         and exc.subject == "virtual tag"
