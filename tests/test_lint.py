@@ -9,6 +9,7 @@ import pytest
 from finout_mcp.api.models import MegabillKey, TagReference, Timeframe, VirtualTag, VirtualTagRule
 from finout_mcp.filters.implication import implies
 from finout_mcp.filters.limits import MAX_RULES
+from finout_mcp.services.diffs import target_text
 from finout_mcp.services.lint import LintReport, RuleSpec, lint_rules, rules_from_tag
 from tests.filters_support import StaticCatalog
 
@@ -161,6 +162,17 @@ async def test_tag_references() -> None:
     assert by_name.candidates == ["vt-2 (Environment)"] and "Did you mean: vt-2 (Environment)" in by_name.message
     assert "list_virtual_tags" in report.rules[1].findings[0].message
     assert report.errors == 4 and not report.ok
+
+
+async def test_a_reference_reads_the_same_in_lint_write_results_and_diffs() -> None:
+    """One wording for another tag's value (it was "(value of virtual tag vt-2)" in write results
+    and "value of tag «Environment» (vt-2)" in lint)."""
+    report = await lint([rule(TagReference(key="vt-2"), ns("=", "a"))])
+    assert report.rules[0].to == target_text(TagReference(key="vt-2"), {"vt-2": "Environment"})
+    assert target_text(TagReference(key="vt-2")) == "value of tag vt-2"  # no names at hand: the id
+    # a reference outside the virtual tags (refused by lint) still says what it points at
+    assert target_text(TagReference(key="region", cost_center="AWS")) == "value of AWS.region"
+    assert target_text("checkout") == "checkout" and target_text(None) is None
 
 
 async def test_values_of_to_and_default() -> None:

@@ -340,15 +340,6 @@ class TagReference(ApiModel):
     cost_center: str = VIRTUAL_TAGS
 
 
-def value_label(value: str | TagReference | None) -> str | None:
-    """How a rule's ``to`` or a default value reads to a person."""
-    if value is None or isinstance(value, str):
-        return value
-    if value.cost_center == VIRTUAL_TAGS:
-        return f"(value of virtual tag {value.key})"
-    return f"(value of {value.cost_center}.{value.key})"
-
-
 class Timeframe(ApiModel):
     """A rule's period (finout-api.md: ``{"from": ms, "to": ms}``; either end may be left open).
     Kept as read (ms or a date string) because it is sent back; :meth:`bounds_ms` compares."""

@@ -20,13 +20,14 @@ from typing import Any
 import anyio
 from pydantic import Field
 
-from finout_mcp.api.models import VIRTUAL_TAGS, VirtualTag, value_label
+from finout_mcp.api.models import VIRTUAL_TAGS, VirtualTag
 from finout_mcp.filters.findings import Finding
 from finout_mcp.filters.parse import Ambiguous, Parsed, parse
 from finout_mcp.filters.render import render
 from finout_mcp.filters.tree import Cond, leaves, to_finout
 from finout_mcp.filters.vocabulary import EQUALITY_OPS
 from finout_mcp.services.dependencies import tag_outputs
+from finout_mcp.services.diffs import target_text
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.fencing import fence
 from finout_mcp.services.keys import KeyCatalog, KeyIndex, key_index, key_ref
@@ -217,7 +218,7 @@ def _unproduced_tag_values(tag: VirtualTag, c: Cond, vs: ValueSet) -> list[Findi
     """A virtual tag's values are exactly what its rules and default produce: a condition on any
     other value can never match (an error, not "new data")."""
     produced = ", ".join(fence(v) for v in list(vs.values)[:12]) or "none"
-    default = fence(value_label(tag.default_value) or "") if tag.default_value else "none"
+    default = fence(target_text(tag.default_value) or "") if tag.default_value else "none"
     cause = (
         f"no rule of virtual tag {fence(tag.name)} produces it (its rules' values and its default {default}"
         f" are all it can take: {produced}), so the condition can never match"

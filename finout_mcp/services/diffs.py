@@ -24,7 +24,6 @@ from finout_mcp.api.models import (
     VirtualTagRule,
     VirtualTagWrite,
     rule_number,
-    value_label,
 )
 from finout_mcp.filters.canonical import strip_display_names
 from finout_mcp.filters.render import render
@@ -92,12 +91,14 @@ def show(value: str) -> str:
     return fence(value) if neutralise(value) != value else value
 
 
-def target_text(to: DefaultValue | None, tag_names: Mapping[str, str]) -> str | None:
+def target_text(to: DefaultValue | None, tag_names: Mapping[str, str] | None = None) -> str | None:
     """How a rule's ``to`` or a tag's default value reads to a person: a value as is, a reference
-    to another tag as that tag's (fenced) name and id — the one rendering that lint, list, get and
-    the diffs share (``tag_names``: tag id -> name)."""
+    to another tag as that tag's (fenced) name and id — the one rendering that lint, list, get,
+    the composer, write results and the diffs share (``tag_names``: tag id -> name, when known)."""
     if isinstance(to, TagReference):
-        name = tag_names.get(to.key)
+        if to.cost_center != VIRTUAL_TAGS:
+            return f"value of {to.cost_center}.{to.key}"
+        name = (tag_names or {}).get(to.key)
         return f"value of tag {fence(name)} ({to.key})" if name else f"value of tag {to.key}"
     return to
 
@@ -248,7 +249,8 @@ def diff_tag(
     shown = [r for r in every if r.change != "unchanged"]
     name_changed = before.name != after_body.name
     default_changed = (before.default_value or None) != (after_body.default_value or None)
-    before_default, after_default = value_label(before.default_value), value_label(after_body.default_value)
+    before_default = target_text(before.default_value, tag_names)
+    after_default = target_text(after_body.default_value, tag_names)
     parts: list[str] = []
     if name_changed:
         parts.append(f"name {fence(before.name)} → {fence(after_body.name)}")

@@ -39,12 +39,11 @@ from finout_mcp.api.models import (
     VirtualTagRule,
     VirtualTagWrite,
     metadata_body,
-    value_label,
 )
 from finout_mcp.services.catalog import Catalog
 from finout_mcp.services.changelog import ChangeStore
 from finout_mcp.services.dependencies import Dependents, TagGraph
-from finout_mcp.services.diffs import MetadataDiff, TagDiff, diff_metadata, diff_tag
+from finout_mcp.services.diffs import MetadataDiff, TagDiff, diff_metadata, diff_tag, target_text
 from finout_mcp.services.errors import InputError, WriteVerificationError
 from finout_mcp.services.fencing import fence
 from finout_mcp.services.keys import key_index
@@ -192,7 +191,7 @@ def _summary(tag: VirtualTag | VirtualTagWrite, tag_id: str | None = None) -> Ta
     return TagSummary(
         id=tag.id if isinstance(tag, VirtualTag) else tag_id,
         name=tag.name,
-        default_value=value_label(tag.default_value),
+        default_value=target_text(tag.default_value),
         rules=len(tag.rules),
     )
 
