@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
-from tests.support import READ_TOOLS, WRITE_TOOLS, demo
+from tests.support import READ_TOOLS, WRITE_TOOLS, call, demo
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "tools_list.json"
 
@@ -122,3 +123,17 @@ async def test_bad_arguments_are_clear_errors_not_tracebacks(tmp_path: Path) -> 
                 continue
             assert result.is_error, name
             assert "Traceback" not in message and message.strip() != f"Error executing tool {name}", message
+
+
+async def test_the_change_id_example_has_the_shape_writes_return(tmp_path: Path) -> None:
+    """A model copies examples: undo_change's must look like the ids that list_changes shows."""
+    async with demo(tmp_path) as (client, _sb):
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        created = await call(
+            client, "create_endpoint", {"type": "email", "name": "Reliability", "to": "sre@example.com"}
+        )
+    description = tools["undo_change"].input_schema["properties"]["change_id"]["description"]
+    example = re.search(r"chg_\S+?(?=[.,;)]?(\s|$))", description)
+    assert example is not None, description
+    shape = re.compile(r"chg_\d{8}T\d{6}Z_[0-9a-f]{12}")
+    assert shape.fullmatch(created["change_id"]) and shape.fullmatch(example.group()), example.group()

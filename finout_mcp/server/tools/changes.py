@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 ChangeId = Annotated[
     str,
     Field(
-        description="The change_id a write returned (list_changes shows them), e.g. chg_20261125T120501Z_3f9a.",
+        description="The change_id a write returned (list_changes shows them), e.g. chg_20261125T120501Z_3f9a0c12d4e5.",
         min_length=1,
         max_length=200,
     ),
