@@ -8,13 +8,11 @@ from typing import Any
 
 from finout_mcp.sandbox import catalog
 from finout_mcp.sandbox.allocation import Allocator
-from finout_mcp.sandbox.catalog import KeyCatalogue
+from finout_mcp.sandbox.catalog import VIRTUAL_TAGS, KeyCatalogue
 from finout_mcp.sandbox.costs import CostTable, Line, View, build_views, stable_uuid
 from finout_mcp.sandbox.filters import matches
 from finout_mcp.sandbox.scans import Scan, build_scans
 from finout_mcp.sandbox.spikes import PlantedSpike
-
-VIRTUAL_TAGS = "Virtual Tags"
 
 
 def js_date(moment: dt.datetime) -> str:

@@ -12,10 +12,9 @@ import datetime as dt
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from finout_mcp.sandbox.catalog import VIRTUAL_TAGS
 from finout_mcp.sandbox.costs import DAY_MS, Attrs, Line, day_ms
 from finout_mcp.sandbox.filters import matches
-
-VIRTUAL_TAGS = "Virtual Tags"
 
 
 def _active(rule: Mapping[str, Any], day_start: int) -> bool:

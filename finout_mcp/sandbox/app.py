@@ -27,7 +27,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from finout_mcp.sandbox.account import VIRTUAL_TAGS, Account
+from finout_mcp.sandbox.account import Account
+from finout_mcp.sandbox.catalog import VIRTUAL_TAGS
 from finout_mcp.sandbox.costs import COST_TYPES, DAY_MS, MAX_RANGE_MS
 from finout_mcp.sandbox.faults import Fault, FaultSwitchboard, RequestRecord, Stats
 from finout_mcp.sandbox.filters import FilterError, add_display_names, matches, validate_filter

@@ -381,12 +381,16 @@ def _pod_uids(seed: int) -> Iterator[str]:
         yield f"{head}-{(y >> 48) & 0xFFFF:04x}-{y & 0xFFFFFFFFFFFF:012x}"
 
 
+# The cost center of virtual tags, as Finout spells it (finout-api.md:115); the sandbox keeps its own
+# spelling, apart from the client's, so that it checks the client against the documents.
+VIRTUAL_TAGS = "Virtual Tags"
+
 _AWS_TAG_KEYS = frozenset({"team", "env", "owner", "cost-center"})
 
 
 def key_types(cost_center: str, key: str) -> list[str]:
     """The Query Language v2 ``types`` of a key (finout-api-v2.md §2-3; a key may have several)."""
-    if cost_center == "Virtual Tags":
+    if cost_center == VIRTUAL_TAGS:
         return ["virtual_tag"]
     if cost_center == "Custom Cost":
         return ["custom_cost"]

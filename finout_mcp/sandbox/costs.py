@@ -380,7 +380,7 @@ VIEW_SPECS: list[tuple[str, dict[str, Any] | None, list[tuple[str, str]]]] = [
             GLOBAL_TYPE,
         ],
     ),
-    ("Costs by team", None, [("Virtual Tags", "Team")]),  # "Team" is replaced by the tag's id
+    ("Costs by team", None, [(catalog.VIRTUAL_TAGS, "Team")]),  # "Team" is replaced by the tag's id
     (
         "Kubernetes by namespace",
         {"costCenter": "Global", "key": "cost_center_type", "operator": "oneOf", "value": ["Kubernetes"]},
@@ -456,7 +456,7 @@ def build_views(
     """The saved views over ``table``, with the spikes planted through them (``sandbox/spikes.py``)."""
     views = []
     for name, flt, grouping in VIEW_SPECS:
-        pairs = [(cc, tag_ids.get(key, key)) if cc == "Virtual Tags" else (cc, key) for cc, key in grouping]
+        pairs = [(cc, tag_ids.get(key, key)) if cc == catalog.VIRTUAL_TAGS else (cc, key) for cc, key in grouping]
         view = View(
             id=stable_uuid(seed, "view", name),
             name=name,
@@ -467,7 +467,7 @@ def build_views(
             version=version,
         )
         views.append(view)
-        if pairs and pairs[0][0] == "Virtual Tags":
+        if pairs and pairs[0][0] == catalog.VIRTUAL_TAGS:
             continue  # tag groups move with the tag; spikes are planted through the other views
         for spike in demo_spikes(name, today):
             plant_spike(view, spike)
