@@ -71,6 +71,38 @@ async def test_value_and_key_searches_say_how_each_hit_matched(tmp_path: Path) -
     assert "match" not in plain or plain["match"] is None  # no search, nothing to say
 
 
+async def test_every_hit_says_how_it_matched_across_many_searches_and_limits(tmp_path: Path) -> None:
+    """The kind each hit reports agrees with an independent reading of the names, whatever the
+    query (exact, prefix, inside, fuzzy), the limit that cuts a tier short, or a key found only
+    through its cost center (then "inside")."""
+    checked = 0
+    async with demo(tmp_path) as (client, sb):
+        display = {(e["costCenter"], e["key"]): e["displayName"] for e in sb.account.keys}
+        for key, searches in {
+            "Account Name": ["prod", "prod-eu", "pr", "dev", "prd-eu", "staging"],
+            "namespace": ["checkout", "data", "kube", "chekout", "a"],
+            "service": ["ec2", "amazon", "elastic", "s3"],
+        }.items():
+            where = {"cost_center": "AWS"} if key == "service" else {}
+            for search in searches:
+                for limit in (1, 3, 50):
+                    args = {"key": key, "search": search, "limit": limit, **where}
+                    got = await call(client, "list_key_values", args)
+                    assert got["match"] == [kind(search, v) for v in got["values"]], (key, search, limit, got)
+                    checked += len(got["values"])
+        for search in ["name", "account", "kubernetes", "kubern", "region", "acount", "pod"]:
+            for limit in (2, 50):
+                got = await call(client, "list_megabill_keys", {"search": search, "limit": limit})
+                for cc, entries in got["cost_centers"].items():
+                    for e in entries:
+                        want = kind(search, e["key"], display[(cc, e["key"])])
+                        if want == "fuzzy" and kind(search, cc) != "fuzzy":
+                            want = "inside"  # found through its cost center
+                        assert e["match"] == want, (search, limit, cc, e)
+                        checked += 1
+    assert checked > 100
+
+
 async def test_ambiguous_key_lists_the_closest_values_per_cost_center(tmp_path: Path) -> None:
     async with demo(tmp_path) as (client, _sb):
         out = await call(client, "compose_filter", {"intent": {"key": "region", "op": "=", "value": "us-east-1"}})

@@ -20,7 +20,7 @@ import math
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import accumulate, chain
 from typing import Generic, Literal, Protocol, TypeVar, overload
 
@@ -46,6 +46,9 @@ def _fold_shared(text: str) -> str:
     return text if folded == text else folded
 
 
+MatchKind = Literal["exact", "prefix", "inside", "fuzzy"]
+
+
 @dataclass
 class SearchResult(Generic[T]):
     matches: list[T]
@@ -53,6 +56,10 @@ class SearchResult(Generic[T]):
     truncated: bool
     at_least: bool = False  # counting stopped at the cap: ``total`` is a lower bound
     fuzzy_searched: bool = False  # the similar-spelling tier ran (it runs only when the others found too few)
+    # How each match matched, in the order of ``matches`` (the tier that took it; empty without a
+    # query): a name equal to the query, starting with it, containing it (or the item's other
+    # text does, e.g. a key's cost center), or only a similar spelling.
+    kinds: list[MatchKind] = field(default_factory=list)
 
 
 class _BlobLines(Sequence[str]):
@@ -238,12 +245,14 @@ class SearchIndex(Generic[T]):
         if not q:
             return SearchResult(list(self.items[:limit]), n, n > limit)
         taken: list[int] = []
+        kinds: list[MatchKind] = []
         seen: set[int] = set()
 
-        def take(i: int) -> None:
+        def take(i: int, kind: MatchKind) -> None:
             if i not in seen and len(taken) < limit:
                 seen.add(i)
                 taken.append(i)
+                kinds.append(kind)
 
         forms = self.forms
         lo = bisect_left(forms, q)  # tier 1: exact
@@ -252,7 +261,7 @@ class SearchIndex(Generic[T]):
         for j in range(lo, hi):
             if len(taken) >= limit:
                 break
-            take(self._item(j))
+            take(self._item(j), "exact" if j < exact_hi else "prefix")
 
         # tier 3: substring (a superset of tiers 1-2, so it also gives the total)
         want = limit + len(seen)
@@ -262,7 +271,7 @@ class SearchIndex(Generic[T]):
         # "more than N", which is all a caller can use, instead of scanning 200,000 values.
         at_least = total >= cap
         for i in hits:
-            take(i)
+            take(i, "inside")  # a name equal to or starting with q was taken above (or taken is full)
 
         # tier 4: fuzzy, only when the others found too few
         fuzzy_searched = total < limit and len(q) >= fuzzy_min
@@ -270,8 +279,9 @@ class SearchIndex(Generic[T]):
             fuzzy = self._fuzzy(q, exclude=seen)
             total += len(fuzzy)
             for i in fuzzy:
-                take(i)
-        return SearchResult([self.items[i] for i in taken], total, total > len(taken), at_least, fuzzy_searched)
+                take(i, "fuzzy")
+        matches = [self.items[i] for i in taken]
+        return SearchResult(matches, total, total > len(taken), at_least, fuzzy_searched, kinds)
 
     def _fuzzy(self, q: str, exclude: set[int]) -> list[int]:
         """Items with a name, or a word of one, similar to ``q`` (difflib ratio ≥ 0.75).
@@ -345,22 +355,6 @@ def similarity(a: str, b: str) -> float:
         return spelling if spelling >= 0.6 else spelling * 0.75  # spelling alone must be close
     words = shared / max(len(set(wa)), len(set(wb)))
     return max(spelling, (spelling + words) / 2)
-
-
-MatchKind = Literal["exact", "prefix", "inside", "fuzzy"]
-
-
-def match_kind(query: str, *names: str | None) -> MatchKind:
-    """How ``query`` matched an item with these names (folded, as the searches compare)."""
-    q = fold(query)
-    forms = [fold(n) for n in names if n]
-    if any(f == q for f in forms):
-        return "exact"
-    if any(f.startswith(q) for f in forms):
-        return "prefix"
-    if any(q in f for f in forms):
-        return "inside"
-    return "fuzzy"
 
 
 def closest_names(ref: str, names: Sequence[str], n: int = 5) -> list[str]:

@@ -19,7 +19,6 @@ from finout_mcp.services.search import (
     SearchResult,
     fold,
     group_by_cost_center,
-    match_kind,
     search_keys,
     search_values,
     value_search_index,
@@ -105,13 +104,10 @@ async def list_megabill_keys(
     found = search_keys(keys, search, cost_center=cost_center, limit=limit, owner=state.catalog)
     searched = search is not None and bool(fold(search))
 
+    kind_of = {id(k): kind for k, kind in zip(found.matches, found.kinds, strict=True)} if searched else {}
+
     def how(k: MegabillKey) -> MatchKind | None:
-        if not searched or search is None:
-            return None
-        kind = match_kind(search, k.key, k.display_name)
-        if kind == "fuzzy" and fold(search) in fold(k.cost_center):
-            return "inside"  # matched by its cost center
-        return kind
+        return kind_of.get(id(k))
 
     grouped = {
         cc: [
@@ -178,7 +174,7 @@ async def list_key_values(
         key=k.key,
         display_name=k.display_name,
         values=list(found.matches),
-        match=[match_kind(search, v) for v in found.matches] if searched and search is not None else None,
+        match=list(found.kinds) if searched else None,
         total=found.total,
         truncated=found.truncated,
         searched=searched_kinds(found) if searched else None,
