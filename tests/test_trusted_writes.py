@@ -229,6 +229,32 @@ async def test_parent_and_child_through_update_delete_undo_and_lint(tmp_path: Pa
         assert "checkout" in finding["candidates"] and "new data" not in finding["message"]
 
 
+async def test_undoing_a_create_that_another_tag_now_uses_is_refused_naming_it(tmp_path: Path) -> None:
+    """Undo of a create deletes the tag: like delete_virtual_tag, it does not silently break a tag
+    made since that takes its value from it or filters on it."""
+    ns = {"key": "namespace", "cost_center": "Kubernetes", "op": "=", "value": "checkout"}
+    async with demo(tmp_path) as (client, sb):
+        product = await call(
+            client, "create_virtual_tag", {"name": "Product", "rules": [{"to": "Shop", "filter": ns}]}
+        )
+        pid = product["tag"]["id"]
+        plain = await call(client, "undo_change", {"change_id": product["change_id"], "dry_run": True})
+        assert not any("refer" in n for n in plain["notes"] + plain["warnings"])  # nothing refers to it yet
+        await call(
+            client,
+            "create_virtual_tag",
+            {"name": "Line", "rules": [{"to": {"key": pid}, "filter": ns}], "default_value": "other"},
+        )
+        state = account_state(sb)
+        message = await call_error(client, "undo_change", {"change_id": product["change_id"], "dry_run": True})
+        assert "refused" in message and "«Line» rule 1 takes its value from it" in message and "force=true" in message
+        message = await call_error(client, "undo_change", {"change_id": product["change_id"]})
+        assert "«Line» rule 1" in message and account_state(sb) == state  # nothing was sent
+        forced = await call(client, "undo_change", {"change_id": product["change_id"], "force": True})
+    assert forced["status"] == "undone" and pid not in sb.account.virtual_tags
+    assert any("«Line» rule 1 takes its value from it" in w for w in forced["warnings"])
+
+
 async def test_metadata_warnings_unproduced_values_and_case_only_differences(tmp_path: Path) -> None:
     async with demo(tmp_path) as (client, _sb):
         preview = await call(

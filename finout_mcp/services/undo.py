@@ -148,9 +148,7 @@ def plan_undo(rec: ChangeRecord, undone_by: ChangeRecord | None = None) -> UndoP
                 "its id was not recorded.",
                 hint="If a tag with that name exists, call delete_virtual_tag with its id and name.",
             )
-        notes.append(
-            "Deleting the tag also removes its metadata; other tags that refer to it will lose that value."
-        )
+        notes.append("Deleting the tag also removes its metadata.")  # references: Undoer.undo checks them
         return UndoPlan(
             **common,
             effect="delete_virtual_tag",
@@ -433,7 +431,9 @@ class Undoer:
                 hint="Review the live state (get_virtual_tag); pass force=true to overwrite it anyway.",
             )
         todo = [s for s in plan.steps if s.key not in done_keys]
+        reference_warnings = await self._references_to_deleted(rec, plan, live, force)
         result = await self._preview(rec, plan, live, todo, names, include_body)
+        result.warnings.extend(reference_warnings)
         if resume is not None:
             result.notes.insert(
                 0,
@@ -498,6 +498,26 @@ class Undoer:
             *recording.notes(),
         ]
         return result
+
+    async def _references_to_deleted(
+        self, rec: ChangeRecord, plan: UndoPlan, live: dict[str, Any] | None, force: bool
+    ) -> list[str]:
+        """Undoing a create deletes the tag: like delete_virtual_tag, refused while other tags (made
+        since, by anyone) refer to it, unless ``force``; then the result warns, naming each one."""
+        if plan.effect != "delete_virtual_tag" or not plan.target_id or live is None:
+            return []
+        refs = (await self.w.tag_graph(fresh=True)).references_to(plan.target_id)
+        if not refs:
+            return []
+        listed = "; ".join(r.describe() for r in refs)
+        if not force:
+            raise InputError(
+                f"Undo of {rec.change_id} refused: it deletes {fence(plan.target_name or plan.target_id)}, and "
+                f"{len(refs)} reference(s) from other tags use it: {listed}.",
+                hint="Update those tags first so they no longer refer to it, or pass force=true to undo anyway "
+                "(their conditions then match nothing and their `to` points at a missing tag).",
+            )
+        return [f"force=true: these references will point at a deleted tag: {listed}."]
 
     async def _start(self, rec: ChangeRecord, plan: UndoPlan, live: dict[str, Any] | None) -> Recording:
         before: dict[str, Any] | None = None

@@ -183,14 +183,19 @@ async def undo_change(
     answer: Annotated[ElicitationResult[Confirm], Resolve(ask_undo)],
     dry_run: DryRun = False,
     force: Annotated[
-        bool, Field(description="true: undo even if the target changed since (overwrites the later edit).")
+        bool,
+        Field(
+            description="true: undo even if the target changed since (overwrites the later edit), or if "
+            "other tags now refer to a tag the undo deletes (their references break)."
+        ),
     ] = False,
     expected_version: ExpectedVersion = None,
     include_body: IncludeBody = False,
 ) -> WriteResult:
     """Revert one recorded write: delete a created tag, restore a previous version or metadata, recreate a
     deleted tag (and repoint tags that referred to it). dry_run=true shows the diff it would apply.
-    Refused if the target changed since, unless force=true. An undo that stopped part-way is finished
+    Refused if the target changed since, or if other tags now refer to a tag it would delete, unless
+    force=true. An undo that stopped part-way is finished
     by calling it again. The undo is recorded too (undo it to re-apply)."""
     from finout_mcp.services.undo import Undoer
 
