@@ -497,3 +497,46 @@ async def test_undo_says_what_differs_when_the_tag_is_not_back_as_it_was(
         [warning] = [w for w in undone["warnings"] if "not exactly as it was" in w]
         assert warning.startswith(f"«Environment» is not exactly as it was before {updated['change_id']}")
         assert "«someone-else»" in warning and "«untagged»" in warning
+
+
+async def test_everything_else_can_take_another_tags_value_as_the_default(tmp_path: Path) -> None:
+    """'checkout goes to Commerce, everything else takes whatever Team gives it': the default value
+    can be another tag's value, as the account's own tags already do."""
+    async with demo(tmp_path) as (client, sb):
+        team = next(t for t in sb.account.virtual_tags.values() if t["name"] == "Team")
+        args = {
+            "name": "Business line",
+            "rules": [{"to": "Commerce", "filter": NAMESPACE_CHECKOUT}],
+            "default_value": {"key": team["id"]},
+        }
+        dry = await call(client, "create_virtual_tag", {**args, "dry_run": True})
+        assert dry["tag"]["default_value"] == f"value of tag {team['id']}" and writes(sb) == []
+        created = await call(client, "create_virtual_tag", args)
+        stored = sb.account.virtual_tags[created["tag"]["id"]]
+        assert stored["defaultValue"] == {"key": team["id"], "costCenter": "Virtual Tags"}
+        shown = await call(client, "get_virtual_tag", {"tag": "Business line"})
+        assert shown["default_value_readable"] == f"value of tag «Team» ({team['id']})"
+        # deleting Team now names this tag's default among the references
+        message = await call_error(client, "delete_virtual_tag", {"tag": "Team", "confirm_name": "Team"})
+        assert "«Business line» takes its default value from it" in message
+
+        # a reference to a tag that does not exist is refused before anything is sent, on create and update
+        sent = len(writes(sb))
+        bad = await call_error(
+            client, "create_virtual_tag", {**args, "name": "Other", "default_value": {"key": "Team"}}
+        )
+        assert "The default value takes its value from tag 'Team', which does not exist" in bad
+        assert f"{team['id']} (Team)" in bad  # did you mean: the id of the tag named Team
+        bad = await call_error(
+            client, "update_virtual_tag", {"tag": "Business line", "default_value": {"key": "nope"}}
+        )
+        assert "The default value takes its value from tag 'nope'" in bad and len(writes(sb)) == sent
+
+        # a tag's id given as a plain value becomes a literal value: lint says so
+        report = await call(
+            client,
+            "lint_virtual_tag",
+            {"rules": [{"to": "Commerce", "filter": NAMESPACE_CHECKOUT}], "default_value": team["id"]},
+        )
+    (finding,) = [f for f in report["findings"] if f["code"] == "tag_id_as_value"]
+    assert finding["severity"] == "warning" and "{'key':" in finding["message"] and "«Team»" in finding["message"]

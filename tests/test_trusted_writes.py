@@ -247,7 +247,9 @@ async def test_undoing_a_create_that_another_tag_now_uses_is_refused_naming_it(t
         )
         state = account_state(sb)
         message = await call_error(client, "undo_change", {"change_id": product["change_id"], "dry_run": True})
-        assert "refused" in message and "«Line» rule 1 takes its value from it" in message and "force=true" in message
+        assert (
+            "refused" in message and "«Line» rule 1 takes its value from it" in message and "force=true" in message
+        )
         message = await call_error(client, "undo_change", {"change_id": product["change_id"]})
         assert "«Line» rule 1" in message and account_state(sb) == state  # nothing was sent
         forced = await call(client, "undo_change", {"change_id": product["change_id"], "force": True})

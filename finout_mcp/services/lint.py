@@ -7,8 +7,10 @@ else the default value). Beyond the composer's findings per rule, the linter rep
   matches is already taken by an earlier rule. Detected with a *sound* implication check
   (:mod:`finout_mcp.filters.implication`): it may miss a shadowed rule, it never reports one that is not.
 - ``duplicate_rule`` (warning): same filter and same ``to`` as an earlier rule.
-- ``unknown_tag_reference`` / ``self_reference`` / ``bad_tag_reference`` (errors): a ``to``
-  object pointing at a tag that does not exist, at the tag itself, or not at Virtual Tags.
+- ``unknown_tag_reference`` / ``self_reference`` / ``bad_tag_reference`` (errors): a ``to`` or
+  default value object pointing at a tag that does not exist, at the tag itself, or not at Virtual Tags.
+- ``tag_id_as_value`` (warning): a plain ``to`` or default value that is another tag's id (meant,
+  almost surely, as that tag's value: ``{"key": <id>}``).
 - ``unproduced_tag_value`` (error, from the composer): a condition on another virtual tag's value
   that no rule (nor the default) of that tag produces — it can never match, so it is not "new data".
 - ``blank_to`` (error), ``dotted_value`` (warning: metadata value names cannot contain dots),
@@ -110,52 +112,75 @@ def _dotted(value: str, where: str, path: str) -> Finding:
 
 def _check_to(to: str | TagReference, i: int, tags: dict[str, VirtualTag], tag_id: str | None) -> list[Finding]:
     path = f"rules[{i}].to"
-    out: list[Finding] = []
     if isinstance(to, TagReference):
-        if to.cost_center != VIRTUAL_TAGS:
-            out.append(
-                _finding(
-                    "error",
-                    "bad_tag_reference",
-                    f"A 'to' object must point to a virtual tag (costCenter {VIRTUAL_TAGS!r}), "
-                    f"got costCenter {to.cost_center!r}.",
-                    path,
-                )
-            )
-        if tag_id is not None and to.key == tag_id:
-            out.append(
-                _finding(
-                    "error",
-                    "self_reference",
-                    f"Rule {i + 1} takes its value from this very tag ({tag_id}); a tag cannot reference "
-                    "itself. Point 'to' at another tag or use a plain string value.",
-                    path,
-                )
-            )
-        elif to.key not in tags:
-            by_name = [t for t in tags.values() if t.name.lower() == to.key.strip().lower()]
-            cands = [f"{t.id} ({t.name})" for t in by_name]
-            if not cands:
-                names = {t.name: t for t in tags.values()}
-                close = difflib.get_close_matches(to.key, list(names), n=3, cutoff=0.5)
-                cands = [f"{names[n].id} ({n})" for n in close]
-            hint = f" Did you mean: {', '.join(cands)}?" if cands else " Use list_virtual_tags to find the id."
-            out.append(
-                _finding(
-                    "error",
-                    "unknown_tag_reference",
-                    f"Rule {i + 1} takes its value from tag {to.key!r}, which does not exist; 'to.key' must "
-                    f"be a virtual tag id.{hint}",
-                    path,
-                    cands,
-                )
-            )
-    elif not to.strip():
+        return reference_findings(to, f"Rule {i + 1}", path, tags, tag_id)
+    out: list[Finding] = []
+    if not to.strip():
         out.append(
             _finding("error", "blank_to", f"Rule {i + 1} has a blank 'to'; give the value to assign.", path)
         )
     elif "." in to:
         out.append(_dotted(to, f"Rule {i + 1} value", path))
+    out.extend(_id_as_value(to, f"Rule {i + 1}'s value", path, tags))
+    return out
+
+
+def _id_as_value(value: str, what: str, path: str, tags: dict[str, VirtualTag]) -> list[Finding]:
+    """A plain value that is another tag's id: almost surely meant as that tag's value."""
+    t = tags.get(value.strip())
+    if t is None:
+        return []
+    message = (
+        f"{what} {value!r} is the id of virtual tag {fence(t.name)}: as a string it becomes a literal value. "
+        f"To take that tag's value, give {{'key': {t.id!r}}} instead."
+    )
+    return [_finding("warning", "tag_id_as_value", message, path)]
+
+
+def reference_findings(
+    ref: TagReference, who: str, path: str, tags: dict[str, VirtualTag], tag_id: str | None
+) -> list[Finding]:
+    """What is wrong with taking another tag's value (a rule's ``to`` or the default value): ``who``
+    is "Rule 2" or "The default value"; ``tags`` by id; ``tag_id`` the tag being written, if any."""
+    out: list[Finding] = []
+    if ref.cost_center != VIRTUAL_TAGS:
+        out.append(
+            _finding(
+                "error",
+                "bad_tag_reference",
+                f"{who}: a value object must point to a virtual tag (costCenter {VIRTUAL_TAGS!r}), "
+                f"got costCenter {ref.cost_center!r}.",
+                path,
+            )
+        )
+    if tag_id is not None and ref.key == tag_id:
+        out.append(
+            _finding(
+                "error",
+                "self_reference",
+                f"{who} takes its value from this very tag ({tag_id}); a tag cannot reference "
+                "itself. Point it at another tag or use a plain string value.",
+                path,
+            )
+        )
+    elif ref.key not in tags:
+        by_name = [t for t in tags.values() if t.name.lower() == ref.key.strip().lower()]
+        cands = [f"{t.id} ({t.name})" for t in by_name]
+        if not cands:
+            names = {t.name: t for t in tags.values()}
+            close = difflib.get_close_matches(ref.key, list(names), n=3, cutoff=0.5)
+            cands = [f"{names[n].id} ({n})" for n in close]
+        hint = f" Did you mean: {', '.join(cands)}?" if cands else " Use list_virtual_tags to find the id."
+        out.append(
+            _finding(
+                "error",
+                "unknown_tag_reference",
+                f"{who} takes its value from tag {ref.key!r}, which does not exist; its 'key' must "
+                f"be a virtual tag id.{hint}",
+                path,
+                cands,
+            )
+        )
     return out
 
 
@@ -190,8 +215,8 @@ async def lint_rules(
             )
         )
         return _report([], tag_findings)
-    if isinstance(default_value, TagReference):
-        pass  # "else, the value of another tag" (finout-api.md "Corrections"): nothing to check here
+    if isinstance(default_value, TagReference):  # "else, the value of another tag" (finout-api.md "Corrections")
+        tag_findings.extend(reference_findings(default_value, "The default value", "default_value", tags, tag_id))
     elif default_value is None or not default_value.strip():
         tag_findings.append(
             _finding(
@@ -202,8 +227,10 @@ async def lint_rules(
                 "default_value",
             )
         )
-    elif "." in default_value:
-        tag_findings.append(_dotted(default_value, "The default value", "default_value"))
+    else:
+        if "." in default_value:
+            tag_findings.append(_dotted(default_value, "The default value", "default_value"))
+        tag_findings.extend(_id_as_value(default_value, "The default value", "default_value", tags))
 
     reports: list[RuleReport] = []
     for i, rule in enumerate(rules):

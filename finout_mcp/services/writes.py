@@ -47,7 +47,7 @@ from finout_mcp.services.diffs import MetadataDiff, TagDiff, diff_metadata, diff
 from finout_mcp.services.errors import InputError, WriteVerificationError
 from finout_mcp.services.fencing import fence
 from finout_mcp.services.keys import key_index
-from finout_mcp.services.lint import LintReport, RuleSpec, lint_rules, rules_from_tag
+from finout_mcp.services.lint import LintReport, RuleSpec, lint_rules, reference_findings, rules_from_tag
 from finout_mcp.services.readback import metadata_mismatches
 from finout_mcp.services.recording import Recording
 from finout_mcp.services.results import Envelope
@@ -318,6 +318,12 @@ class Writer:
             wire.append(VirtualTagRule(to=spec.to, filters=rr.filter, timeframe=timeframe))
         return wire, _warnings(report)
 
+    async def _check_default_reference(self, ref: TagReference, tag_id: str) -> None:
+        tags = {t.id: t for t in await self.catalog.virtual_tags(refresh=True)}
+        errors = reference_findings(ref, "The default value", "default_value", tags, tag_id)
+        if errors:
+            raise InputError(" ".join(f.message for f in errors), hint="Nothing was sent; fix the default value.")
+
     async def _name_taken(self, name: str, *, except_id: str | None = None) -> VirtualTag | None:
         tags = await self.catalog.virtual_tags(refresh=True)
         for t in tags:
@@ -329,13 +335,13 @@ class Writer:
         self,
         name: str,
         rules: Sequence[RuleSpec],
-        default_value: str | None,
+        default_value: DefaultValue | None,
         *,
         dry_run: bool,
         include_body: bool = False,
     ) -> WriteResult:
         name = validate_name(name)
-        if default_value is not None:
+        if isinstance(default_value, str):
             default_value = validate_name(default_value, "default value")
         wire, warnings = await self._prepare_rules(rules, default_value, None)
         body = VirtualTagWrite(name=name, rules=wire, default_value=default_value)
@@ -409,7 +415,7 @@ class Writer:
         *,
         name: str | None,
         rules: Sequence[RuleSpec] | None,
-        default_value: str | None,
+        default_value: DefaultValue | None,
         include_body: bool = False,
     ) -> tuple[VirtualTag, VirtualTagWrite, WriteResult]:
         """The update as a dry-run result (plus the live tag and the body), sending nothing."""
@@ -421,13 +427,17 @@ class Writer:
                 hint="Pick a different name.",
             )
         new_default = (
-            validate_name(default_value, "default value") if default_value is not None else live.default_value
+            validate_name(default_value, "default value") if isinstance(default_value, str) else default_value
         )
+        if new_default is None:
+            new_default = live.default_value
         warnings: list[str] = []
         if rules is not None:
             wire, warnings = await self._prepare_rules(rules, new_default, live.id, rules_from_tag(live))
         else:
             wire = [r.model_copy() for r in live.rules]
+            if isinstance(default_value, TagReference):  # the rules are not linted: check the reference here
+                await self._check_default_reference(default_value, live.id)
         # PUT replaces the tag: everything read and not changed (category, unknown fields) goes back as read
         body = live.write_body(name=new_name, rules=wire, default_value=new_default)
         graph = await self.tag_graph()
@@ -487,7 +497,7 @@ class Writer:
         *,
         name: str | None,
         rules: Sequence[RuleSpec] | None,
-        default_value: str | None,
+        default_value: DefaultValue | None,
         dry_run: bool,
         expected_version: ExpectedVersion = None,
         include_body: bool = False,

@@ -252,7 +252,10 @@ async def lint_virtual_tag(
     rules: Annotated[
         list[RuleInput] | None, Field(description="Proposed rules, as for create_virtual_tag.")
     ] = None,
-    default_value: Annotated[str | None, Field(description="Default value of the proposed rules.")] = None,
+    default_value: Annotated[
+        str | TagReference | None,
+        Field(description="Default value of the proposed rules (a value, or {'key': <tag id>} as for create)."),
+    ] = None,
 ) -> LintReport:
     """Check virtual tag rules before writing: filter errors with did-you-mean, rules shadowed by an
     earlier rule (first match wins), conditions an earlier rule already takes, duplicates, values
@@ -278,7 +281,11 @@ async def create_virtual_tag(
     name: Annotated[str, Field(description="The new tag's name, e.g. 'Team'.", min_length=1, max_length=200)],
     rules: Rules,
     default_value: Annotated[
-        str | None, Field(description="Value for costs no rule matches, e.g. 'unallocated'.")
+        str | TagReference | None,
+        Field(
+            description="Value for costs no rule matches, e.g. 'unallocated'; or {'key': <tag id>} to take "
+            "another tag's value there."
+        ),
     ] = None,
     dry_run: DryRun = False,
     include_body: IncludeBody = False,
@@ -311,7 +318,7 @@ async def preview_update(
     tag: str,
     name: str | None,
     rules: list[RuleInput] | None,
-    default_value: str | None,
+    default_value: str | TagReference | None,
     dry_run: bool,
 ) -> Preview:
     async def plan() -> WriteResult:
@@ -353,7 +360,10 @@ async def update_virtual_tag(
             max_length=1000,
         ),
     ] = None,
-    default_value: Annotated[str | None, Field(description="New default value; omit to keep.")] = None,
+    default_value: Annotated[
+        str | TagReference | None,
+        Field(description="New default value, or {'key': <tag id>} for another tag's value; omit to keep."),
+    ] = None,
     dry_run: DryRun = False,
     expected_version: ExpectedVersion = None,
     include_body: IncludeBody = False,
