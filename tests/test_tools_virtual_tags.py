@@ -540,3 +540,23 @@ async def test_everything_else_can_take_another_tags_value_as_the_default(tmp_pa
         )
     (finding,) = [f for f in report["findings"] if f["code"] == "tag_id_as_value"]
     assert finding["severity"] == "warning" and "{'key':" in finding["message"] and "«Team»" in finding["message"]
+
+
+async def test_a_create_dry_run_shows_each_rule_readable_and_the_values_it_produces(tmp_path: Path) -> None:
+    rules = [
+        {"to": "Commerce", "filter": NAMESPACE_CHECKOUT},
+        {"to": "Staging", "filter": STAGING_ACCOUNTS},
+    ]
+    async with demo(tmp_path) as (client, sb):
+        dry = await call(
+            client,
+            "create_virtual_tag",
+            {"name": "Line", "rules": rules, "default_value": "other", "dry_run": True},
+        )
+        assert writes(sb) == []
+    diff = dry["diff"]
+    assert [(r["change"], r["after_index"], r["after"]) for r in diff["rules"]] == [
+        ("added", 1, "Kubernetes.Namespace = checkout → Commerce"),
+        ("added", 2, "AWS.Account Name in [staging] → Staging"),
+    ]
+    assert set(diff["values_added"]) == {"Commerce", "Staging", "other"} and "2 added" in diff["summary"]

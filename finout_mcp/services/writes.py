@@ -347,6 +347,18 @@ class Writer:
         body = VirtualTagWrite(name=name, rules=wire, default_value=default_value)
         return await self._create_body(body, warnings, dry_run=dry_run, include_body=include_body)
 
+    async def _creation_diff(self, body: VirtualTagWrite) -> TagDiff:
+        """A create as a diff from nothing: every rule readable ('filter → value'), the values it produces."""
+        graph = await self.tag_graph()
+        new = VirtualTag(id="", name=body.name, rules=body.rules, default_value=body.default_value)
+        return diff_tag(
+            VirtualTag(id="", name=body.name, rules=[], default_value=None),
+            body,
+            key_index(self.catalog, await self.catalog.keys()),
+            tag_names={t.id: t.name for t in graph.tags.values()},
+            outputs_after=sorted(graph.outputs(new)),
+        )
+
     async def _create_body(
         self, body: VirtualTagWrite, warnings: list[str], *, dry_run: bool, include_body: bool, intent: str = ""
     ) -> WriteResult:
@@ -372,6 +384,7 @@ class Writer:
             return WriteResult(
                 status="dry_run",
                 tag=_summary(body),
+                diff=await self._creation_diff(body),
                 steps=steps,
                 body=body.wire() if include_body else None,
                 warnings=warnings,
