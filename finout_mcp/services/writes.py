@@ -62,8 +62,13 @@ from finout_mcp.services.safety import (
     validate_name,
     validate_slack_webhook,
 )
+from finout_mcp.services.search import fold, similarity
 
 log = logging.getLogger(__name__)
+
+# Names this close (search.similarity: spelling and shared words) draw a warning on create:
+# 'Business line' / 'Business Unit' 0.77, 'Cost center' / 'Cost Centre' 0.91; 'Team copy' / 'Team' 0.67 does not.
+SIMILAR_NAME_CUTOFF = 0.75
 
 WriteStatus = Literal["dry_run", "created", "updated", "deleted", "unchanged", "undone", "declined", "cancelled"]
 
@@ -347,6 +352,19 @@ class Writer:
         body = VirtualTagWrite(name=name, rules=wire, default_value=default_value)
         return await self._create_body(body, warnings, dry_run=dry_run, include_body=include_body)
 
+    async def _similar_names(self, name: str) -> list[str]:
+        """A warning per existing tag whose name is close to a new one ('Business line' beside
+        'Business Unit'): a user who meant that tag wants update_virtual_tag, not a second tag."""
+        folded = fold(name)
+        close = [
+            t for t in await self.catalog.virtual_tags() if similarity(folded, fold(t.name)) >= SIMILAR_NAME_CUTOFF
+        ]
+        return [
+            f"A virtual tag with a similar name exists: {fence(t.name)} (id {t.id}). If you meant that tag, "
+            "change it with update_virtual_tag instead of creating a second one."
+            for t in close
+        ]
+
     async def _creation_diff(self, body: VirtualTagWrite) -> TagDiff:
         """A create as a diff from nothing: every rule readable ('filter → value'), the values it produces."""
         graph = await self.tag_graph()
@@ -360,7 +378,14 @@ class Writer:
         )
 
     async def _create_body(
-        self, body: VirtualTagWrite, warnings: list[str], *, dry_run: bool, include_body: bool, intent: str = ""
+        self,
+        body: VirtualTagWrite,
+        warnings: list[str],
+        *,
+        dry_run: bool,
+        include_body: bool,
+        intent: str = "",
+        similar_names: bool = True,  # a clone is named after its source on purpose
     ) -> WriteResult:
         existing = await self._name_taken(body.name)
         if existing is not None:
@@ -380,6 +405,8 @@ class Writer:
                 hint=f"To change it call update_virtual_tag(tag={live.id!r}, ...); to keep both, pick another name.",
             )
         steps = [f"POST /virtual-tags {fence(body.name)} ({len(body.rules)} rules)"]
+        if similar_names:
+            warnings = [*warnings, *await self._similar_names(body.name)]
         if dry_run:
             return WriteResult(
                 status="dry_run",
@@ -617,6 +644,7 @@ class Writer:
             dry_run=dry_run,
             include_body=include_body,
             intent=f"clone tag {fence(live.name)} as {fence(new_name)}",
+            similar_names=False,
         )
         result.notes.append(f"Cloned from {fence(live.name)} (id {live.id}); metadata is not copied.")
         return result
