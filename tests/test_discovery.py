@@ -69,6 +69,7 @@ async def test_value_and_key_searches_say_how_each_hit_matched(tmp_path: Path) -
     assert keys["cost_centers"]["AWS"][0] == {"key": "aws_account_name", "name": "Account Name", "match": "exact"}
     assert {e["match"] for es in fuzzy["cost_centers"].values() for e in es} == {"fuzzy"}
     assert "match" not in plain or plain["match"] is None  # no search, nothing to say
+    assert any("match[i] says how values[i] matched" in n for n in values["notes"])  # the model reads notes
 
 
 async def test_every_hit_says_how_it_matched_across_many_searches_and_limits(tmp_path: Path) -> None:

@@ -566,7 +566,9 @@ async def test_a_new_tag_named_like_an_existing_one_is_a_warning_naming_it(tmp_p
     rules = [{"to": "Commerce", "filter": NAMESPACE_CHECKOUT}]
     async with demo(tmp_path) as (client, sb):
         bu = next(t for t in sb.account.virtual_tags.values() if t["name"] == "Business Unit")
-        close = await call(client, "create_virtual_tag", {"name": "Business line", "rules": rules, "dry_run": True})
+        close = await call(
+            client, "create_virtual_tag", {"name": "Business line", "rules": rules, "dry_run": True}
+        )
         apart = await call(client, "create_virtual_tag", {"name": "Product", "rules": rules, "dry_run": True})
     (warning,) = [w for w in close["warnings"] if "similar name" in w]
     assert "«Business Unit»" in warning and bu["id"] in warning and "update_virtual_tag" in warning

@@ -46,12 +46,14 @@ def search_note(search: str, found: SearchResult[Any], noun: str) -> str:
         text += f"; similar spellings (fuzzy) are searched only for {FUZZY_MIN_QUERY} characters or more."
     else:
         text += f"; similar spellings (fuzzy) were not searched: {found.total} {noun}s already contain it."
+    if not found.matches:
+        return text + f" No {noun} matched."
+    if noun == "value":  # keys carry their match inside each entry; values in a list beside them
+        text += " match[i] says how values[i] matched."
     if found.truncated:
         of = f"more than {found.total}" if found.at_least else str(found.total)
         return text + f" Showing {len(found.matches)} of {of} matching {noun}s: raise limit or narrow the search."
-    if found.matches:
-        return text + f" All {len(found.matches)} matching {noun}s are listed."
-    return text + f" No {noun} matched."
+    return text + f" All {len(found.matches)} matching {noun}s are listed."
 
 
 class KeyEntry(BaseModel):
