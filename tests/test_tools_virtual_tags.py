@@ -573,3 +573,19 @@ async def test_a_new_tag_named_like_an_existing_one_is_a_warning_naming_it(tmp_p
     (warning,) = [w for w in close["warnings"] if "similar name" in w]
     assert "«Business Unit»" in warning and bu["id"] in warning and "update_virtual_tag" in warning
     assert not any("similar name" in w for w in apart["warnings"])
+
+
+async def test_an_applied_write_says_what_its_expected_version_is_for(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, _sb):
+        created = await call(
+            client,
+            "create_virtual_tag",
+            {"name": "Line", "rules": [{"to": "Commerce", "filter": NAMESPACE_CHECKOUT}]},
+        )
+        updated = await call(
+            client,
+            "update_virtual_tag",
+            {"tag": "Line", "default_value": "other", "expected_version": created["expected_version"]},
+        )
+    for result in (created, updated):
+        assert result["expected_version"] and any("next update_virtual_tag" in n for n in result["notes"])

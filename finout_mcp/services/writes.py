@@ -74,6 +74,11 @@ WriteStatus = Literal["dry_run", "created", "updated", "deleted", "unchanged", "
 
 ExpectedVersion = str | None
 
+CHAIN_NOTE = (
+    "expected_version is the tag's version as written: pass it to the next update_virtual_tag of this tag "
+    "to be sure nobody changed it in between (optional)."
+)
+
 
 class TagSummary(BaseModel):
     id: str | None
@@ -446,7 +451,7 @@ class Writer:
             steps=recording.happened,
             body=body.wire() if include_body else None,
             warnings=warnings,
-            notes=[f"undo_change({recording.change_id!r}) deletes it again.", *recording.notes()],
+            notes=[f"undo_change({recording.change_id!r}) deletes it again.", CHAIN_NOTE, *recording.notes()],
         )
 
     async def plan_update(
@@ -583,7 +588,11 @@ class Writer:
         plan.conflict = conflict
         plan.expected_version = version_of(live.id, tag=read_back) if read_back else None
         plan.tag = _summary(read_back) if read_back else _summary(body, live.id)
-        plan.notes = [f"undo_change({recording.change_id!r}) restores the previous version.", *recording.notes()]
+        plan.notes = [
+            f"undo_change({recording.change_id!r}) restores the previous version.",
+            CHAIN_NOTE,
+            *recording.notes(),
+        ]
         if conflict:
             plan.warnings.append(conflict.message)
         if read_back is None:
