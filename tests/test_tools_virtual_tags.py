@@ -589,3 +589,14 @@ async def test_an_applied_write_says_what_its_expected_version_is_for(tmp_path: 
         )
     for result in (created, updated):
         assert result["expected_version"] and any("next update_virtual_tag" in n for n in result["notes"])
+
+
+async def test_list_changes_explains_why_its_actor_differs_from_finouts_updated_by(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, _sb):
+        await call(
+            client, "create_virtual_tag", {"name": "Line", "rules": [{"to": "C", "filter": NAMESPACE_CHECKOUT}]}
+        )
+        log = await call(client, "list_changes", {})
+        shown = await call(client, "get_virtual_tag", {"tag": "Line"})
+    assert log["changes"][0]["actor"] != shown["updated_by"] == "API"
+    assert any("updated_by 'API'" in n for n in log["notes"])

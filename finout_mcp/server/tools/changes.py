@@ -140,6 +140,11 @@ async def list_changes(
     notes.append(
         "Only writes made through this server are listed; changes made in Finout's UI or by other tools are not."
     )
+    if items:
+        notes.append(
+            "actor is who asked this server for the write (the signed-in user, or the local account); Finout "
+            "records every API write as updated_by 'API', so get_virtual_tag shows that instead."
+        )
     if any(i.status in ("pending", "partial") for i in items):
         notes.append("pending: the outcome was not recorded (check the tag); partial: only some steps happened.")
     return ChangeList(changes=items, notes=notes)
