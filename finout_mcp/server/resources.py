@@ -59,8 +59,9 @@ only ever matches costs of that cost center.
 
 ## Virtual tag rules
 [{"to": "Checkout", "filter": <intent>}, ...] are evaluated top to bottom; a cost line takes the
-first rule it matches, else default_value. "to" may also be {"key": "<other tag id>",
-"costCenter": "Virtual Tags"} (take that tag's value). Value names must not contain dots.
+first rule it matches, else default_value. "to" and default_value may also be {"key": "<other tag id>"}
+(take that tag's value: "everything else gets what Team gives" is default_value {"key": "<Team's id>"}).
+Value names must not contain dots.
 
 ## Workflow
 New tag: compose_filter(intent) for each rule -> lint_virtual_tag(rules, default_value) ->
