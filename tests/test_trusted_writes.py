@@ -257,6 +257,40 @@ async def test_undoing_a_create_that_another_tag_now_uses_is_refused_naming_it(t
     assert any("«Line» rule 1 takes its value from it" in w for w in forced["warnings"])
 
 
+async def test_undo_works_for_a_tag_whose_default_is_another_tags_value(tmp_path: Path) -> None:
+    """A default value that is a reference reads as text in every undo result (forcing the undo of a
+    create with such a default failed with an error about a default_value argument undo does not take)."""
+    ns = {"key": "namespace", "cost_center": "Kubernetes", "op": "=", "value": "checkout"}
+    async with demo(tmp_path) as (client, sb):
+        team, bu = tag_by_name(sb, "Team"), tag_by_name(sb, "Business Unit")
+        owner = await call(
+            client,
+            "create_virtual_tag",
+            {
+                "name": "Cost owner",
+                "rules": [{"to": "Payments", "filter": ns}],
+                "default_value": {"key": team["id"]},
+            },
+        )
+        await call(
+            client,
+            "create_virtual_tag",
+            {"name": "Rollup", "rules": [{"to": {"key": owner["tag"]["id"]}, "filter": ns}]},
+        )
+        forced = await call(
+            client, "undo_change", {"change_id": owner["change_id"], "dry_run": True, "force": True}
+        )
+        assert forced["tag"]["default_value"] == f"value of tag {team['id']}" and forced["warnings"]
+        # the seeded Business Unit takes Team's value by default: delete it, then undo the delete
+        deleted = await call(
+            client, "delete_virtual_tag", {"tag": "Business Unit", "confirm_name": "Business Unit"}
+        )
+        assert deleted["tag"]["default_value"] == f"value of tag {team['id']}"
+        undone = await call(client, "undo_change", {"change_id": deleted["change_id"]})
+    assert undone["status"] == "undone" and undone["tag"]["default_value"] == f"value of tag {team['id']}"
+    assert bu["name"] in {t["name"] for t in sb.account.virtual_tags.values()}
+
+
 async def test_metadata_warnings_unproduced_values_and_case_only_differences(tmp_path: Path) -> None:
     async with demo(tmp_path) as (client, _sb):
         preview = await call(

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import anyio
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from finout_mcp.api.client import FinoutClient
 from finout_mcp.api.errors import FinoutError, MalformedResponseError, NotFoundError
@@ -83,8 +83,16 @@ CHAIN_NOTE = (
 class TagSummary(BaseModel):
     id: str | None
     name: str
-    default_value: str | None = None
+    default_value: str | None = Field(default=None, description="As a person reads it (diffs.target_text).")
     rules: int | None = Field(default=None, description="Number of rules (None when not known).")
+
+    @field_validator("default_value", mode="before")
+    @classmethod
+    def _readable(cls, value: Any) -> Any:
+        """Another tag's value (as read from Finout, or as a model) reads as text, wherever the summary is built."""
+        if isinstance(value, dict) and "key" in value:
+            value = TagReference.model_validate(value)
+        return target_text(value) if isinstance(value, TagReference) else value
 
 
 class Conflict(BaseModel):
