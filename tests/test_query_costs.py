@@ -496,6 +496,28 @@ async def test_an_ambiguous_group_by_names_the_colon_forms_or_follows_the_filter
         assert out["query"]["group_by"][0].startswith("GCP.")
 
 
+async def test_a_filter_on_one_cost_center_does_not_settle_a_name_a_virtual_tag_also_has(tmp_path: Path) -> None:
+    """'Team' under a filter on AWS accounts: AWS's tag `team` or the virtual tag Team (which spans
+    every cost center) give different answers, so the server asks instead of picking AWS.team."""
+    prod = {"key": "Account Name", "op": "in", "values": ["prod-eu", "prod-us"]}
+    async with demo(tmp_path) as (client, sb):
+        team = next(t for t in sb.account.virtual_tags.values() if t["name"] == "Team")
+        message = await call_error(
+            client, "query_costs", {"filter": prod, "group_by": ["Team"], "period": "last_7_days"}
+        )
+        by_tag = await call(
+            client,
+            "query_costs",
+            {"filter": prod, "group_by": [f"Virtual Tags:{team['id']}"], "period": "last_7_days"},
+        )
+        by_key = await call(
+            client, "query_costs", {"filter": prod, "group_by": ["AWS:team"], "period": "last_7_days"}
+        )
+    assert "ambiguous" in message and "'AWS:team'" in message and f"'Virtual Tags:{team['id']}'" in message
+    assert "GCP" not in message  # the filter still rules out the other cost centers' keys
+    assert {s["name"] for s in by_tag["series"]} != {s["name"] for s in by_key["series"]}  # it mattered
+
+
 async def test_the_daily_query_count_is_not_reset_by_a_restart(tmp_path: Path) -> None:
     args = {"group_by": ["namespace"], "period": "last_7_days"}
     async with demo(tmp_path) as (client, _sb):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any, Literal, Protocol
 
@@ -162,6 +162,12 @@ def _pairs(node: dict[str, Any]) -> list[tuple[str, str]]:
         if word in node:
             return [p for c in node[word] for p in _pairs(c)]
     return [(str(node.get("costCenter")), str(node.get("key")))]
+
+
+def _label(entry: MegabillKey) -> str:
+    """``AWS.region (Region)``: a key as ambiguity messages and the query name it."""
+    shown = f" ({entry.display_name})" if entry.display_name and entry.display_name != entry.key else ""
+    return f"{entry.cost_center}.{entry.key}{shown}"
 
 
 def _colon_form(ref: str) -> str:
@@ -428,9 +434,7 @@ class CostQueries:
         labels: list[str] = []
         for name in group_by:
             entry = self._group_key(index, name, within)
-            label = f"{entry.cost_center}.{entry.key}" + (
-                f" ({entry.display_name})" if entry.display_name and entry.display_name != entry.key else ""
-            )
+            label = _label(entry)
             dim = await self.dimension(entry.cost_center, entry.key, f"Key {fence(name)}")
             if dim not in dims:
                 dims.append(dim)
@@ -448,7 +452,12 @@ class CostQueries:
         if found.code == "ambiguous_key" and within is not None:
             scoped = index.resolve(within, name)
             if scoped.entry is not None:
-                return scoped.entry
+                # A virtual tag spans every cost center, so a filter on one cost center does not
+                # settle a name that is also a virtual tag's ("Team": AWS.team, or the tag Team).
+                tags = [c for c in found.candidates if c.startswith(f"{VIRTUAL_TAGS}.")]
+                if not tags or scoped.entry.cost_center == VIRTUAL_TAGS:
+                    return scoped.entry
+                found = replace(found, candidates=[_label(scoped.entry), *tags])
         if ":" in name:
             cost_center, _, text = name.partition(":")
             scoped = index.resolve(cost_center.strip(), text.strip())
