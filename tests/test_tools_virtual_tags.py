@@ -600,3 +600,26 @@ async def test_list_changes_explains_why_its_actor_differs_from_finouts_updated_
         shown = await call(client, "get_virtual_tag", {"tag": "Line"})
     assert log["changes"][0]["actor"] != shown["updated_by"] == "API"
     assert any("updated_by 'API'" in n for n in log["notes"])
+
+
+async def test_an_impact_estimate_names_a_default_that_is_another_tags_value(tmp_path: Path) -> None:
+    """The rest goes to Team's value, not to "(no value)", and the estimate says it is not split."""
+    async with demo(tmp_path) as (client, sb):
+        team = next(t for t in sb.account.virtual_tags.values() if t["name"] == "Team")
+        dry = await call(
+            client,
+            "create_virtual_tag",
+            {
+                "name": "Cost owner",
+                "rules": [{"to": "Payments team", "filter": NAMESPACE_CHECKOUT}],
+                "default_value": {"key": team["id"]},
+                "dry_run": True,
+                "estimate_impact": True,
+            },
+        )
+    impact = dry["impact"]
+    label = f"value of tag «Team» ({team['id']})"
+    assert impact["default_value"] == label and "(no value)" not in {v["value"] for v in impact["values"]}
+    rest = next(v for v in impact["values"] if v["value"] == label)
+    assert rest["amount"] == pytest.approx(impact["total"] - impact["rules"][0]["amount"], abs=0.01)
+    assert any("not split by that tag's values" in n for n in impact["notes"])

@@ -179,7 +179,10 @@ async def estimate_impact(
         captured += row.amount
         by_value[row.to] = by_value.get(row.to, 0.0) + row.amount
     default_amount: float | None = None
-    default_label = str(default) if isinstance(default, str) and default else NO_VALUE
+    if isinstance(default, dict):  # another tag's value
+        default_label = _label(default, tag_names)
+    else:
+        default_label = str(default) if isinstance(default, str) and default else NO_VALUE
     if complete:
         default_amount = total - captured
         by_value[default_label] = by_value.get(default_label, 0.0) + default_amount
@@ -199,6 +202,12 @@ async def estimate_impact(
         notes.insert(0, f"About {moved:,.2f} would move between values over {window.label}.")
     if not rules:
         notes.append(f"No rules: every cost gets the default value {fence(default_label)}.")
+    referenced = [v.value for v in values if v.value.startswith("value of tag ")]
+    if referenced:
+        notes.append(
+            f"{', '.join(fence(r) for r in referenced)}: costs that take another tag's value, shown as one "
+            "amount (not split by that tag's values); query_costs grouped by that tag splits them."
+        )
     return ImpactEstimate(
         period=window.label,
         first_day=span.first,
@@ -207,7 +216,7 @@ async def estimate_impact(
         total=total,
         complete=complete,
         rules=rule_rows,
-        default_value=default if isinstance(default, str) else None,
+        default_value=default_label if default else None,
         default_amount=default_amount,
         values=values,
         queries=len(run),
