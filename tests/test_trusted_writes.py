@@ -252,6 +252,8 @@ async def test_undoing_a_create_that_another_tag_now_uses_is_refused_naming_it(t
         )
         message = await call_error(client, "undo_change", {"change_id": product["change_id"]})
         assert "«Line» rule 1" in message and account_state(sb) == state  # nothing was sent
+        (listed,) = [c for c in (await call(client, "list_changes", {}))["changes"] if c["tag_id"] == pid]
+        assert not listed["undoable"] and "«Line» rule 1 takes its value from it" in listed["why_not"]
         forced = await call(client, "undo_change", {"change_id": product["change_id"], "force": True})
     assert forced["status"] == "undone" and pid not in sb.account.virtual_tags
     assert any("«Line» rule 1 takes its value from it" in w for w in forced["warnings"])

@@ -24,6 +24,7 @@ from finout_mcp.server.tools.common import (
     ToolSpec,
 )
 from finout_mcp.services.changelog import ChangeRecord, ChangeStore
+from finout_mcp.services.dependencies import TagGraph
 from finout_mcp.services.diffs import describe_change
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.keys import KeyIndex, key_index
@@ -105,14 +106,26 @@ async def list_changes(
     records = store.list(limit, tag=refs or None)
     index: KeyIndex | None = None
     names: dict[str, str] = {}
+    graph: TagGraph | None = None
     if records:  # display names for the summaries; without Finout the raw keys still read
         with contextlib.suppress(InputError, FinoutError):
-            names = {t.id: t.name for t in await state.catalog.virtual_tags()}
+            tags = await state.catalog.virtual_tags()
+            names = {t.id: t.name for t in tags}
+            graph = TagGraph(tags)
             index = key_index(state.catalog, await state.catalog.keys())
     log.debug("change log read from %s", getattr(store, "location", "?"))
     items = []
     for rec in records:
         ok, why, undone_by = _undoable(store, rec)
+        if ok and graph is not None and rec.operation == "create_virtual_tag" and rec.target_id:
+            users = graph.references_to(rec.target_id)  # undo deletes the tag: refused while others use it
+            if users:
+                listed = "; ".join(r.describe() for r in users)
+                ok = False
+                why = (
+                    f"other tags use the tag it created: {listed} (update them first, or undo_change with "
+                    "force=true breaks those references)"
+                )
         items.append(
             ChangeItem(
                 change_id=rec.change_id,
