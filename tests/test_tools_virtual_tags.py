@@ -623,3 +623,12 @@ async def test_an_impact_estimate_names_a_default_that_is_another_tags_value(tmp
     rest = next(v for v in impact["values"] if v["value"] == label)
     assert rest["amount"] == pytest.approx(impact["total"] - impact["rules"][0]["amount"], abs=0.01)
     assert any("not split by that tag's values" in n for n in impact["notes"])
+
+
+async def test_an_undo_refused_for_a_later_edit_names_a_reference_default_readably(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (client, sb):
+        team = next(t for t in sb.account.virtual_tags.values() if t["name"] == "Team")
+        first = await call(client, "update_virtual_tag", {"tag": "Environment", "default_value": "one"})
+        await call(client, "update_virtual_tag", {"tag": "Environment", "default_value": {"key": team["id"]}})
+        message = await call_error(client, "undo_change", {"change_id": first["change_id"]})
+    assert f"default value is now «value of tag {team['id']}»" in message and "'key'" not in message

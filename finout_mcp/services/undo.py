@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field, ValidationError
 from finout_mcp.api.errors import NotFoundError
 from finout_mcp.api.models import (
     SERVER_OWNED_FIELDS,
+    TagReference,
     ValueMetadata,
     VirtualTag,
     VirtualTagWrite,
@@ -30,7 +31,7 @@ from finout_mcp.api.models import (
 from finout_mcp.filters.canonical import strip_display_names
 from finout_mcp.services.changelog import ChangeRecord, TargetType, WriteOperation
 from finout_mcp.services.dependencies import repointed
-from finout_mcp.services.diffs import diff_metadata, diff_tag
+from finout_mcp.services.diffs import diff_metadata, diff_tag, target_text
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.fencing import fence
 from finout_mcp.services.keys import key_index
@@ -230,14 +231,21 @@ def plan_undo(rec: ChangeRecord, undone_by: ChangeRecord | None = None) -> UndoP
 # ----------------------------------------------------------------------------- drift
 
 
+def _default_text(value: Any) -> str:
+    """A default value as read from Finout (text, or another tag's value as an object), readable."""
+    if isinstance(value, dict) and "key" in value:
+        return target_text(TagReference.model_validate(value)) or ""
+    return str(value)
+
+
 def _tag_differences(expected: dict[str, Any], live: dict[str, Any]) -> builtins.list[str]:
     out: builtins.list[str] = []
     if expected.get("name") != live.get("name"):
         out.append(f"name is now {fence(str(live.get('name')))}, recorded {fence(str(expected.get('name')))}")
     if (expected.get("defaultValue") or None) != (live.get("defaultValue") or None):
         out.append(
-            f"default value is now {fence(str(live.get('defaultValue')))}, "
-            f"recorded {fence(str(expected.get('defaultValue')))}"
+            f"default value is now {fence(_default_text(live.get('defaultValue')))}, "
+            f"recorded {fence(_default_text(expected.get('defaultValue')))}"
         )
     exp_rules = expected.get("rules") or []
     live_rules = live.get("rules") or []
