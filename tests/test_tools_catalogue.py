@@ -141,3 +141,35 @@ async def test_every_condition_quoted_in_the_instructions_composes(tmp_path: Pat
         for condition in quoted:
             composed = await call(client, "compose_filter", {"intent": json.loads(condition)})
             assert composed["ok"], (condition, composed)
+
+
+async def test_a_key_written_the_way_the_server_writes_keys_back_is_understood(tmp_path: Path) -> None:
+    """Readable filters say 'Kubernetes.Namespace = checkout' and did-you-means say
+    'AWS.aws_account_name (Account Name)': a model that copies either form back is understood."""
+    forms = {
+        "Kubernetes.Namespace": ("Kubernetes", "namespace"),
+        "Kubernetes.namespace": ("Kubernetes", "namespace"),
+        "Global.cost_center_type": ("Global", "cost_center_type"),
+        "Global.Cost Center Type": ("Global", "cost_center_type"),
+        "AWS.aws_account_name (Account Name)": ("AWS", "aws_account_name"),
+    }
+    async with demo(tmp_path) as (client, _sb):
+        for form, (cc, key) in forms.items():
+            out = await call(client, "compose_filter", {"intent": {"key": form, "op": "exists"}})
+            assert out["ok"] and (out["filter"]["costCenter"], out["filter"]["key"]) == (cc, key), (form, out)
+            readable = out["readable"].split(" exists")[0]
+            again = await call(client, "compose_filter", {"intent": {"key": readable, "op": "exists"}})
+            assert again["filter"] == out["filter"]  # the readable form round-trips
+        values = await call(client, "list_key_values", {"key": "Kubernetes.Namespace"})
+        assert values["key"] == "namespace" and "checkout" in values["values"]
+        grouped = await call(
+            client, "query_costs", {"group_by": ["Kubernetes.Namespace"], "period": "last_7_days"}
+        )
+        assert grouped["query"]["group_by"] == ["Kubernetes.namespace (Namespace)"]
+        # the cost center before the dot must agree with cost_center when both are given
+        clash = await call(
+            client,
+            "compose_filter",
+            {"intent": {"key": "Kubernetes.namespace", "cost_center": "AWS", "op": "exists"}},
+        )
+    assert not clash["ok"] and clash["findings"][0]["code"] == "unknown_key"

@@ -9,6 +9,7 @@ nothing is cached here.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Hashable, Sequence
 from typing import Protocol, TypeVar, runtime_checkable
 
@@ -17,6 +18,9 @@ from finout_mcp.filters.parse import Resolution
 from finout_mcp.services.errors import InputError
 from finout_mcp.services.fencing import fence, neutralise
 from finout_mcp.services.search import FRESH, IndexOwner, SearchIndex, fold, key_search_index, search_keys
+
+# " (Account Name)" after a key: the display name this server writes beside keys (key_ref).
+_DISPLAY_SUFFIX = re.compile(r"\s*\([^()]*\)\s*$")
 
 T = TypeVar("T")
 
@@ -179,6 +183,9 @@ class KeyIndex:
                     candidates=refs,
                     matches=uniq,
                 )
+        as_ref = self._as_reference(k, cc)
+        if as_ref is not None:
+            return as_ref
         where = f" in cost center {cc}" if cc else ""
         candidates = self.fuzzy(k, cc)
         elsewhere: list[str] = []
@@ -191,6 +198,18 @@ class KeyIndex:
             msg += f" Did you mean: {', '.join(candidates)}?"
         msg += " Use list_megabill_keys(search=...) to find the exact key."
         return Resolution(code="unknown_key", message=msg, candidates=list(dict.fromkeys(elsewhere + candidates)))
+
+    def _as_reference(self, text: str, cc: str | None) -> Resolution | None:
+        """A key written the way this server writes keys back: ``Kubernetes.Namespace``,
+        ``AWS.aws_account_name (Account Name)`` (a did-you-mean copied whole). Only when the part
+        before the first dot is a cost center (and agrees with ``cost_center``, if given)."""
+        head, dot, rest = text.partition(".")
+        named = self.cost_centers.get(head.strip().lower()) if dot else None
+        if named is None or (cc is not None and cc != named):
+            return None
+        rest = _DISPLAY_SUFFIX.sub("", rest).strip()
+        found = self.resolve(named, rest) if rest else None
+        return found if found is not None and found.entry is not None else None
 
     def require(self, key: str, cost_center: str | None = None) -> MegabillKey:
         """One key by its key or display name (any case), optionally within ``cost_center``: the
