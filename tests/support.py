@@ -84,6 +84,21 @@ async def call_error(client: Client, name: str, args: dict[str, Any] | None = No
     return message
 
 
+def another_writer_after_each_put(monkeypatch: Any, sb: Sandbox, default_value: str = "someone-else") -> None:
+    """Another writer (a person in Finout's UI) sets the tag's default value right after each of our
+    PUTs, before our read-back: the race a write or an undo must report, not hide."""
+    from finout_mcp.api.client import FinoutClient
+
+    real_put = FinoutClient.update_virtual_tag
+
+    async def put_then_other_writer(self: FinoutClient, tag_id: str, body: Any) -> Any:
+        result = await real_put(self, tag_id, body)
+        sb.account.virtual_tags[tag_id]["defaultValue"] = default_value
+        return result
+
+    monkeypatch.setattr(FinoutClient, "update_virtual_tag", put_then_other_writer)
+
+
 def text(result: CallToolResult) -> str:
     return "".join(getattr(c, "text", "") for c in result.content)
 

@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from finout_mcp.api.client import FinoutClient
-from tests.support import call, call_error, demo, dumps, writes
+from tests.support import another_writer_after_each_put, call, call_error, demo, dumps, writes
 
 CHECKOUT_RULE: dict[str, Any] = {
     "to": "Checkout",
@@ -483,14 +482,7 @@ async def test_undo_says_what_differs_when_the_tag_is_not_back_as_it_was(
     back as it was, and says what differs."""
     async with demo(tmp_path) as (client, sb):
         updated = await call(client, "update_virtual_tag", {"tag": "Environment", "default_value": "ours"})
-        real_put = FinoutClient.update_virtual_tag
-
-        async def put_then_other_writer(self: FinoutClient, tag_id: str, body: Any) -> Any:
-            result = await real_put(self, tag_id, body)
-            sb.account.virtual_tags[tag_id]["defaultValue"] = "someone-else"
-            return result
-
-        monkeypatch.setattr(FinoutClient, "update_virtual_tag", put_then_other_writer)
+        another_writer_after_each_put(monkeypatch, sb)
         undone = await call(client, "undo_change", {"change_id": updated["change_id"]})
         assert undone["status"] == "undone"
         assert not any("exactly as it was" in n for n in undone["notes"])

@@ -17,13 +17,12 @@ import pytest
 from mcp import Client
 from mcp.types import ElicitRequestParams, ElicitResult
 
-from finout_mcp.api.client import FinoutClient
 from finout_mcp.config import Settings
 from finout_mcp.sandbox import Sandbox
 from finout_mcp.sandbox.faults import Fault
 from finout_mcp.server.app import build_server
 from finout_mcp.services.changelog import ChangeStore
-from tests.support import TODAY, call, call_error, demo, text, writes
+from tests.support import TODAY, another_writer_after_each_put, call, call_error, demo, text, writes
 
 VT = "Virtual Tags"
 SERVER_FIELDS = {"id", "accountId", "createdAt", "createdBy", "updatedAt", "updatedBy"}
@@ -152,14 +151,7 @@ async def test_read_back_mismatch_is_reported_as_another_writers_change(
     """Another writer changes the tag between our PUT and our read-back: both versions are shown."""
     async with demo(tmp_path) as (client, sb):
         env = tag_by_name(sb, "Environment")
-        real_put = FinoutClient.update_virtual_tag
-
-        async def put_then_other_writer(self: FinoutClient, tag_id: str, body: Any) -> Any:
-            result = await real_put(self, tag_id, body)
-            sb.account.virtual_tags[tag_id]["defaultValue"] = "someone-else"
-            return result
-
-        monkeypatch.setattr(FinoutClient, "update_virtual_tag", put_then_other_writer)
+        another_writer_after_each_put(monkeypatch, sb)
         done = await call(client, "update_virtual_tag", {"tag": "Environment", "default_value": "ours"})
         assert done["status"] == "updated" and done["conflict"] is not None
         assert done["conflict"]["sent"]["defaultValue"] == "ours"
