@@ -95,6 +95,12 @@ def test_every_config_is_valid_json_with_the_three_forms() -> None:
         assert seen == {"uvx-published", "uvx-checkout", "absolute-path"}, (origin, seen)
 
 
+def test_the_top_level_claude_desktop_example_is_the_one_in_clients() -> None:
+    """claude_desktop_config.example.json (the name DESIGN.md's layout gives) stays the same file."""
+    top = (ROOT / "claude_desktop_config.example.json").read_text()
+    assert top == (CLIENTS / "claude-desktop.json").read_text()
+
+
 def test_readme_shows_the_claude_code_lines_and_points_at_every_config() -> None:
     readme = (ROOT / "README.md").read_text()
     for line in (CLIENTS / "claude-code.sh").read_text().splitlines():
