@@ -67,11 +67,6 @@ class ValueSet:
     owner: IndexOwner = FRESH
     _own: SearchIndex[str] | None = field(default=None, compare=False, repr=False)
 
-    @classmethod
-    def of(cls, values: Sequence[str]) -> ValueSet:
-        """A set over a list of our own (not the catalogue's): indexed privately."""
-        return cls(values)
-
     @property
     def index(self) -> SearchIndex[str]:
         if self._own is None:
@@ -90,11 +85,6 @@ class ValueSet:
             s = sub.casefold()
             return any(s in v.casefold() for v in self.values if isinstance(v, str))
         return self.index.contains(sub)
-
-
-def value_set(values: Sequence[str], owner: IndexOwner) -> ValueSet:
-    """The :class:`ValueSet` of a values list ``owner`` (the catalogue) handed out: it keeps the index."""
-    return ValueSet(values, owner)
 
 
 # ----------------------------------------------------------------------------- composer
@@ -135,10 +125,14 @@ class ComposeContext:
             async with limiter:
                 tag = self.index.tags.get(key) if cc == VIRTUAL_TAGS else None
                 if tag is not None:
-                    self.values[(cc, key)] = ValueSet.of(tag_outputs(tag, self.index.tags))
+                    self.values[(cc, key)] = ValueSet(
+                        tag_outputs(tag, self.index.tags)
+                    )  # our own list: indexed privately
                     return
                 try:
-                    self.values[(cc, key)] = value_set(await self.catalog.values(cc, key), self.catalog)
+                    self.values[(cc, key)] = ValueSet(
+                        await self.catalog.values(cc, key), self.catalog
+                    )  # the catalogue keeps its index
                 except Exception as err:
                     self.values[(cc, key)] = err
 

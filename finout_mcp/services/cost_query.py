@@ -33,7 +33,7 @@ from finout_mcp.services import costs, periods
 from finout_mcp.services.composer import compose
 from finout_mcp.services.errors import InputError, first_error
 from finout_mcp.services.fencing import fence
-from finout_mcp.services.keys import KeyCatalog, KeyIndex, key_index
+from finout_mcp.services.keys import KeyCatalog, KeyIndex, key_index, key_ref
 
 MAX_QUERY_DAYS = 60  # [doc: v2/cu] "Maximum range: 60 days."
 MAX_LEAF_CONDITIONS = 30  # [spec]
@@ -162,12 +162,6 @@ def _pairs(node: dict[str, Any]) -> list[tuple[str, str]]:
         if word in node:
             return [p for c in node[word] for p in _pairs(c)]
     return [(str(node.get("costCenter")), str(node.get("key")))]
-
-
-def _label(entry: MegabillKey) -> str:
-    """``AWS.region (Region)``: a key as ambiguity messages and the query name it."""
-    shown = f" ({entry.display_name})" if entry.display_name and entry.display_name != entry.key else ""
-    return f"{entry.cost_center}.{entry.key}{shown}"
 
 
 def _colon_form(ref: str) -> str:
@@ -434,7 +428,7 @@ class CostQueries:
         labels: list[str] = []
         for name in group_by:
             entry = self._group_key(index, name, within)
-            label = _label(entry)
+            label = key_ref(entry)
             dim = await self.dimension(entry.cost_center, entry.key, f"Key {fence(name)}")
             if dim not in dims:
                 dims.append(dim)
@@ -457,7 +451,7 @@ class CostQueries:
                 tags = [c for c in found.candidates if c.startswith(f"{VIRTUAL_TAGS}.")]
                 if not tags or scoped.entry.cost_center == VIRTUAL_TAGS:
                     return scoped.entry
-                found = replace(found, candidates=[_label(scoped.entry), *tags])
+                found = replace(found, candidates=[key_ref(scoped.entry), *tags])
         if ":" in name:
             cost_center, _, text = name.partition(":")
             scoped = index.resolve(cost_center.strip(), text.strip())

@@ -91,10 +91,15 @@ def show(value: str) -> str:
     return fence(value) if neutralise(value) != value else value
 
 
-def target_text(to: DefaultValue | None, tag_names: Mapping[str, str] | None = None) -> str | None:
+def target_text(
+    to: DefaultValue | Mapping[str, Any] | None, tag_names: Mapping[str, str] | None = None
+) -> str | None:
     """How a rule's ``to`` or a tag's default value reads to a person: a value as is, a reference
-    to another tag as that tag's (fenced) name and id — the one rendering that lint, list, get,
-    the composer, write results and the diffs share (``tag_names``: tag id -> name, when known)."""
+    to another tag (a model, or the object as read from Finout) as that tag's (fenced) name and id
+    — the one rendering that lint, list, get, the composer, write results, undo, impact estimates
+    and the diffs share (``tag_names``: tag id -> name, when known)."""
+    if isinstance(to, Mapping):
+        to = TagReference.model_validate(to)
     if isinstance(to, TagReference):
         if to.cost_center != VIRTUAL_TAGS:
             return f"value of {to.cost_center}.{to.key}"

@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from finout_mcp.api.models import VIRTUAL_TAGS, TagReference, rule_number
+from finout_mcp.api.models import VIRTUAL_TAGS, rule_number
 from finout_mcp.services import periods
 from finout_mcp.services.composer import compose
 from finout_mcp.services.cost_query import (
@@ -77,13 +77,6 @@ class ImpactEstimate(BaseModel):
     notes: list[str] = Field(default_factory=list)
 
 
-def _label(to: Any, tag_names: dict[str, str]) -> str:
-    """A rule's ``to`` as the wire gives it (a value, or a reference object) in the one wording."""
-    if isinstance(to, dict):
-        return target_text(TagReference(key=str(to.get("key"))), tag_names) or ""
-    return str(to)
-
-
 async def estimate_impact(
     cq: CostQueries,
     body: dict[str, Any],
@@ -112,7 +105,7 @@ async def estimate_impact(
         flt = rule.get("filters")
         if not isinstance(flt, dict):
             raise InputError(f"Rule {i} has no filter to estimate.")
-        to = _label(rule.get("to"), tag_names)
+        to = str(target_text(rule.get("to"), tag_names) or "")
         own = count_leaves(flt)
         if not complete:
             rule_rows.append(RuleImpact(index=i, to=to, conditions=own))
@@ -180,7 +173,7 @@ async def estimate_impact(
         by_value[row.to] = by_value.get(row.to, 0.0) + row.amount
     default_amount: float | None = None
     if isinstance(default, dict):  # another tag's value
-        default_label = _label(default, tag_names)
+        default_label = str(target_text(default, tag_names) or "")
     else:
         default_label = str(default) if isinstance(default, str) and default else NO_VALUE
     if complete:

@@ -41,6 +41,7 @@ from finout_mcp.services.composer import ComposeContext, compose_in
 from finout_mcp.services.dependencies import tag_outputs
 from finout_mcp.services.diffs import target_text
 from finout_mcp.services.fencing import fence
+from finout_mcp.services.figures import ANSWER_BUDGET_BYTES
 from finout_mcp.services.keys import KeyCatalog
 from finout_mcp.services.results import Envelope
 
@@ -467,7 +468,6 @@ def _report(reports: list[RuleReport], tag_findings: list[Finding]) -> LintRepor
 
 
 PROBLEMS_PER_TAG = 3
-LINT_ALL_BUDGET_BYTES = 7_900  # the compact answer stays within 8 KB
 
 
 async def lint_all(tags: Sequence[VirtualTag], catalog: KeyCatalog) -> LintReport:
@@ -495,7 +495,7 @@ async def lint_all(tags: Sequence[VirtualTag], catalog: KeyCatalog) -> LintRepor
     errors = sum(r.errors for r in rows)
     answer = LintReport(ok=errors == 0, errors=errors, warnings=sum(r.warnings for r in rows), tags=rows, notes=[])
     shown = len(rows)
-    while shown > 1 and len(answer.model_dump_json(exclude_none=True).encode()) > LINT_ALL_BUDGET_BYTES:
+    while shown > 1 and len(answer.model_dump_json(exclude_none=True).encode()) > ANSWER_BUDGET_BYTES:
         shown = max(1, shown * 3 // 4)
         answer.tags = [*rows[:shown], *(r.model_copy(update={"problems": []}) for r in rows[shown:])]
     notes = [

@@ -23,7 +23,6 @@ from pydantic import BaseModel, Field, ValidationError
 from finout_mcp.api.errors import NotFoundError
 from finout_mcp.api.models import (
     SERVER_OWNED_FIELDS,
-    TagReference,
     ValueMetadata,
     VirtualTag,
     VirtualTagWrite,
@@ -231,21 +230,14 @@ def plan_undo(rec: ChangeRecord, undone_by: ChangeRecord | None = None) -> UndoP
 # ----------------------------------------------------------------------------- drift
 
 
-def _default_text(value: Any) -> str:
-    """A default value as read from Finout (text, or another tag's value as an object), readable."""
-    if isinstance(value, dict) and "key" in value:
-        return target_text(TagReference.model_validate(value)) or ""
-    return str(value)
-
-
 def _tag_differences(expected: dict[str, Any], live: dict[str, Any]) -> builtins.list[str]:
     out: builtins.list[str] = []
     if expected.get("name") != live.get("name"):
         out.append(f"name is now {fence(str(live.get('name')))}, recorded {fence(str(expected.get('name')))}")
     if (expected.get("defaultValue") or None) != (live.get("defaultValue") or None):
         out.append(
-            f"default value is now {fence(_default_text(live.get('defaultValue')))}, "
-            f"recorded {fence(_default_text(expected.get('defaultValue')))}"
+            f"default value is now {fence(str(target_text(live.get('defaultValue'))))}, "
+            f"recorded {fence(str(target_text(expected.get('defaultValue'))))}"
         )
     exp_rules = expected.get("rules") or []
     live_rules = live.get("rules") or []

@@ -19,7 +19,6 @@ Every write goes through :class:`Writer`:
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
@@ -40,6 +39,7 @@ from finout_mcp.api.models import (
     VirtualTagWrite,
     metadata_body,
 )
+from finout_mcp.filters.canonical import stable_json
 from finout_mcp.services.catalog import Catalog
 from finout_mcp.services.changelog import ChangeStore
 from finout_mcp.services.dependencies import Dependents, TagGraph
@@ -90,9 +90,7 @@ class TagSummary(BaseModel):
     @classmethod
     def _readable(cls, value: Any) -> Any:
         """Another tag's value (as read from Finout, or as a model) reads as text, wherever the summary is built."""
-        if isinstance(value, dict) and "key" in value:
-            value = TagReference.model_validate(value)
-        return target_text(value) if isinstance(value, TagReference) else value
+        return target_text(value) if isinstance(value, dict | TagReference) else value
 
 
 class Conflict(BaseModel):
@@ -178,7 +176,7 @@ def version_of(target_id: str | None, *, tag: Any = None, metadata: Any = None, 
         "tag": _tag_canon(tag),
         "metadata": _metadata_canon(metadata) if metadata is not None else None,
     }
-    text = json.dumps(state, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    text = stable_json(state)
     return "v" + hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
@@ -209,7 +207,7 @@ def _summary(tag: VirtualTag | VirtualTagWrite, tag_id: str | None = None) -> Ta
     return TagSummary(
         id=tag.id if isinstance(tag, VirtualTag) else tag_id,
         name=tag.name,
-        default_value=target_text(tag.default_value),
+        default_value=tag.default_value,  # made readable by TagSummary
         rules=len(tag.rules),
     )
 
@@ -337,13 +335,17 @@ class Writer:
         return wire, _warnings(report)
 
     async def _check_default_reference(self, ref: TagReference, tag_id: str) -> None:
-        tags = {t.id: t for t in await self.catalog.virtual_tags(refresh=True)}
+        tags = (await self.tag_graph()).tags  # as fresh as the list the update's target was resolved from
         errors = reference_findings(ref, "The default value", "default_value", tags, tag_id)
         if errors:
             raise InputError(" ".join(f.message for f in errors), hint="Nothing was sent; fix the default value.")
 
-    async def _name_taken(self, name: str, *, except_id: str | None = None) -> VirtualTag | None:
-        tags = await self.catalog.virtual_tags(refresh=True)
+    async def _name_taken(
+        self, name: str, *, except_id: str | None = None, fresh: bool = True
+    ) -> VirtualTag | None:
+        """A tag (other than ``except_id``) with this name, any case; from a fresh list unless the
+        caller has just read one (``fresh=False``)."""
+        tags = await self.catalog.virtual_tags(refresh=fresh)
         for t in tags:
             if t.name.strip().lower() == name.strip().lower() and t.id != except_id:
                 return t
@@ -474,7 +476,8 @@ class Writer:
         """The update as a dry-run result (plus the live tag and the body), sending nothing."""
         live = await self.fresh_tag(ref)
         new_name = validate_name(name) if name is not None else live.name
-        if name is not None and (clash := await self._name_taken(new_name, except_id=live.id)):
+        # fresh_tag has just read a fresh list
+        if name is not None and (clash := await self._name_taken(new_name, except_id=live.id, fresh=False)):
             raise InputError(
                 f"Another virtual tag is already named {fence(clash.name)} (id {clash.id}).",
                 hint="Pick a different name.",
